@@ -1,0 +1,89 @@
+"""Contextual Position Encoding (Golovneva et al. 2024, arXiv 2405.18719).
+
+For query i and key j (j <= i):
+    g_ij = σ(q_i · k_j / √hd)               gates, from the (scaled) attention logits
+    p_ij = Σ_{t=j..i} g_it                  reverse cumulative sum, including the query token itself
+    p_ij ← min(p_ij, p_max)
+    logit_ij += (1 - w) · z_i[⌊p⌋] + w · z_i[⌈p⌉],   z_i[t] = q_i · e[t],  w = p - ⌊p⌋
+
+z is computed once per query for the integer positions 0..p_max (one matmul), then interpolated. With every
+gate at 1, p_ij = i - j + 1 and CoPE is a relative encoding with table r[d] = e[d + 1].
+
+Choices:
+* Scaling: the paper's appendix adds the position logits *after* the 1/√hd scaling (unscaled); the released
+  RAM code adds them before dividing by √hd. Default: the appendix; ``scale_position_logits=True`` gives RAM's.
+* The table e is shared by the heads of a layer ((hd, p_max+1) per layer and model) and starts at zero,
+  as in both the appendix and RAM, so an untrained CoPE model behaves like NoPE.
+* ``cope_sep_key=True``: gates come from a separate key projection (the paper's "sep-keys" variant).
+* CoPE needs a causal model (the sum runs from j up to the query).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from limitlab.nn.layers import StackedLinear
+from limitlab.nn.positions.base import AttnPositions, PositionEncoding
+
+
+class CoPEOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    p_max: int = Field(64, description="positions are clamped at p_max (>= 1)")
+    cope_sep_key: bool = Field(False, description="gates from a separate key projection")
+    scale_position_logits: bool = Field(
+        False, description="divide position logits by sqrt(head_dim) as RAM's code does (default: appendix)"
+    )
+
+
+class CoPE(PositionEncoding):
+    name = "cope"
+    needs_logits = True
+    Options = CoPEOptions
+
+    def __init__(self, geo, options) -> None:
+        super().__init__(geo, options)
+        self.table = nn.Parameter(torch.zeros(geo.n_models, geo.head_dim, options.p_max + 1))
+        self.gate_key = StackedLinear(geo.n_models, geo.d_model, geo.d_model) if options.cope_sep_key else None
+
+    @classmethod
+    def check(cls, geo, options) -> None:
+        if options.p_max < 1:
+            raise ValueError(f"cope needs p_max >= 1, got p_max={options.p_max}")
+        if not geo.causal:
+            raise ValueError("cope needs a causal model (positions sum gates from key j up to the query)")
+
+    def gates(self, gate_logits: torch.Tensor) -> torch.Tensor:
+        """σ of the logits; masked logits are -inf, so their gates are exactly 0."""
+        return torch.sigmoid(gate_logits)
+
+    def positions(self, gates: torch.Tensor) -> torch.Tensor:
+        """p_ij = Σ_{t >= j} g_it over unmasked keys (reverse cumsum), clamped at p_max."""
+        return gates.flip(-1).cumsum(-1).flip(-1).clamp(max=self.options.p_max)
+
+    def on_logits(self, q, logits, pos: AttnPositions, x=None):
+        if self.gate_key is None:
+            gate_logits = logits
+        else:
+            m, b, h, _, hd = q.shape
+            key = self.gate_key(x).view(m, b, -1, h, hd).transpose(2, 3)  # (M, B, H, Tk, hd)
+            gate_logits = (q @ key.transpose(-1, -2)) / math.sqrt(hd)
+            gate_logits = gate_logits.masked_fill(torch.isneginf(logits), float("-inf"))
+        p = self.positions(self.gates(gate_logits))  # (M, B, H, Tq, Tk)
+        z = torch.einsum("mbhqd,mdp->mbhqp", q, self.table.to(q.dtype))  # (M, B, H, Tq, p_max+1)
+        lo = p.detach().floor().long()
+        hi = p.detach().ceil().long()
+        w = p - lo.to(p.dtype)  # gradients reach the gates through w only
+        extra = (1 - w) * z.gather(-1, lo) + w * z.gather(-1, hi)
+        if self.options.scale_position_logits:
+            extra = extra / math.sqrt(self.geo.head_dim)
+        return logits + extra
+
+    def init_model(self, m: int, gen: torch.Generator, scheme: str) -> None:
+        with torch.no_grad():
+            self.table[m].zero_()
+            if self.gate_key is not None:
+                self.gate_key.init_model(m, gen, scheme)
