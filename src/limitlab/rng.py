@@ -56,32 +56,32 @@ class StackRNG:
     def to(self, device: torch.device | str) -> StackRNG:
         return StackRNG(self.seeds.to(device), self.stream)
 
-    def bits(self, shape: tuple[int, ...], step: int, salt: int = 0) -> torch.Tensor:
-        """Raw 64-bit hashes, shape (M, *shape)."""
-        head = (self.stream * 1_000_003 + salt) * 0x100000001B3 + step
-        key = mix64(mix64(self.seeds) ^ mix64(torch.tensor(head, dtype=torch.int64, device=self.device)))
+    def bits(self, shape: tuple[int, ...], step: int | torch.Tensor, salt: int = 0) -> torch.Tensor:
+        """Raw 64-bit hashes, shape (M, *shape). ``step`` is an int or a per-model (M,) tensor."""
+        step = torch.as_tensor(step, dtype=torch.int64, device=self.device)
+        key = mix64(mix64(self.seeds) ^ mix64((self.stream * 1_000_003 + salt) * 0x100000001B3 + step))
         n = math.prod(shape)
         index = torch.arange(n, dtype=torch.int64, device=self.device)
         return mix64(key[:, None] + index * _GOLDEN).view(-1, *shape)  # (M, *shape)
 
-    def random(self, shape: tuple[int, ...], step: int, salt: int = 0) -> torch.Tensor:
+    def random(self, shape: tuple[int, ...], step: int | torch.Tensor, salt: int = 0) -> torch.Tensor:
         """Uniform float32 in [0, 1), shape (M, *shape)."""
         return _shr(self.bits(shape, step, salt), 40).to(torch.float32) * (1.0 / (1 << 24))
 
     def randint(
-        self, shape: tuple[int, ...], high: torch.Tensor | int, step: int, salt: int = 0, low: int = 0
+        self, shape: tuple[int, ...], high: torch.Tensor | int, step: int | torch.Tensor, salt: int = 0, low: int = 0
     ) -> torch.Tensor:
         """Uniform integers in [low, high); ``high`` is an int or a per-model (M,) tensor."""
         high = torch.as_tensor(high, dtype=torch.int64, device=self.device)
         span = (high - low).view(-1, *([1] * len(shape)))  # (M or 1, 1, ...)
         return low + _shr(self.bits(shape, step, salt), 1) % span
 
-    def normal(self, shape: tuple[int, ...], step: int, salt: int = 0) -> torch.Tensor:
+    def normal(self, shape: tuple[int, ...], step: int | torch.Tensor, salt: int = 0) -> torch.Tensor:
         """Standard normal float32 (Box-Muller), shape (M, *shape)."""
         u = self.random((2, *shape), step, salt)
         radius = torch.sqrt(-2.0 * torch.log1p(-u[:, 0]))  # 1-u in (0, 1]: log is finite
         return radius * torch.cos(2.0 * math.pi * u[:, 1])
 
-    def permutation_keys(self, shape: tuple[int, ...], step: int, salt: int = 0) -> torch.Tensor:
+    def permutation_keys(self, shape: tuple[int, ...], step: int | torch.Tensor, salt: int = 0) -> torch.Tensor:
         """Random keys whose argsort along the last dim is a uniform random permutation."""
         return self.bits(shape, step, salt)

@@ -80,6 +80,7 @@ class StackedAttention(nn.Module):
             logits = logits.masked_fill(~pos.causal_mask(), float("-inf"))
         for enc in self.encodings:
             logits = enc.on_logits(q, logits, pos, x)
-        weights = torch.softmax(logits.float(), dim=-1).to(v.dtype)
+        softmax_dtype = torch.promote_types(logits.dtype, torch.float32)  # fp32 at least, fp64 for fp64 models
+        weights = torch.softmax(logits, dim=-1, dtype=softmax_dtype).to(v.dtype)
         self.weights = weights.detach() if keep_weights else None
         return weights @ v  # (M, B, H, Tq, hd)

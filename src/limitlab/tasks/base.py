@@ -60,6 +60,10 @@ class Task(BaseModel):
         """Width of a continuous input vector (0 for token inputs)."""
         return 0
 
+    def stack_key(self) -> tuple:
+        """Runs whose tasks share this key (and model shape) may share a stack; sizes may differ (padded)."""
+        return (self.name,)
+
     def describe(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in self.model_dump().items())
         return f"{self.name}({fields})"

@@ -71,13 +71,16 @@ class CountingTask(Task):
         longer = self.model_copy(update={"n": self.ood_factor * self.length, "max_count": self.classes - 1})
         return {"test": self, "ood_long": longer}
 
+    def stack_key(self) -> tuple:
+        return (self.name, self.kind, self.bos, self.query)
+
     @classmethod
     def sample(cls, tasks: Sequence[Task], rng: StackRNG, batch_size: int, step: int) -> Batch:
         check_stack(tasks)
         dev = rng.device
         m, n = per_model(tasks, "m", dev), torch.tensor([t.length for t in tasks], device=dev)
         appended, bos = tasks[0].query == "appended", tasks[0].bos
-        if any((t.query == "appended") != appended or t.bos != bos or t.kind != tasks[0].kind for t in tasks):
+        if len({t.stack_key() for t in tasks}) > 1:
             raise ValueError("a counting stack must share kind, query format and bos")
         n_max = int(n.max())
         symbols = rng.randint((batch_size, n_max), high=m, step=step) + FIRST_SYMBOL  # (M, B, n_max)

@@ -44,6 +44,15 @@ class T5Bias(PositionEncoding):
         super().__init__(geo, options)
         self.table = nn.Parameter(torch.zeros(geo.n_models, geo.n_heads, options.t5_buckets))
 
+    @classmethod
+    def check(cls, geo, options) -> None:
+        n = options.t5_buckets if geo.causal else options.t5_buckets // 2  # buckets per direction
+        if n < 2:
+            raise ValueError(f"t5 in a bidirectional model needs t5_buckets >= 4, got t5_buckets={options.t5_buckets}")
+        if options.t5_max_distance <= n // 2:
+            raise ValueError(f"t5_max_distance={options.t5_max_distance} must exceed the {n // 2} exact buckets "
+                             f"(half of the {n} buckets per direction)")
+
     def buckets(self, offsets: torch.Tensor) -> torch.Tensor:
         n, max_d = self.options.t5_buckets, self.options.t5_max_distance
         if self.geo.causal:

@@ -26,8 +26,9 @@ class RoPE(PositionEncoding):
 
     def _rotate(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         half = x.shape[-1] // 2
-        inv_freq = self.options.rope_base ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-        angle = positions.to(torch.float32).unsqueeze(-1) * inv_freq  # (..., T, hd/2)
+        dtype = torch.promote_types(x.dtype, torch.float32)  # angles in fp32 at least, fp64 for fp64 inputs
+        inv_freq = self.options.rope_base ** (-torch.arange(half, device=x.device, dtype=dtype) / half)
+        angle = positions.to(dtype).unsqueeze(-1) * inv_freq  # (..., T, hd/2)
         cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
         x1, x2 = x[..., :half], x[..., half:]
         return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)

@@ -1,0 +1,26 @@
+"""Counting study (Yehudai et al. 2024, "When can transformers count to n?")."""
+
+from __future__ import annotations
+
+from limitlab.studies.base import Study
+from limitlab.studies.counting.study import paper, quick, smoke
+
+
+def _report(store, out_dir):
+    from limitlab.studies.counting.report import write_report
+
+    return write_report(store, out_dir)
+
+
+STUDY = Study(
+    name="counting",
+    question="Can a transformer count (QC, MFC)? m_thr vs embedding size d; hand-wired constructions",
+    reproduces="Yehudai et al. 2024, 'When can transformers count to n?' (arXiv 2407.15160)",
+    presets={"smoke": smoke, "quick": quick, "paper": paper},
+    report=_report,
+    preset_notes={
+        "smoke": "8 runs, seconds on a CPU",
+        "quick": "36 runs (QC, d 8/16/32 × m 4..24 × 2 seeds), minutes on a CPU",
+        "paper": "720 runs (QC+MFC, 6 d × 20 m × 3 seeds, 100k steps), for a GPU",
+    },
+)

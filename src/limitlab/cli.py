@@ -1,0 +1,219 @@
+"""The ``limitlab`` command line: studies, run, status, report, bench.
+
+Bad input exits with status 2 and one line ``limitlab: error: ...`` naming the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STORE = os.environ.get("LIMITLAB_STORE", "limitlab-store")
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``['model.d_model=32', 'study.seeds=[0,1]']`` -> dict; values are JSON when they parse, else strings."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--set expects key=value, got {pair!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CliError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if not (name == "cpu" or name.startswith("cuda")):
+        raise CliError(f"--device {name!r} is not supported; allowed: auto, cpu, cuda, cuda:N")
+    return name
+
+
+def _study(name: str):
+    from limitlab.studies import STUDIES
+
+    if name not in STUDIES:
+        raise CliError(f"unknown study {name!r}; allowed: {', '.join(STUDIES)}")
+    return STUDIES[name]
+
+
+def cmd_studies(args: argparse.Namespace) -> None:
+    from limitlab.studies import STUDIES
+
+    for study in STUDIES.values():
+        print(f"{study.name:<11} {study.question}")
+        print(f"{'':<11} reproduces: {study.reproduces}")
+        for preset in study.presets:
+            note = study.preset_notes.get(preset, "")
+            print(f"{'':<11}   --preset {preset:<6} {note}")
+
+
+def _open_store(path: str):
+    from limitlab.store import RunStore
+
+    return RunStore(path)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from limitlab.planner import plan
+    from limitlab.train.trainer import TrainOptions
+
+    study = _study(args.study)
+    specs = study.specs(args.preset, parse_sets(args.set or []))
+    device = _device(args.device)
+    store = _open_store(args.store)
+    store.add(specs)
+    status = store.status_of([s.run_id for s in specs])
+    todo = [s for s in specs if status.get(s.run_id) != "done"]
+    stacks = plan(todo, max_models=args.max_stack)
+    print(f"{study.name}/{args.preset}: {len(specs)} runs, {len(specs) - len(todo)} already done, "
+          f"{len(todo)} to train in {len(stacks)} stack(s) on {device}; store {args.store}")
+    options = TrainOptions(device=device, compile=args.compile)
+    total_steps = sum(s.train.steps for s in todo)
+    bar = tqdm(total=total_steps, unit="model-step", unit_scale=True, dynamic_ncols=True,
+               disable=args.quiet or None)
+    runs_done = len(specs) - len(todo)
+    start = time.monotonic()
+
+    def progress(model_steps: int, finished: int) -> None:
+        nonlocal runs_done
+        runs_done += finished
+        bar.update(model_steps)
+        bar.set_postfix_str(f"runs {runs_done}/{len(specs)}", refresh=False)
+
+    if args.executor == "ray":
+        from limitlab.ray_executor import run_ray
+
+        summary = run_ray(todo, args.store, options, max_models=args.max_stack)
+        bar.update(total_steps)
+    else:
+        from limitlab.executors import run_local
+
+        summary = run_local(todo, store, options, max_models=args.max_stack, progress=progress)
+    bar.close()
+    counts = store.counts(study.name).get(study.name, {})
+    print(f"trained {summary['trained']} run(s), skipped {summary['skipped']} (claimed elsewhere), "
+          f"failed {summary['failed']} in {time.monotonic() - start:.1f}s; study {study.name}: "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    if not Path(args.store).exists():
+        raise CliError(f"no store at {args.store!r}; run `limitlab run STUDY --store {args.store}` first")
+    counts = _open_store(args.store).counts()
+    if not counts:
+        print(f"store {args.store}: no runs")
+        return
+    keys = ["done", "running", "pending", "failed", "stale"]
+    print(f"{'study':<12}" + "".join(f"{k:>9}" for k in keys))
+    for study, c in sorted(counts.items()):
+        print(f"{study:<12}" + "".join(f"{c.get(k, 0):>9}" for k in keys))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    study = _study(args.study)
+    if study.report is None:
+        raise CliError(f"study {study.name!r} has no report yet")
+    if not Path(args.store).exists():
+        raise CliError(f"no store at {args.store!r}; run `limitlab run {study.name} --store {args.store}` first")
+    out = Path(args.out or Path("reports") / study.name)
+    index = study.report(_open_store(args.store), out)
+    print(f"report written: {index}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from limitlab.bench import main as bench_main
+
+    bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="limitlab", description="Where does a small transformer stop generalizing?")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("studies", help="list studies and presets").set_defaults(fn=cmd_studies)
+
+    run = sub.add_parser("run", help="train a study's preset (finished runs are skipped)")
+    run.add_argument("study")
+    run.add_argument("--preset", default="quick")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a spec field (model.d_model=32) or a preset option (study.seeds=3)")
+    run.add_argument("--store", default=DEFAULT_STORE)
+    run.add_argument("--device", default="auto")
+    run.add_argument("--executor", choices=["local", "ray"], default="local")
+    run.add_argument("--max-stack", type=int, default=256, help="most models per stack")
+    run.add_argument("--compile", action="store_true", help="torch.compile each stack")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(fn=cmd_run)
+
+    status = sub.add_parser("status", help="runs done / running / failed per study")
+    status.add_argument("--store", default=DEFAULT_STORE)
+    status.set_defaults(fn=cmd_status)
+
+    report = sub.add_parser("report", help="figures, results.json and index.html for a study")
+    report.add_argument("study")
+    report.add_argument("--store", default=DEFAULT_STORE)
+    report.add_argument("--out", default=None)
+    report.set_defaults(fn=cmd_report)
+
+    bench = sub.add_parser("bench", help="throughput: stacked vs one model at a time")
+    from limitlab.bench import add_arguments
+
+    add_arguments(bench)
+    bench.set_defaults(fn=cmd_bench)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "value"
+            got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+            parts.append(f"{loc}: {err['msg']}{got}")
+        return "invalid setting: " + "; ".join(parts)
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from limitlab.store import StoreError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "max_stack", 1) < 1:
+        parser.error(f"--max-stack must be >= 1, got {args.max_stack}")
+    try:
+        args.fn(args)
+    except (CliError, StoreError, ValidationError, ValueError) as exc:
+        print(f"limitlab: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("limitlab: interrupted; finished runs are kept, the rest resume on the next run", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""RunStore: an SQLite index (WAL) plus one folder per run, safe under SIGKILL and under concurrent processes.
+
+Layout of a store directory::
+
+    root/index.sqlite           one row per run: run_id, study, status, spec_json, owner, heartbeat, ...
+    root/runs/<run_id>/spec.json
+    root/runs/<run_id>/metrics.jsonl   appended, fsynced; a torn line from a crash is skipped on read
+    root/runs/<run_id>/checkpoint.pt   replaced atomically; deleted when the run finishes
+    root/runs/<run_id>/result.json     written atomically *before* the row is marked 'done'
+
+Every file is written to a temporary name in the same folder, fsynced, then ``os.replace``d, so a reader sees the
+old file or the new one, never half of one. A run's status goes pending -> running -> done | failed; ``claim``
+takes runs inside one ``BEGIN IMMEDIATE`` transaction, so two processes never take the same run. A 'running' run
+whose owner stopped heartbeating (or whose process is gone, on this host) is stale and may be claimed again.
+The store must live on a local filesystem (SQLite WAL does not work over NFS).
+
+>>> store = RunStore("runs/")                                        # doctest: +SKIP
+>>> ids = store.add(specs)                                           # doctest: +SKIP
+>>> for run_id in store.claim(ids):                                  # doctest: +SKIP
+...     store.append_metrics(run_id, [{"step": 100, "loss": 0.3}])
+...     store.finish(run_id, {"accuracy": 0.97})
+>>> store.counts()                                                   # doctest: +SKIP
+{'counting': {'pending': 0, 'running': 0, 'done': 3, 'failed': 0, 'stale': 0}}
+>>> df = store.to_dataframe("counting")                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from limitlab.spec import RunSpec
+
+if TYPE_CHECKING:
+    import pandas
+
+STATUSES = ("pending", "running", "done", "failed")
+_CHUNK = 500  # ids per SQL "IN (...)" list, well under SQLite's variable limit
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id    TEXT PRIMARY KEY,
+    study     TEXT NOT NULL,
+    status    TEXT NOT NULL,
+    spec_json TEXT NOT NULL,
+    owner     TEXT,
+    heartbeat REAL,
+    created   REAL NOT NULL,
+    updated   REAL NOT NULL,
+    error     TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_study_status ON runs (study, status);
+"""
+
+
+class StoreError(Exception):
+    """A store that cannot be used, with a one-line, human message."""
+
+
+class RunStore:
+    """SQLite index + per-run folders under ``root``; see the module docstring."""
+
+    def __init__(self, root: str | Path, stale_after: float = 120.0) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.runs_dir = self.root / "runs"
+        self.stale_after = float(stale_after)
+        self.host = socket.gethostname()
+        self.owner = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"store directory {self.root} is not a directory (a file with that name exists)")
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".probe.{os.getpid()}.{secrets.token_hex(4)}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise StoreError(f"store directory {self.root} is not writable: {e.strerror or e}") from None
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(self.root / "index.sqlite", timeout=30.0, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            _retry_locked(lambda: self._db.execute("PRAGMA journal_mode = WAL"))  # may not wait on busy_timeout
+            self._db.execute("PRAGMA synchronous = NORMAL")  # survives process crashes; result.json covers the rest
+            with self._transaction() as db:
+                for statement in _SCHEMA.split(";"):
+                    db.execute(statement)
+        except sqlite3.Error as e:
+            raise StoreError(f"store index {self.root / 'index.sqlite'} cannot be opened: {e}") from None
+        self._reconcile()
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.root)!r})"
+
+    def __reduce__(self) -> tuple:  # a pickled store reopens (with its own owner id) in the receiving process
+        return (RunStore, (str(self.root), self.stale_after))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ---- index -----------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front, so read-then-write decisions are atomic."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _rows(self, run_ids: Sequence[str], columns: str) -> dict[str, tuple]:
+        """{run_id: (columns...)} for the ids that are in the index."""
+        out: dict[str, tuple] = {}
+        ids = list(dict.fromkeys(run_ids))
+        with self._lock:
+            for i in range(0, len(ids), _CHUNK):
+                chunk = ids[i:i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for row in self._db.execute(f"SELECT run_id, {columns} FROM runs WHERE run_id IN ({marks})", chunk):
+                    out[row[0]] = row[1:]
+        return out
+
+    def _is_stale(self, owner: str | None, heartbeat: float | None, now: float) -> bool:
+        """A running row is stale if its heartbeat is old, or its owner is a process on this host that is gone."""
+        if heartbeat is None or now - heartbeat > self.stale_after:
+            return True
+        host, _, rest = (owner or "").partition(":")
+        pid = rest.partition(":")[0]
+        return host == self.host and pid.isdigit() and not _pid_alive(int(pid))
+
+    def _reconcile(self) -> None:
+        """A run with a complete result.json is done, even if the process died before updating the index."""
+        with self._lock:
+            rows = self._db.execute("SELECT run_id FROM runs WHERE status != 'done'").fetchall()
+        finished = [run_id for (run_id,) in rows if self.result(run_id) is not None]
+        if finished:
+            now = time.time()
+            with self._transaction() as db:
+                db.executemany("UPDATE runs SET status='done', error=NULL, updated=? WHERE run_id=?",
+                               [(now, run_id) for run_id in finished])
+
+    def add(self, specs: Iterable[RunSpec]) -> list[str]:
+        """Register runs as 'pending' (runs already in the store are left alone); return their ids in order."""
+        specs = list(specs)
+        for spec in specs:
+            if not isinstance(spec, RunSpec):
+                raise TypeError(f"RunStore.add takes RunSpec objects; got {type(spec).__name__}")
+        ids = [spec.run_id for spec in specs]
+        known = self._rows(ids, "status")
+        new = {spec.run_id: spec for spec in specs if spec.run_id not in known}
+        for run_id, spec in new.items():  # files first: a row always has its spec.json
+            _atomic_write(self.runs_dir / run_id / "spec.json", spec.model_dump_json(indent=2).encode())
+        if new:
+            now = time.time()
+            with self._transaction() as db:
+                db.executemany("INSERT OR IGNORE INTO runs (run_id, study, status, spec_json, created, updated) "
+                               "VALUES (?, ?, 'pending', ?, ?, ?)",
+                               [(i, s.study, s.model_dump_json(), now, now) for i, s in new.items()])
+        return ids
+
+    def claim(self, run_ids: Sequence[str], owner: str | None = None, retry_failed: bool = False) -> list[str]:
+        """Atomically take the runs that are pending, stale, or (with ``retry_failed``) failed; never 'done' ones."""
+        owner = owner or self.owner
+        ids = list(dict.fromkeys(run_ids))
+        taken: set[str] = set()
+        with self._transaction() as db:
+            now = time.time()
+            rows = self._rows(ids, "status, owner, heartbeat")
+            for run_id, (status, row_owner, beat) in rows.items():
+                if (status == "pending" or (status == "failed" and retry_failed)
+                        or (status == "running" and self._is_stale(row_owner, beat, now))):
+                    taken.add(run_id)
+            db.executemany("UPDATE runs SET status='running', owner=?, heartbeat=?, updated=?, error=NULL "
+                           "WHERE run_id=?", [(owner, now, now, run_id) for run_id in taken])
+        return [run_id for run_id in ids if run_id in taken]
+
+    def heartbeat(self, run_ids: Sequence[str], owner: str | None = None) -> None:
+        """Refresh the heartbeat of the given runs that are still 'running' under our owner id."""
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany("UPDATE runs SET heartbeat=?, updated=? WHERE run_id=? AND status='running' AND owner=?",
+                           [(now, now, run_id, owner or self.owner) for run_id in run_ids])
+
+    def release(self, run_ids: Sequence[str], owner: str | None = None) -> None:
+        """Give runs we own back to the queue ('running' -> 'pending'), e.g. on KeyboardInterrupt."""
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany("UPDATE runs SET status='pending', owner=NULL, heartbeat=NULL, updated=? "
+                           "WHERE run_id=? AND status='running' AND owner=?",
+                           [(now, run_id, owner or self.owner) for run_id in run_ids])
+
+    def finish(self, run_id: str, result: dict) -> None:
+        """Write result.json atomically, then mark the run 'done'; the checkpoint is no longer needed."""
+        blob = json.dumps(result, indent=2, default=_jsonable).encode()
+        _atomic_write(self._dir(run_id) / "result.json", blob)
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET status='done', error=NULL, heartbeat=NULL, updated=? WHERE run_id=?",
+                       (time.time(), run_id))
+        for leftover in [self._dir(run_id) / "checkpoint.pt", *self._dir(run_id).glob(".*.tmp")]:
+            leftover.unlink(missing_ok=True)
+
+    def fail(self, run_id: str, error: str) -> None:
+        """Mark a run 'failed' with an error message (it is retried only with ``claim(..., retry_failed=True)``)."""
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET status='failed', error=?, heartbeat=NULL, updated=? "
+                       "WHERE run_id=? AND status != 'done'", (str(error), time.time(), run_id))
+
+    def status_of(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """{run_id: status} for the ids that are in the store (unknown ids are left out)."""
+        rows = self._rows(run_ids, "status")
+        return {run_id: rows[run_id][0] for run_id in dict.fromkeys(run_ids) if run_id in rows}
+
+    def counts(self, study: str | None = None) -> dict[str, dict[str, int]]:
+        """{study: {'pending', 'running', 'done', 'failed', 'stale': n}}; a stale run counts as 'stale' only."""
+        where, args = ("WHERE study=?", (study,)) if study is not None else ("", ())
+        with self._lock:
+            rows = self._db.execute(f"SELECT study, status, owner, heartbeat FROM runs {where}", args).fetchall()
+        out: dict[str, dict[str, int]] = {study: {}} if study is not None else {}
+        now = time.time()
+        for row_study, status, owner, beat in rows:
+            if status == "running" and self._is_stale(owner, beat, now):
+                status = "stale"
+            out.setdefault(row_study, {})
+            out[row_study][status] = out[row_study].get(status, 0) + 1
+        keys = (*STATUSES, "stale")
+        return {name: {key: c.get(key, 0) for key in keys} for name, c in sorted(out.items())}
+
+    def spec(self, run_id: str) -> RunSpec:
+        """The RunSpec of a stored run (KeyError if the run is not in the store)."""
+        rows = self._rows([run_id], "spec_json")
+        if run_id not in rows:
+            raise KeyError(f"run {run_id} is not in the store {self.root}")
+        return RunSpec.model_validate_json(rows[run_id][0])
+
+    def to_dataframe(self, study: str | None = None) -> pandas.DataFrame:
+        """One row per run: run_id, study, status, error, the spec's dotted fields, then ``result.*`` columns."""
+        import pandas
+
+        where, args = ("WHERE study=?", (study,)) if study is not None else ("", ())
+        with self._lock:
+            rows = self._db.execute(f"SELECT run_id, study, status, error, spec_json FROM runs {where} "
+                                    "ORDER BY rowid", args).fetchall()
+        records = []
+        for run_id, row_study, status, error, spec_json in rows:
+            record: dict[str, Any] = {"run_id": run_id, "study": row_study, "status": status, "error": error}
+            for key, value in _flatten(json.loads(spec_json)).items():  # same keys as RunSpec.flat()
+                record.setdefault(key, value)
+            result = self.result(run_id) if status == "done" else None
+            record.update(_flatten(result or {}, "result."))
+            records.append(record)
+        return pandas.DataFrame.from_records(records, columns=None if records else ["run_id", "study", "status",
+                                                                                    "error"])
+
+    # ---- per-run files ---------------------------------------------------------------------------------------
+
+    def _dir(self, run_id: str) -> Path:
+        if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
+            raise ValueError(f"not a run id: {run_id!r}")
+        return self.runs_dir / run_id
+
+    def append_metrics(self, run_id: str, records: Sequence[dict]) -> None:
+        """Append records as JSON lines to runs/<id>/metrics.jsonl and fsync."""
+        if not records:
+            return
+        path = self._dir(run_id) / "metrics.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = "".join(json.dumps(r, default=_jsonable) + "\n" for r in records).encode()
+        with open(path, "a+b") as f:  # reads may seek; writes always append
+            if f.seek(0, os.SEEK_END) > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":  # a crash tore the last line: start a fresh one so the torn one stays apart
+                    blob = b"\n" + blob
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def metrics(self, run_id: str) -> list[dict]:
+        """The metric records of a run, in order; lines torn by a crash are skipped."""
+        path = self._dir(run_id) / "metrics.jsonl"
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_bytes().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def save_checkpoint(self, run_id: str, state: dict) -> None:
+        """Replace runs/<id>/checkpoint.pt atomically with ``torch.save(state)``."""
+        _atomic_write(self._dir(run_id) / "checkpoint.pt", lambda f: torch.save(state, f))
+
+    def load_checkpoint(self, run_id: str, map_location: Any = "cpu") -> dict | None:
+        """The last saved checkpoint state, or None. Tensors load on ``map_location`` (cpu by default)."""
+        path = self._dir(run_id) / "checkpoint.pt"
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError:  # a state with non-tensor objects; the file is our own, so trust it
+            return torch.load(path, map_location=map_location, weights_only=False)
+
+    def result(self, run_id: str) -> dict | None:
+        """The result written by ``finish``, or None if there is none (or it cannot be read)."""
+        path = self._dir(run_id) / "result.json"
+        try:
+            return json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+
+
+def _retry_locked(fn: Any, tries: int = 100) -> Any:
+    """Call ``fn``, retrying for a few seconds while SQLite says the database is locked."""
+    for attempt in range(tries):
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == tries - 1:
+                raise
+            time.sleep(0.05)
+
+
+def _atomic_write(path: Path, data: bytes | Any) -> None:
+    """Write ``data`` (bytes, or a function of a binary file) to ``path`` via temp file + fsync + os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                data(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed but not yet reaped) is gone for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> dotted keys (as RunSpec.flat); lists and empty dicts stay values."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    """json.dumps fallback for tensors and numpy scalars/arrays."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

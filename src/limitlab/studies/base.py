@@ -1,0 +1,55 @@
+"""A study: a named set of presets that each expand to a list of RunSpecs, plus a report over the results.
+
+A preset is a plain function returning RunSpecs (zoology-style: a sweep is a Python list of validated
+configs). ``limitlab run STUDY --set key=value`` applies dotted overrides to every spec (``train.steps=100``)
+or, with the ``study.`` prefix, passes a keyword to the preset (``study.seeds=5``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from limitlab.spec import RunSpec, apply_overrides
+
+PresetFn = Callable[..., list[RunSpec]]
+
+
+@dataclass
+class Study:
+    name: str
+    question: str
+    reproduces: str
+    presets: dict[str, PresetFn]
+    report: Callable[..., Path] | None = None  # report(store, out_dir) -> index.html path
+    preset_notes: dict[str, str] = field(default_factory=dict)
+
+    def specs(self, preset: str, overrides: dict[str, Any] | None = None) -> list[RunSpec]:
+        """Expand a preset into RunSpecs, with ``--set`` overrides applied and validated."""
+        if preset not in self.presets:
+            raise ValueError(f"unknown preset {preset!r} for study {self.name!r}; allowed: {', '.join(self.presets)}")
+        overrides = dict(overrides or {})
+        fn = self.presets[preset]
+        kwargs = {k[len("study."):]: v for k, v in overrides.items() if k.startswith("study.")}
+        accepted = set(inspect.signature(fn).parameters)
+        unknown = set(kwargs) - accepted
+        if unknown:
+            raise ValueError(f"unknown study option(s) {sorted('study.' + k for k in unknown)} for preset {preset!r}; "
+                             f"allowed: {', '.join('study.' + a for a in sorted(accepted)) or 'none'}")
+        spec_overrides = {k: v for k, v in overrides.items() if not k.startswith("study.")}
+        for key in spec_overrides:
+            top = key.split(".")[0]
+            if top not in RunSpec.model_fields or top in ("study", "tags"):
+                raise ValueError(f"cannot set {key!r}: allowed prefixes are task., model., optim., train., seed "
+                                 f"and study.<preset option>")
+        specs = fn(**kwargs)
+        if not spec_overrides:
+            return specs
+        out = []
+        for spec in specs:
+            data = apply_overrides(spec.model_dump(mode="json"), spec_overrides)
+            out.append(RunSpec.model_validate(data))
+        return out

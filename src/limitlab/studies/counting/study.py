@@ -1,0 +1,73 @@
+"""The counting study: QC and MFC accuracy over embedding size d × vocabulary m, and the threshold m_thr.
+
+Paper protocol (Yehudai et al. 2024, as far as the reference notes know it): 2 layers, 4 heads,
+d ∈ {8, 16, 32, 64, 96, 128}, 20 vocabulary sizes 5..150, n = 10·m tokens, Adam lr 1e-4, batch 16,
+100k steps, 1,600 test sequences. Unknown in the paper and chosen here: causal decoder, learned absolute
+positions, pre-LN, GELU MLP of width 4d, the query is the last token, a linear head over count classes read at
+the last position. Variants (``study.variants``): ``base``; ``no_ln`` (no LayerNorm); ``bos`` (a BOS sink).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from limitlab.spec import RunSpec
+
+PAPER_DS = (8, 16, 32, 64, 96, 128)
+PAPER_MS = tuple(int(round(x)) for x in np.linspace(5, 150, 20))  # 5, 13, 20, ..., 150
+VARIANTS = {"base": {}, "no_ln": {"model": {"norm": "none"}}, "bos": {"task": {"bos": True}}}
+
+
+def counting_specs(
+    ds: Sequence[int], ms: Sequence[int], tasks: Sequence[str] = ("qc", "mfc"), seeds: int | Sequence[int] = 3,
+    variants: Sequence[str] = ("base",), steps: int = 100_000, lr: float = 1e-4, batch_size: int = 16,
+    eval_size: int = 1600, n_per_m: int = 10, n_layers: int = 2, n_heads: int = 4, norm: str = "pre",
+    position: str = "learned", causal: bool = True, ood: bool = True, eval_every: int = 0,
+) -> list[RunSpec]:
+    """The (task × variant × d × m × seed) grid as RunSpecs; ``tags`` carry the grid coordinates."""
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    for v in variants:
+        if v not in VARIANTS:
+            raise ValueError(f"unknown counting variant {v!r}; allowed: {', '.join(VARIANTS)}")
+    longest = max(ms) * n_per_m * (2 if ood else 1) + 3
+    specs = []
+    for kind in tasks:
+        for variant in variants:
+            extra = VARIANTS[variant]
+            for d in ds:
+                for m in ms:
+                    for seed in seed_list:
+                        task = {"name": "counting", "kind": kind, "m": m, "n": n_per_m * m, **extra.get("task", {})}
+                        model = {"n_layers": n_layers, "n_heads": n_heads, "d_model": d, "norm": norm,
+                                 "position": position, "causal": causal, "max_len": longest, **extra.get("model", {})}
+                        specs.append(RunSpec(
+                            study="counting", task=task, model=model, seed=seed,
+                            optim={"optimizer": "adam", "lr": lr},
+                            train={"steps": steps, "batch_size": batch_size, "eval_size": eval_size,
+                                   "eval_every": eval_every},
+                            tags={"task": kind, "variant": variant, "d": d, "m": m, "seed": seed},
+                        ))
+    return specs
+
+
+def paper(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("base",), tasks: Sequence[str] = ("qc", "mfc"),
+          ds: Sequence[int] = PAPER_DS, ms: Sequence[int] = PAPER_MS, steps: int = 100_000) -> list[RunSpec]:
+    """The paper's grid: 6 d × 20 m × 2 tasks × seeds (720 runs at 3 seeds), 100k steps each."""
+    return counting_specs(ds, ms, tasks, seeds, variants, steps=steps)
+
+
+def quick(seeds: int | Sequence[int] = 2, variants: Sequence[str] = ("base",), tasks: Sequence[str] = ("qc",),
+          ds: Sequence[int] = (8, 16, 32), ms: Sequence[int] = (4, 6, 8, 12, 16, 24),
+          steps: int = 2000) -> list[RunSpec]:
+    """A CPU-sized grid that shows m_thr rising with d: n = 5·m, Adam 1e-3, batch 32, no LayerNorm."""
+    return counting_specs(ds, ms, tasks, seeds, variants, steps=steps, lr=1e-3, batch_size=32, eval_size=400,
+                          n_per_m=5, norm="none")
+
+
+def smoke(seeds: int | Sequence[int] = 1, variants: Sequence[str] = ("base",), tasks: Sequence[str] = ("qc", "mfc"),
+          ds: Sequence[int] = (8, 16), ms: Sequence[int] = (3, 6), steps: int = 150) -> list[RunSpec]:
+    """Seconds on a CPU: the whole pipeline, tiny grid."""
+    return counting_specs(ds, ms, tasks, seeds, variants, steps=steps, lr=3e-3, batch_size=32, eval_size=200,
+                          n_per_m=4, n_heads=2, norm="none")
