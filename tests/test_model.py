@@ -114,14 +114,13 @@ def test_stack_equals_separate_models(position, norm):
     weight = torch.randn(n_models, 2, 9, CLASSES, generator=_gen(5), dtype=torch.float64)
     out = stack(x)
     (out * weight).sum().backward()
-    stacked_state = stack.state_dict()
+    stacked_state, stacked_params = stack.state_dict(), dict(stack.named_parameters())
     for m in range(n_models):
         single = _build(position, n_models=1, norm=norm, seeds=[99])
         single.load_state_dict({k: v[m : m + 1] for k, v in stacked_state.items()})
         out_m = single(x[m : m + 1])
         torch.testing.assert_close(out_m, out[m : m + 1], rtol=0, atol=1e-10)
         (out_m * weight[m : m + 1]).sum().backward()
-        stacked_params = dict(stack.named_parameters())
         for name, param in single.named_parameters():
             assert param.grad is not None, name
             torch.testing.assert_close(param.grad, stacked_params[name].grad[m : m + 1], rtol=0, atol=1e-10,

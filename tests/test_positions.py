@@ -132,7 +132,7 @@ def test_alibi_bias_reaches_attention_weights():
     mask = _offsets(t) >= 0
     for h in range(4):
         want = -(2.0 ** (-8.0 * (h + 1) / 4)) * _offsets(t).to(DT)
-        torch.testing.assert_close(diff[0, :, h][:, mask], want[mask].expand(2, -1), rtol=0, atol=1e-5)
+        torch.testing.assert_close(diff[0, :, h][:, mask], want[mask].expand(2, -1), rtol=0, atol=1e-10)
 
 
 # ------------------------------------------------------------------------------------------------- T5
@@ -397,8 +397,8 @@ def test_cope_sep_key_gradient_reaches_gate_key():
     x = torch.randint(0, 11, (2, 3, 9), generator=_gen(4))
     model(x).square().sum().backward()
     grad = model.blocks[0].attn.encodings[0].gate_key.weight.grad
-    assert grad is not None and grad.abs().min(dim=-1).values.max() > 0
-    assert grad[0].abs().max() > 1e-6 and grad[1].abs().max() > 1e-6
+    assert grad is not None
+    assert grad[0].abs().max() > 1e-6 and grad[1].abs().max() > 1e-6  # both models of the stack
 
 
 # ------------------------------------------------------------------------------ absolute encodings

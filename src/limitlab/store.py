@@ -111,6 +111,12 @@ class RunStore:
         with self._lock:
             self._db.close()
 
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ---- index -----------------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -213,8 +219,11 @@ class RunStore:
         with self._transaction() as db:
             db.execute("UPDATE runs SET status='done', error=NULL, heartbeat=NULL, updated=? WHERE run_id=?",
                        (time.time(), run_id))
-        for leftover in [self._dir(run_id) / "checkpoint.pt", *self._dir(run_id).glob(".*.tmp")]:
-            leftover.unlink(missing_ok=True)
+        (self._dir(run_id) / "checkpoint.pt").unlink(missing_ok=True)
+        for tmp in self._dir(run_id).glob(".*.tmp"):  # left by a writer killed mid-write: .NAME.PID.HEX.tmp
+            pid = tmp.name.split(".")[-3]
+            if not (pid.isdigit() and _pid_alive(int(pid))):
+                tmp.unlink(missing_ok=True)
 
     def fail(self, run_id: str, error: str) -> None:
         """Mark a run 'failed' with an error message (it is retried only with ``claim(..., retry_failed=True)``)."""

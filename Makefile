@@ -1,0 +1,35 @@
+# Two commands on a fresh machine:  `make demo` (trains the counting quick preset and writes its report)
+# and `make test` (the test suite). Both create .venv and install everything they need first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STORE  ?= limitlab-store
+TORCH_CPU := torch==2.13.0
+
+.PHONY: install demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@# CPU-only machine: take the CPU wheel first, so the torch range below pulls nothing bigger.
+	@if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q "$(TORCH_CPU)"; fi
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/limitlab run counting --preset quick --store $(STORE)
+	$(BIN)/limitlab report counting --store $(STORE) --out reports/counting
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+bench: install
+	$(BIN)/limitlab bench
+
+clean:
+	rm -rf $(VENV) reports $(STORE)

@@ -1,0 +1,117 @@
+"""The command line: the smoke preset end to end, resume after SIGKILL, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from limitlab.cli import main
+
+TINY = ["--set", "study.ds=[8]", "--set", "study.ms=[3]", "--set", 'study.tasks=["qc"]']
+
+
+def limitlab(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "limitlab.cli", *args], capture_output=True, text=True, **kw)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def results(store: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted((store / "runs").glob("*/result.json"))}
+
+
+def test_smoke_preset_end_to_end(tmp_path, capsys):
+    store = tmp_path / "store"
+    assert main(["run", "counting", "--preset", "smoke", "--store", str(store), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "8 to train" in out and "done 8" in out
+    done = results(store)
+    assert len(done) == 8 and all(0 <= r["test/accuracy"] <= 1 for r in done.values())
+    # running it again trains nothing: finished runs are never retrained
+    assert main(["run", "counting", "--preset", "smoke", "--store", str(store), "--quiet"]) == 0
+    assert "8 already done, 0 to train" in capsys.readouterr().out
+    assert main(["status", "--store", str(store)]) == 0
+    assert "counting" in capsys.readouterr().out
+
+
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
+    args = ["run", "counting", "--preset", "smoke", *TINY, "--set", "study.steps=200",
+            "--set", "train.checkpoint_every=10", "--quiet"]
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    proc = subprocess.Popen([sys.executable, "-m", "limitlab.cli", *args, "--store", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(killed.glob("runs/*/checkpoint.pt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(killed.glob("runs/*/checkpoint.pt")), "no checkpoint was written before the kill"
+    assert not results(killed), "the run finished before it was killed; the test proves nothing"
+    limitlab(*args, "--store", str(killed))
+    limitlab(*args, "--store", str(clean))
+    resumed, reference = results(killed), results(clean)
+    assert resumed.keys() == reference.keys() and len(resumed) == 1
+    assert resumed == reference  # bit-identical: same device, same seeds, exact resume
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["run", "counting", "--preset", "nope"], "unknown preset 'nope'"),
+        (["run", "nosuchstudy"], "unknown study 'nosuchstudy'"),
+        (["run", "counting", "--preset", "smoke", "--set", "model.d_model=-3"], "model.d_model"),
+        (["run", "counting", "--preset", "smoke", "--set", "model.d=3"], "model.d"),
+        (["run", "counting", "--preset", "smoke", "--set", "model.position=nope"], "unknown position encoding"),
+        (["run", "counting", "--preset", "smoke", "--set", "study.bogus=1"], "study.bogus"),
+        (["run", "counting", "--preset", "smoke", "--set", "novalue"], "key=value"),
+        (["run", "counting", "--preset", "smoke", "--device", "tpu"], "--device 'tpu'"),
+    ],
+)
+def test_bad_input_is_one_line_without_traceback(tmp_path, capsys, args, needle):
+    assert main([*args, "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("limitlab: error:"), err
+    assert needle in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "s" / "runs").exists() or not any((tmp_path / "s" / "runs").iterdir())
+
+
+def test_bad_input_in_a_fresh_process_prints_no_traceback(tmp_path):
+    proc = limitlab("run", "counting", "--set", "model.n_heads=0", "--store", str(tmp_path / "s"), check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("limitlab: error:") and "Traceback" not in proc.stderr
+
+
+def test_unwritable_store_is_refused_and_existing_store_untouched(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["run", "counting", "--preset", "smoke", "--store", str(blocker / "store")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert blocker.read_text() == "not a directory"
+
+
+def test_bad_override_leaves_finished_runs_intact(tmp_path):
+    store = tmp_path / "store"
+    assert main(["run", "counting", "--preset", "smoke", *TINY, "--set", "study.steps=20", "--store", str(store),
+                 "--quiet"]) == 0
+    before = results(store)
+    assert main(["run", "counting", "--preset", "smoke", "--set", "optim.lr=-1", "--store", str(store)]) == 2
+    assert results(store) == before and len(before) == 1
+
+
+def test_status_of_missing_store(tmp_path, capsys):
+    assert main(["status", "--store", str(tmp_path / "none")]) == 2
+    assert "no store" in capsys.readouterr().err
+
+
+def test_studies_lists_presets(capsys):
+    assert main(["studies"]) == 0
+    out = capsys.readouterr().out
+    assert "counting" in out and "--preset smoke" in out and "--preset paper" in out
