@@ -115,3 +115,21 @@ def test_studies_lists_presets(capsys):
     assert main(["studies"]) == 0
     out = capsys.readouterr().out
     assert "counting" in out and "--preset smoke" in out and "--preset paper" in out
+
+
+def test_two_processes_share_one_store(tmp_path):
+    """Two `limitlab run` processes on one store: both succeed, every run is trained exactly once."""
+    store = tmp_path / "store"
+    args = ["run", "counting", "--preset", "smoke", "--set", "study.ds=[8]", "--set", "study.ms=[3,4,5]",
+            "--set", "study.steps=30", "--set", "study.seeds=2", "--max-stack", "1", "--quiet", "--store", str(store)]
+    procs = [subprocess.Popen([sys.executable, "-m", "limitlab.cli", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    done = results(store)
+    assert len(done) == 12  # 2 tasks x 3 m x 2 seeds
+    trained = [int(out.split("trained ")[1].split()[0]) for out, _ in outs]
+    assert sum(trained) == 12, outs
+    for run in (store / "runs").iterdir():
+        finals = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "test/accuracy" in r]
+        assert len(finals) == 1, f"run {run.name} was evaluated {len(finals)} times"

@@ -12,6 +12,7 @@ from limitlab.studies.counting.constructions import (
     count_sweep,
     histogram_capacity,
     histogram_model,
+    inverse_pieces,
     max_exact_count,
     mlp_width_needed,
     unit_codes,
@@ -119,3 +120,21 @@ def test_codes():
     assert coherence(unit_codes(5, 5, "onehot")) == 0.0
     with pytest.raises(ValueError):
         unit_codes(6, 5, "onehot")
+
+
+def test_mfc_exact_up_to_d_minus_2_and_breaks_above():
+    for d in (8, 16):
+        for row in construction_grid([d], [2, 5, d - 2], kind="mfc", n_sequences=400):
+            assert row["exact_regime"] and row["accuracy"] == 1.0 and row["ood_long_accuracy"] == 1.0, row
+    over = construction_grid([8], [7, 40], kind="mfc", n_sequences=400, splits=["test"])
+    assert all(not r["exact_regime"] and r["accuracy"] < 0.5 for r in over)
+
+
+def test_inverse_pieces_band():
+    for half in (0.4, 0.5):
+        p = inverse_pieces(1001, half)
+        t = torch.arange(2, p.t_reach + 1)
+        err = p(t) - t  # chord overshoot, in [0, 2·half] inside the reach
+        assert err.min() >= -1e-9 and err.max() <= 2 * half + 1e-9
+        assert (p(torch.tensor([p.t_reach + 3.0])) - (p.t_reach + 3)).item() < 0  # extrapolation undershoots
+    assert mlp_width_needed(1) == 1 and max_exact_count(1) >= 1

@@ -21,7 +21,7 @@ distinct d; otherwise its status says 'too few points' and a, b, R² are None.
 >>> df = pd.DataFrame({"task": "qc", "variant": "base", "d": 8, "seed": 0, "m": [5, 7, 9],
 ...                    "accuracy": [1.0, 0.9, 0.7]})
 >>> row = thresholds(df).iloc[0]
->>> round(row["m_thr"], 9), row["censored"], row["label"]
+>>> round(float(row["m_thr"]), 9), row["censored"], row["label"]
 (8.0, 'none', '8')
 """
 

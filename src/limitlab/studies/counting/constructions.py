@@ -1,6 +1,6 @@
 """Hand-wired counting transformers (counting.md §3): ordinary ``StackedTransformer`` models with SET weights.
 
-Both constructions are one-layer, one-head, no-LayerNorm, no-position causal decoders over the QC task with a
+The QC constructions are one-layer, one-working-head, no-LayerNorm, no-position causal decoders over the QC task with a
 BOS token (``CountingTask(kind="qc", bos=True)``). Everything happens at the read-out (last) position. Let c be
 the count of the query token q and t = c + 1 + o, where o = 0 for ``query="last"`` (q is the last sequence token
 and is one of its own c copies) and o = 1 for ``query="appended"`` (q follows a separator and sees itself once
@@ -23,11 +23,14 @@ puts weight 1/4 on BOS and on each of the three a's, so z = 1/4.
   ℓ_k(z) = a/z − a·z·(1/z − t_k)², argmax_k ℓ_k(z) = the t_k nearest to 1/z, i.e. the count rounded (consecutive
   lines cross where 1/z is a half-integer). E.g. z = 1/4, o = 0: ℓ_2 = a·(2·3 − 9/4) = 3.75a,
   ℓ_3 = a·(2·4 − 16/4) = 4a, ℓ_4 = a·(2·5 − 25/4) = 3.75a -> class 3. The margin between neighbours is a/t
-  against logits of size ≈ a·t, so float32 resolves counts up to roughly 10³.
+  against logits of size ≈ a·t; with a a power of two the weights are exact in float32 for t < 4096, and
+  float32 decodes every count up to ≥ 4000 (measured; it fails from ≈ 5200 at n = 6000, float64 does not).
 * :func:`count_attend_model` (§3.2, d < m): random unit codes in d − 1 dims, β large enough that I stays
   tiny, and the model's own **MLP inverts z**: a continuous piecewise-linear y(z) ≈ 1/z − 1 − o with one ReLU
   unit per linear piece (see :func:`mlp_width_needed`); the head then only rounds the scalar y
   (ℓ_k = a·(k·y − k²/2) up to centring). The MLP width bounds the largest count decoded exactly.
+
+:func:`mfc_histogram_model` adds a second layer that selects the smallest z over positions (§3.3) for MFC.
 
 Precision: evaluation runs in float32. Ties between BOS and copies are exact (same arithmetic), z = 1/(c+1) is
 correctly rounded, and both decoders keep a margin; ``.double()`` models also work with ``evaluate()``.
@@ -57,6 +60,7 @@ __all__ = [
     "histogram_model",
     "inverse_pieces",
     "max_exact_count",
+    "mfc_histogram_model",
     "mlp_width_needed",
     "unit_codes",
 ]
@@ -192,7 +196,8 @@ def histogram_model(
     read-out, holds z = 1/(c + 1 + o) (BOS mass; other symbols score 0 so the only error is
     (n − c)·e^{−β} ≈ 1e−13·n at β = 30, far below float32 resolution). The head is the zero-hidden-width
     rounding decoder ℓ_k(z) = a·(2t_k − t_k²z), t_k = k + 1 + o (see the module docstring), a = ``logit_scale``
-    (default 20·(n + 1 + o), a logit margin ≥ 20 at every count). Example: d=8, m=7, n=70 is exact.
+    (default: the power of two ≥ 20·(n + 1 + o), a logit margin ≥ 20 at every count). Example: d=8, m=7, n=70
+    is exact. ``model.construction_info`` records beta, extra_dims, capacity.
 
     When m exceeds the capacity the model still builds, and breaks in one of two documented ways:
     ``overflow="cyclic"`` — symbol s reuses direction s mod capacity, so colliding symbols are counted together
@@ -224,6 +229,8 @@ def histogram_model(
     with torch.no_grad():
         model.head.weight[0, slot] = (-a * t * t).float()
         model.head.bias[0, 0] = (2 * a * t).float()
+    model.construction_info = {"beta": beta, "extra_dims": n_heads, "capacity": cap, "mlp_width": 0,  # type: ignore[assignment]
+                               "coherence": coherence(codes) if m > cap else 0.0}
     return model, task
 
 
@@ -254,7 +261,7 @@ class InversePieces:
         return math.floor(self.knots[-1] + 1e-9)
 
     def __call__(self, t: torch.Tensor) -> torch.Tensor:
-        """y(1/t) + 1 + o + h, evaluated in float64 (the chord interpolant of t itself)."""
+        """The interpolant of t = 1/z at the points ``t`` (float64), before the shift: y = this − 1 − o − h."""
         k = torch.tensor(self.knots, dtype=torch.float64)
         t = t.to(torch.float64)
         i = (torch.searchsorted(k, t) - 1).clamp(0, self.pieces - 1)
@@ -273,7 +280,8 @@ def inverse_pieces(t_max: float | None, half_width: float, max_pieces: int | Non
         raise ValueError("give t_max or max_pieces")
     w = 2 * half_width
     knots = [float(t_min)]
-    while (t_max is None or knots[-1] < t_max) and (max_pieces is None or len(knots) - 1 < max_pieces):
+    while len(knots) == 1 or ((t_max is None or knots[-1] < t_max)
+                              and (max_pieces is None or len(knots) - 1 < max_pieces)):
         a, b, t = knots[-1], math.inf, math.floor(knots[-1]) + 1
         while t < b:
             b = min(b, t + w * t / (t - a))
@@ -377,7 +385,66 @@ def count_attend_model(
         k = torch.arange(task.classes, dtype=torch.float64) - k0
         model.head.weight[0, slot] = (a * k).float()
         model.head.bias[0, 0] = (-a * k * k / 2).float()
-    model.construction_info = {"beta": beta, "coherence": rho, "mlp_width": width, "pieces": p}  # type: ignore[assignment]
+    model.construction_info = {"beta": beta, "coherence": rho, "mlp_width": width, "pieces": p,
+                               "extra_dims": COUNT_ATTEND_EXTRA_DIRECTIONS,
+                               "max_exact_count": max_exact_count(p, margin, query)}  # type: ignore[assignment]
+    return model, task
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# MFC (two layers, §3.3)
+
+
+def mfc_histogram_model(
+    d_model: int,
+    m: int,
+    n: int | None = None,
+    beta: float = 30.0,
+    gamma: float = 2.0**20,
+    overflow: Literal["cyclic", "random"] = "cyclic",
+    logit_scale: float | None = None,
+    seed: int = 0,
+) -> tuple[StackedTransformer, CountingTask]:
+    """MFC = layer-1 histogram at every position + a layer-2 max-selection head; exact for m ≤ d − 2.
+
+    Extra directions: 2 (the BOS-flag/z slot, d − 1, and the selected-count slot, d − 2). Layer 1 is the
+    histogram head of :func:`histogram_model`; under the causal mask position i gets z_i = 1/(p_i + 1), p_i =
+    occurrences of x_i among x_1..x_i. The last occurrence of each symbol has p_i = its total count, so
+    max_i p_i = the MFC answer, i.e. min_i z_i. Layer 2's one head scores key j at −γ·(slot_j) (BOS's slot is
+    1 + 1 = 2, never selected) and copies the slot value, so it returns z_min up to e^{−γ·gap}; ties are equal
+    values. The gap between 1/(c+1) and 1/(c+2) is ≈ 1/c², so selection is sharp for max counts up to
+    ≈ √(γ/20) (≈ 230 at the default γ = 2²⁰; scores stay far inside float32 resolution). The head is the
+    rounding decoder of :func:`histogram_model` on the second slot. Example: BOS a b a c -> z = 1/2, 1/2, 1/3,
+    1/2 at the four symbols, min 1/3 -> 2. For m > d − 2, ``overflow`` as in :func:`histogram_model`.
+    """
+    task = CountingTask(kind="mfc", m=m, n=n, bos=True)
+    n = task.length
+    cap = d_model - 2
+    if cap < 1:
+        raise ValueError("mfc_histogram_model needs d_model >= 3")
+    model = _blank(task, d_model, 1, 2, None, "relu")
+    if m <= cap:
+        codes = torch.eye(d_model - 1, dtype=torch.float64)[torch.arange(m)]
+    elif overflow == "cyclic":
+        codes = torch.eye(d_model - 1, dtype=torch.float64)[torch.arange(m) % cap]
+    elif overflow == "random":
+        codes = torch.cat([unit_codes(m, cap, "random", seed), torch.zeros(m, 1, dtype=torch.float64)], 1)
+    else:
+        raise ValueError(f"unknown overflow {overflow!r}")
+    flag, chosen = d_model - 1, d_model - 2
+    _wire_attention(model, codes, torch.zeros(m, dtype=torch.long), beta, flag)
+    attn, d = model.blocks[1].attn, d_model
+    a = logit_scale if logit_scale is not None else _pow2(20.0 * (n + 1))
+    t = torch.arange(task.classes, dtype=torch.float64) + 1
+    with torch.no_grad():
+        attn.qkv.bias[0, 0, 0] = gamma * math.sqrt(d)  # constant query
+        attn.qkv.weight[0, flag, d] = -1.0  # key = -slot
+        attn.qkv.weight[0, flag, 2 * d] = 1.0  # value = slot
+        attn.out.weight[0, 0, chosen] = 1.0
+        model.head.weight[0, chosen] = (-a * t * t).float()
+        model.head.bias[0, 0] = (2 * a * t).float()
+    model.construction_info = {"beta": beta, "gamma": gamma, "extra_dims": 2, "capacity": cap,  # type: ignore[assignment]
+                               "mlp_width": 0, "coherence": coherence(codes) if m > cap else 0.0}
     return model, task
 
 
@@ -399,6 +466,8 @@ def count_sweep(model: StackedTransformer, task: CountingTask, counts: Sequence[
     if counts is None:
         counts = range(1 - o, min(n, task.classes - 1) + 1)
     counts = [int(c) for c in counts]
+    if any(not 1 - o <= c <= n for c in counts):
+        raise ValueError(f"counts must lie in {1 - o}..{n}")
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     rows, targets = [], []
@@ -431,7 +500,7 @@ def count_sweep(model: StackedTransformer, task: CountingTask, counts: Sequence[
 def construction_grid(
     ds: Sequence[int],
     ms: Sequence[int],
-    kind: Literal["histogram", "count_attend"] = "histogram",
+    kind: Literal["histogram", "count_attend", "mfc"] = "histogram",
     n_sequences: int = 400,
     n_factor: int = 10,
     seed: int = 0,
@@ -441,8 +510,9 @@ def construction_grid(
 ) -> list[dict[str, Any]]:
     """Build the construction for every (d, m) with n = n_factor·m and evaluate it with ``evaluate()``.
 
-    Rows: ``{kind, d, m, n, accuracy (test split), <split>_accuracy, <split>_loss, exact_regime, extra_dims,
-    beta, mlp_width, coherence}``. ``exact_regime`` is m ≤ capacity (histogram) or "width covers n"
+    ``kind``: "histogram" / "count_attend" (QC) or "mfc" (:func:`mfc_histogram_model`). Rows: ``{kind, d, m,
+    n, accuracy (test split), <split>_accuracy, <split>_loss, exact_regime, extra_dims, beta, mlp_width,
+    coherence}``. ``exact_regime`` is m ≤ capacity (histogram: d − n_heads, mfc: d − 2) or "width covers n"
     (count_attend; interference is budgeted by β). ``options`` go to the builder (e.g. ``n_heads``, ``beta``,
     ``overflow``, ``mlp_width``, ``codes``). ``splits`` default: all of the task's splits (test, ood_long).
     """
@@ -450,19 +520,15 @@ def construction_grid(
     for d in ds:
         for m in ms:
             n = n_factor * m
-            if kind == "histogram":
-                model, task = histogram_model(d, m, n, seed=seed, **options)
-                heads = options.get("n_heads", 1)
-                info = {"extra_dims": heads, "exact_regime": m <= histogram_capacity(d, heads),
-                        "beta": options.get("beta", 30.0), "mlp_width": 0, "coherence": None}
-            elif kind == "count_attend":
-                model, task = count_attend_model(d, m, n, seed=seed, **options)
-                c = model.construction_info  # type: ignore[attr-defined]
-                info = {"extra_dims": COUNT_ATTEND_EXTRA_DIRECTIONS, "beta": c["beta"], "mlp_width": c["mlp_width"],
-                        "coherence": c["coherence"],
-                        "exact_regime": c["pieces"] >= mlp_width_needed(n, options.get("margin", _DEFAULT_MARGIN))}
+            builders = {"histogram": histogram_model, "count_attend": count_attend_model, "mfc": mfc_histogram_model}
+            if kind not in builders:
+                raise ValueError(f"unknown construction {kind!r}; one of {sorted(builders)}")
+            model, task = builders[kind](d, m, n, seed=seed, **options)
+            info = dict(model.construction_info)  # type: ignore[arg-type]
+            if kind == "count_attend":
+                info["exact_regime"] = info["max_exact_count"] >= task.length
             else:
-                raise ValueError(f"unknown construction {kind!r}")
+                info["exact_regime"] = m <= info["capacity"]
             res = evaluate(model, [task], [seed], n_sequences, batch_size, splits)
             row: dict[str, Any] = {"kind": kind, "d": d, "m": m, "n": task.length}
             for split, metrics in res.items():
