@@ -182,7 +182,9 @@ def _rows_of(data: Any, columns: Sequence[str] | None) -> tuple[list[str], list[
         records = data.to_dict("records")
         return header, [[_scalar(r.get(c)) for c in header] for r in records]
     data = list(data)
-    if data and isinstance(data[0], Mapping):
+    if not data:
+        return list(columns or []), []
+    if isinstance(data[0], Mapping):
         if columns is None:
             header: list[str] = []
             for row in data:

@@ -4,12 +4,34 @@
 finished sweep, one task only): missing cells are left blank, fits say when they have too few points, and the
 protocol table is read from the stored specs, never assumed. Files written to ``out_dir``::
 
-    results.json                  numbers (schema: RESULTS_SCHEMA below / the final report of issue 3)
+    results.json                  every number on the page (schema below)
     heatmap_<task>_<variant>.png  test accuracy over d × m (mean over seeds); m = d and mean m_thr marked
     mthr_<task>.png               m_thr vs d: seeds, mean ± 95% CI, censored points, fit line, m = d line
-    constructed_qc.png            hand-wired histogram / CountAttend vs trained accuracy on the trained (d, m) grid
+    constructed_<task>.png        hand-wired models vs trained accuracy on the trained (d, m) grid (QC: histogram
+                                  and CountAttend; MFC: histogram + max head)
     ood.png                       ood_long (2·n tokens) accuracy vs test accuracy, one point per run
     index.html                    all of the above, with the paper-vs-ours table
+
+results.json (``"schema": "limitlab.counting.report/1"``; NaN is written as null)::
+
+    runs         {total, done, failed, pending, running, used}
+    grid         {tasks, variants, d, m, seeds}               what the finished runs cover
+    protocol     [{item, paper, ours, status, note}]          status: same | departure | paper unknown
+    results      {task: {variant: {
+                   accuracy:   [{d, m, seeds, mean, std, ood_mean}],
+                   m_thr:      [{d, seeds, n_exact, n_right, n_left, mean, std, ci95: [lo, hi] | null, label,
+                                 per_seed: [{seed, m_thr | null, censored, bound, label, recovers}]}],
+                   fit:        {status, reason, a, b, r2, a_stderr, a_ci95, n_points, n_d, n_censored, censored},
+                   transition: {curves, median_ratio, median_width},
+                   ood:        {runs, test_mean, ood_mean, n_learned, test_learned, ood_learned, ratio}}}}
+    constructions {available, error, tasks, query, bos, n_sequences, splits, seconds,
+                   cells: [{task, d, m, n, histogram, histogram_ood, histogram_exact_regime, count_attend,
+                            count_attend_ood, count_attend_mlp_width, trained_mlp_width, trained: {variant: acc},
+                            trained_ood: {variant: acc}}]}
+    claims       [{claim, source, scope, ours, criterion, verdict}]   verdict: agree | disagree | not measured
+    warnings     [str]
+    figures      {key: file name}, e.g. "mthr/qc": "mthr_qc.png"
+    level, store, study, schema
 
 >>> from limitlab.store import RunStore                                    # doctest: +SKIP
 >>> write_report(RunStore("limitlab-store"), "reports/counting")           # doctest: +SKIP
@@ -76,53 +98,85 @@ def _readout(row: pd.Series) -> str:
     return f"linear head over count classes 0..{top}, read at {where}"
 
 
+def _per_run(raw: pd.DataFrame) -> pd.DataFrame:
+    """One protocol column per item, one row per run (display values)."""
+    def col(name: str) -> pd.Series:
+        return raw[name] if name in raw else pd.Series([None] * len(raw), index=raw.index, dtype=object)
+
+    def known(value: Any) -> bool:
+        return value is not None and value == value
+
+    n, m = col("task.n"), raw["task.m"]
+    return pd.DataFrame({
+        "layers": col("model.n_layers"), "heads": col("model.n_heads"), "d": col("model.d_model"), "m": m,
+        "n_per_m": [float(a) / b if known(a) else 10.0 for a, b in zip(n, m)],
+        "optimizer": col("optim.optimizer"), "lr": col("optim.lr"),
+        "schedule": [f"{a}, warmup {w}" for a, w in zip(col("optim.schedule"), col("optim.warmup_steps"))],
+        "batch": col("train.batch_size"), "steps": col("train.steps"), "eval": col("train.eval_size"),
+        "position": col("model.position"), "norm": col("model.norm"),
+        "mlp": [f"{int(w) if known(w) else '4·d'} / {a}" for w, a in zip(col("model.d_mlp"), col("model.activation"))],
+        "causal": col("model.causal"), "bos": col("task.bos"),
+        "readout": [_readout(r) for _, r in raw.iterrows()],
+        "variant": col("tags.variant").map(lambda v: v if known(v) else "untagged"),
+    }, index=raw.index)
+
+
+def _ours(per_run: pd.DataFrame, column: str) -> tuple[list, str]:
+    """(distinct values, display): one list, or 'variant: values' per variant when the variants differ."""
+    vals = _values(per_run, column)
+    if len(vals) <= 1 or per_run["variant"].nunique() < 2:
+        return vals, _show(vals)
+    by = {v: _values(g, column) for v, g in per_run.groupby("variant", sort=False)}
+    if all(len(x) == 1 for x in by.values()):
+        order = sorted(by, key=lambda v: (v != "base", v))
+        return vals, "; ".join(f"{v}: {_show(by[v])}" for v in order)
+    return vals, _show(vals)
+
+
 def protocol_table(raw: pd.DataFrame) -> list[dict[str, Any]]:
-    """One row per protocol item: item, paper (value and source tag), ours (distinct values in the runs), status
-    ('same' | 'departure' | 'paper unknown'). ``raw`` is the store's DataFrame (the runs the report uses)."""
+    """One row per protocol item: item, paper (value and source tag), ours (the distinct values in the runs, per
+    variant where they differ), status ('same' | 'departure' | 'paper unknown'), note. ``raw`` is the store's
+    DataFrame restricted to the runs the report uses; nothing here is assumed about what they did."""
     if raw.empty:
         return []
-    n_per_m = _values(raw, "task.n", None)
-    ratio = sorted({(10.0 if n is None or n != n else n / m) for n, m in zip(raw.get("task.n", [None] * len(raw)),
-                                                                                 raw["task.m"])})
-    del n_per_m
-    d_mlp = sorted({("4·d" if v is None or v != v else int(v)) for v in raw.get("model.d_mlp", [None] * len(raw))},
-                   key=str)
-    seeds_per_cell = raw.groupby(["task.kind", "model.d_model", "task.m"])["seed"].nunique()
-    readouts = sorted({_readout(r) for _, r in raw.iterrows()})
-    ds, ms = _values(raw, "model.d_model"), _values(raw, "task.m")
+    per_run = _per_run(raw)
     rows: list[dict[str, Any]] = []
 
-    def add(item: str, paper: Any, source: str, ours: list, known: bool, same: bool | None = None,
-            note: str = "") -> None:
+    def add(item: str, column: str | None, paper: Any, source: str = "[B]", known: bool = True,
+            same: bool | None = None, note: str = "", values: list | None = None) -> None:
+        vals, shown = _ours(per_run, column) if column else (values or [], _show(values or []))
         if not known:
             status = "paper unknown"
+        elif same if same is not None else (len(vals) == 1 and vals[0] == paper):
+            status = "same"
         else:
-            status = "same" if (same if same is not None else (len(ours) == 1 and ours[0] == paper)) else "departure"
-        shown = paper if isinstance(paper, str) else _show([paper])
-        rows.append({"item": item, "paper": f"{shown} {source}".strip(), "ours": _show(ours), "status": status,
+            status = "departure"
+        text = paper if isinstance(paper, str) else _show([paper])
+        rows.append({"item": item, "paper": f"{text} {source}".strip(), "ours": shown, "status": status,
                      "note": note})
 
-    add("layers", 2, "[B]", _values(raw, "model.n_layers"), True)
-    add("heads", 4, "[B]", _values(raw, "model.n_heads"), True)
-    add("d (embedding)", "8 … 128, exact grid unknown", "[B]", ds, True, set(ds) == set(PAPER_DS),
-        f"study.paper uses {', '.join(map(str, PAPER_DS))}")
-    add("m (vocabulary)", "20 values, 5 … 150", "[B]", ms, True, set(ms) == set(PAPER_MS))
-    add("n per m (n = k·m)", 10, "[B]", ratio, True)
-    add("optimizer", "adam", "[B]", _values(raw, "optim.optimizer"), True)
-    add("learning rate", 1e-4, "[B]", _values(raw, "optim.lr"), True)
-    add("lr schedule / warmup", "unknown", "", [f"{s}/{w}" for s, w in zip(
-        _values(raw, "optim.schedule"), _values(raw, "optim.warmup_steps"))], False)
-    add("batch size", 16, "[B]", _values(raw, "train.batch_size"), True)
-    add("steps", 100_000, "[B]", _values(raw, "train.steps"), True)
-    add("test sequences", 1600, "[B]", _values(raw, "train.eval_size"), True)
-    add("seeds per (d, m)", "unknown", "", sorted(set(seeds_per_cell.tolist())), False)
-    add("position encoding", "unknown", "", _values(raw, "model.position"), False)
-    add("LayerNorm", "unknown", "", _values(raw, "model.norm"), False)
-    add("MLP width / activation", "unknown", "", [f"{w} / {a}" for w in d_mlp
-                                                  for a in _values(raw, "model.activation")], False)
-    add("causal mask", "unknown", "", _values(raw, "model.causal"), False)
-    add("BOS token", "unknown", "", _values(raw, "task.bos"), False)
-    add("query / readout", "query = last token [R]; readout unknown", "", readouts, False)
+    ds, ms = _values(per_run, "d"), _values(per_run, "m")
+    seeds = raw.assign(variant=per_run["variant"]).groupby(["task.kind", "variant", "model.d_model", "task.m"])[
+        "seed"].nunique()
+    add("layers", "layers", 2)
+    add("heads", "heads", 4)
+    add("d (embedding)", "d", "8 … 128, exact grid unknown", known=set(ds) != set(PAPER_DS),
+        note=f"study.paper guesses {', '.join(map(str, PAPER_DS))}")
+    add("m (vocabulary)", "m", "20 values, 5 … 150", same=set(ms) == set(PAPER_MS))
+    add("n per m (n = k·m)", "n_per_m", 10.0)
+    add("optimizer", "optimizer", "adam")
+    add("learning rate", "lr", 1e-4)
+    add("lr schedule", "schedule", "unknown", "", known=False)
+    add("batch size", "batch", 16)
+    add("steps", "steps", 100_000)
+    add("test sequences", "eval", 1600)
+    add("seeds per (task, variant, d, m)", None, "unknown", "", known=False, values=sorted(set(seeds.tolist())))
+    add("position encoding", "position", "unknown", "", known=False)
+    add("LayerNorm", "norm", "unknown", "", known=False)
+    add("MLP width / activation", "mlp", "unknown", "", known=False)
+    add("causal mask", "causal", "unknown", "", known=False)
+    add("BOS token", "bos", "unknown", "", known=False)
+    add("query / readout", "readout", "query = last token [R]; readout unknown", "", known=False)
     return rows
 
 
@@ -132,54 +186,65 @@ def protocol_table(raw: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _constructions(trained: pd.DataFrame, raw: pd.DataFrame, n_sequences: int | None,
                    splits: Sequence[str]) -> dict[str, Any]:
-    """Histogram (m ≤ d − 1) and CountAttend (m ≥ d) accuracy on the QC (d, m, n) cells of the trained runs."""
+    """Hand-wired accuracy on every (task, d, m, n) cell of the trained runs: QC — the histogram model (exact for
+    m ≤ d − 1) and, where it cannot be exact, CountAttend; MFC — the histogram + max-selection model (m ≤ d − 2)."""
     try:
         from limitlab.studies.counting import constructions as C
     except ImportError as e:  # the report still works; the test suite insists the module exists
         return {"available": False, "error": f"limitlab.studies.counting.constructions: {e}", "cells": []}
-    qc = trained[trained["task"] == "qc"]
-    cells = qc[["d", "m", "n"]].drop_duplicates().sort_values(["d", "m", "n"])
-    query = _values(raw[raw.get("task.kind") == "qc"], "task.query") if "task.query" in raw else ["last"]
+    has_mfc = hasattr(C, "mfc_histogram_model")
+    tasks = ["qc", "mfc"] if has_mfc else ["qc"]
+    todo = trained[trained["task"].isin(tasks)]
+    cells = todo[["task", "d", "m", "n"]].drop_duplicates()
+    cells = cells.assign(order=cells["task"].map({"qc": 0, "mfc": 1})).sort_values(["order", "d", "m", "n"])
+    qc_raw = raw[raw["task.kind"] == "qc"] if "task.kind" in raw else raw
+    query = _values(qc_raw, "task.query") if "task.query" in raw else ["last"]
     query = query[0] if len(query) == 1 and query[0] in ("last", "appended") else "last"
     if n_sequences is None:
-        cost = sum(d * n * n * (1 + 4 * ("ood_long" in splits)) for d, _, n in cells.itertuples(index=False))
+        cost = sum(d * n * n * (1 + 4 * ("ood_long" in splits)) for d, n in zip(cells["d"], cells["n"]))
         n_sequences = int(np.clip(_CONSTRUCTION_BUDGET_S / max(cost * _SECONDS_PER_UNIT, 1e-9), 32, 256))
     mlp = {}
     for d, v in zip(raw.get("model.d_model", []), raw.get("model.d_mlp", [])):
         mlp[int(d)] = 4 * int(d) if v is None or v != v else int(v)
     out_cells = []
     started = time.monotonic()
-    for d, m, n in cells.itertuples(index=False):
+    for task, d, m, n in zip(cells["task"], cells["d"], cells["m"], cells["n"]):
         d, m, n = int(d), int(m), int(n)
-        cell: dict[str, Any] = {"d": d, "m": m, "n": n, "histogram_exact_regime": m <= C.histogram_capacity(d)}
-        for kind in ("histogram", "count_attend"):
-            if kind == "count_attend" and cell["histogram_exact_regime"]:
-                cell.update(count_attend=None, count_attend_ood=None, count_attend_mlp_width=None)
+        capacity = C.histogram_capacity(d) if task == "qc" else d - 2
+        cell: dict[str, Any] = {"task": task, "d": d, "m": m, "n": n, "histogram_exact_regime": m <= capacity,
+                                "count_attend": None, "count_attend_ood": None, "count_attend_mlp_width": None}
+        kinds = ["histogram", "count_attend"] if task == "qc" and m > capacity else ["histogram"]
+        for kind in kinds:
+            if task == "mfc" and capacity < 1:  # mfc_histogram_model needs d >= 3
+                cell.update(histogram=None, histogram_ood=None)
                 continue
-            rows = _construct(C, kind, d, m, n, n_sequences, splits, query)
+            rows = _construct(C, "mfc" if task == "mfc" else kind, d, m, n, n_sequences, splits, query)
             cell[kind] = rows["accuracy"]
             cell[f"{kind}_ood"] = rows.get("ood_long_accuracy")
             if kind == "count_attend":
                 cell["count_attend_mlp_width"] = rows.get("mlp_width")
                 cell["count_attend_beta"] = rows.get("beta")
         cell["trained_mlp_width"] = mlp.get(d)
-        g = qc[(qc["d"] == d) & (qc["m"] == m) & (qc["n"] == n)]
+        g = todo[(todo["task"] == task) & (todo["d"] == d) & (todo["m"] == m) & (todo["n"] == n)]
         cell["trained"] = {v: float(x) for v, x in g.groupby("variant")["accuracy"].mean().items()}
         cell["trained_ood"] = {v: float(x) for v, x in g.groupby("variant")["ood_accuracy"].mean().dropna().items()}
         out_cells.append(cell)
-    return {"available": True, "error": None, "task": "qc", "query": query, "bos": True, "n_sequences": n_sequences,
-            "splits": list(splits), "seconds": round(time.monotonic() - started, 2), "cells": out_cells}
+    return {"available": True, "error": None, "tasks": sorted(set(cells["task"]), key=tasks.index), "query": query,
+            "bos": True, "n_sequences": n_sequences, "splits": list(splits),
+            "seconds": round(time.monotonic() - started, 2), "cells": out_cells}
 
 
 def _construct(C: Any, kind: str, d: int, m: int, n: int, n_sequences: int, splits: Sequence[str],
                query: str) -> dict[str, Any]:
+    """One construction cell: ``construction_grid`` when n is a multiple of m, else built and evaluated here."""
+    options = {} if kind == "mfc" else {"query": query}
     if n % m == 0:
         return C.construction_grid([d], [m], kind=kind, n_sequences=n_sequences, n_factor=n // m,
-                                   splits=list(splits), query=query)[0]
-    from limitlab.train.metrics import evaluate  # n not a multiple of m: build the cell directly
+                                   splits=list(splits), **options)[0]
+    from limitlab.train.metrics import evaluate
 
-    build = C.histogram_model if kind == "histogram" else C.count_attend_model
-    model, task = build(d, m, n, query=query)
+    build = {"histogram": C.histogram_model, "count_attend": C.count_attend_model, "mfc": C.mfc_histogram_model}
+    model, task = build[kind](d, m, n, **options)
     res = evaluate(model, [task], [0], n_sequences, min(256, n_sequences), list(splits))
     row = {f"{s}_accuracy": r["accuracy"][0] for s, r in res.items()}
     row["accuracy"] = row.get("test_accuracy")
@@ -201,6 +266,13 @@ class Report:
     summary: pd.DataFrame  # one row per (task, variant, d)
     fits: pd.DataFrame  # one row per (task, variant)
     figures: dict[str, str] = field(default_factory=dict)
+
+
+def _pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (task, variant) pairs present: QC before MFC, the 'base' variant first."""
+    order = {"qc": 0, "mfc": 1}
+    pairs = {(str(t), str(v)) for t, v in zip(runs["task"], runs["variant"])}
+    return sorted(pairs, key=lambda p: (order.get(p[0], 2), p[0], p[1] != "base", p[1]))
 
 
 def _clean(obj: Any) -> Any:
@@ -238,7 +310,8 @@ def analyze(raw: pd.DataFrame, level: float = A.LEVEL, constructions: bool = Tru
         "runs": {"total": len(raw), "done": int(status.get("done", 0)), "failed": int(status.get("failed", 0)),
                  "pending": int(status.get("pending", 0)), "running": int(status.get("running", 0)),
                  "used": len(runs)},
-        "grid": {"tasks": sorted(runs["task"].unique().tolist()), "variants": sorted(runs["variant"].unique().tolist()),
+        "grid": {"tasks": list(dict.fromkeys(t for t, _ in _pairs(runs))),
+                 "variants": sorted(runs["variant"].unique().tolist(), key=lambda v: (v != "base", v)),
                  "d": sorted(int(x) for x in runs["d"].unique()), "m": sorted(int(x) for x in runs["m"].unique()),
                  "seeds": sorted(int(x) for x in runs["seed"].unique())},
         "protocol": protocol_table(used_raw),
@@ -254,7 +327,8 @@ def analyze(raw: pd.DataFrame, level: float = A.LEVEL, constructions: bool = Tru
         warnings.append(f"{int((dup > 1).sum())} grid cell(s) have more than one finished run (different specs with "
                         "the same task/variant/d/m/seed); their accuracies are averaged.")
 
-    for (task, variant), g in runs.groupby(["task", "variant"], sort=True):
+    for task, variant in _pairs(runs):
+        g = runs[(runs["task"] == task) & (runs["variant"] == variant)]
         cells = g.groupby(["d", "m"]).agg(seeds=("seed", "nunique"), mean=("accuracy", "mean"),
                                           std=("accuracy", "std"), ood_mean=("ood_accuracy", "mean")).reset_index()
         expected = g["d"].nunique() * g["m"].nunique() * g["seed"].nunique()
@@ -271,8 +345,8 @@ def analyze(raw: pd.DataFrame, level: float = A.LEVEL, constructions: bool = Tru
         if n_curves and n_left / n_curves > 0.5:
             steps = _show(_values(used_raw[used_raw["task.kind"] == task], "train.steps"))
             warnings.append(f"{task}/{variant}: accuracy is below {level:.0%} already at the smallest m in {n_left} of "
-                            f"{n_curves} curves, so m_thr is mostly left-censored; the runs look under-trained "
-                            f"(steps: {steps}; the paper used 100,000).")
+                            f"{n_curves} curves, so m_thr is mostly left-censored: the runs may be under-trained "
+                            f"(steps: {steps}; the paper used 100,000) or the m grid starts above m_thr.")
         if t["recovers"].any():
             warnings.append(f"{task}/{variant}: {int(t['recovers'].sum())} curve(s) climb back above {level:.0%} after "
                             "their first crossing (non-monotone); m_thr is the first crossing.")
@@ -298,10 +372,10 @@ def analyze(raw: pd.DataFrame, level: float = A.LEVEL, constructions: bool = Tru
         }
 
     cons: dict[str, Any] = {"available": False, "error": "not requested", "cells": []}
-    if constructions and (runs["task"] == "qc").any():
+    if constructions and len(runs):
         cons = _constructions(runs, used_raw, construction_sequences, construction_splits)
     elif constructions:
-        cons["error"] = "no QC runs (the constructions count QC)"
+        cons["error"] = "no finished runs"
     results["constructions"] = cons
     results["claims"] = _claims(runs, summary, fits, trans, ood, cons)
     results["warnings"] = warnings
@@ -315,7 +389,7 @@ def _claims(runs: pd.DataFrame, summary: pd.DataFrame, fits: pd.DataFrame, trans
     def add(claim: str, source: str, scope: str, verdict: dict[str, str]) -> None:
         claims.append({"claim": claim, "source": source, "scope": scope, **verdict})
 
-    pairs = sorted({(t, v) for t, v in zip(runs["task"], runs["variant"])})
+    pairs = _pairs(runs)
     for task, variant in pairs or [("qc", "—")]:
         f = fits[(fits["task"] == task) & (fits["variant"] == variant)]
         add("m_thr grows ~linearly in d (slope not reported)", "[B] news article", f"{task}/{variant}",
@@ -329,15 +403,22 @@ def _claims(runs: pd.DataFrame, summary: pd.DataFrame, fits: pd.DataFrame, trans
         verdict["ours"] += "; vocabulary OOD not measured"
         add("catastrophic OOD failure when scaling the context length", "[V] v3 abstract", f"{task}/{variant}",
             verdict)
-    for variant in sorted({v for _, v in pairs}) or ["—"]:
+    for variant in list(dict.fromkeys(v for _, v in pairs)) or ["—"]:
         comp = A.compare_tasks(summary[summary["variant"] == variant])
         add("m_thr(MFC) ≤ m_thr(QC)", "[A] expected (counting.md §6)", f"mfc vs qc/{variant}",
             A.claim_mfc_le_qc(comp))
     if cons.get("available"):
-        add("d ≥ m suffices: transformers can perfectly maintain token counts", "[V] v3 abstract; [R] construction",
-            "hand-wired histogram, QC", A.claim_histogram(cons["cells"]))
+        for task in cons["tasks"]:
+            cells = [c for c in cons["cells"] if c["task"] == task]
+            what = "histogram" if task == "qc" else "histogram + max head"
+            verdict = A.claim_histogram(cells)
+            if task == "mfc":
+                verdict["criterion"] = verdict["criterion"].replace("m ≤ d − 1", "m ≤ d − 2")
+                verdict["ours"] = verdict["ours"].replace("m ≤ d − 1", "m ≤ d − 2").replace("m > d − 1", "m > d − 2")
+            add("d ≥ m suffices: transformers can perfectly maintain token counts",
+                "[V] v3 abstract; [R] construction", f"hand-wired {what}, {task.upper()}", verdict)
         ca = [c for c in cons["cells"] if c.get("count_attend") is not None]
-        criterion = "agree if the CountAttend construction is 100% accurate at every evaluated (d, m) with m ≥ d"
+        criterion = "agree if the CountAttend construction is 100% accurate at every evaluated QC (d, m) with m ≥ d"
         if ca:
             worst = min(c["count_attend"] for c in ca)
             widths = sorted({c["count_attend_mlp_width"] for c in ca if c.get("count_attend_mlp_width")})
@@ -345,7 +426,7 @@ def _claims(runs: pd.DataFrame, summary: pd.DataFrame, fits: pd.DataFrame, trans
                     f"(MLP widths {_show(widths)})")
             verdict = {"ours": ours, "criterion": criterion, "verdict": "agree" if worst >= 1.0 else "disagree"}
         else:
-            verdict = {"ours": "no evaluated cell with m ≥ d", "criterion": criterion, "verdict": "not measured"}
+            verdict = {"ours": "no evaluated QC cell with m ≥ d", "criterion": criterion, "verdict": "not measured"}
         add("m > d is still expressible exactly by a hand-wired model (the barrier is learnability)",
             "[A] our simulation (counting.md §3.2)", "hand-wired CountAttend, QC", verdict)
     else:
@@ -378,8 +459,7 @@ def _heatmap(ax: Any, pivot: pd.DataFrame, title: str, marks: dict[int, float] |
     """pivot: index d, columns m, values accuracy in [0, 1] (NaN = missing, drawn grey)."""
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#d9d9d9")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
     data = np.ma.masked_invalid(pivot.to_numpy(dtype=float))
     im = ax.imshow(data, origin="lower", aspect="auto", cmap=cmap, vmin=0.0, vmax=1.0)
     ms, ds = list(pivot.columns), list(pivot.index)
@@ -412,8 +492,8 @@ def _fig_heatmap(rep: Report, task: str, variant: str, path: Path) -> None:
     marks = {int(r["d"]): float(r["mean"]) for r in s.to_dict("records")}
     fig = _new_figure(min(2.0 + 0.45 * pivot.shape[1], 13), 1.6 + 0.4 * pivot.shape[0])
     ax = fig.subplots()
-    im = _heatmap(ax, pivot, f"{task.upper()} / {variant}: test accuracy (mean over seeds); "
-                             "white dashes: m = d, red x: mean m_thr", marks)
+    im = _heatmap(ax, pivot, f"{task.upper()} / {variant}: test accuracy, mean over seeds\n"
+                             "white dashes: m = d; red ×: mean m_thr", marks)
     fig.colorbar(im, ax=ax, label="accuracy")
     fig.savefig(path)
 
@@ -430,7 +510,8 @@ def _fig_mthr(rep: Report, task: str, path: Path) -> None:
         t = t_all[t_all["variant"] == variant]
         ex = t[t["censored"] == "none"]
         ax.scatter(ex["d"], ex["m_thr"], color=c, alpha=0.35, s=14)
-        s = rep.summary[(rep.summary["task"] == task) & (rep.summary["variant"] == variant) & (rep.summary["n_exact"] > 0)]
+        s = rep.summary[(rep.summary["task"] == task) & (rep.summary["variant"] == variant)]
+        s = s[s["n_exact"] > 0]
         if len(s):
             err = np.vstack([s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]])
             err = np.where(np.isnan(err), 0.0, err)
@@ -461,15 +542,18 @@ def _fig_mthr(rep: Report, task: str, path: Path) -> None:
     fig.savefig(path)
 
 
-def _fig_constructed(rep: Report, path: Path) -> None:
-    cells = pd.DataFrame(rep.results["constructions"]["cells"])
-    variants = sorted({v for c in rep.results["constructions"]["cells"] for v in c["trained"]})
-    panels = [(f"trained QC / {v}", cells.assign(acc=[c.get(v) for c in cells["trained"]])) for v in variants]
-    panels.append(("hand-wired histogram", cells.assign(acc=cells["histogram"])))
+def _fig_constructed(rep: Report, task: str, path: Path) -> None:
+    all_cells = [c for c in rep.results["constructions"]["cells"] if c["task"] == task]
+    cells = pd.DataFrame(all_cells)
+    variants = sorted({v for c in all_cells for v in c["trained"]}, key=lambda v: (v != "base", v))
+    panels = [(f"trained {task.upper()} / {v}", cells.assign(acc=[c.get(v) for c in cells["trained"]]))
+              for v in variants]
+    name = "hand-wired histogram" if task == "qc" else "hand-wired histogram + max"
+    panels.append((name, cells.assign(acc=cells["histogram"])))
     if cells["count_attend"].notna().any():
         panels.append(("hand-wired CountAttend (m ≥ d)", cells.assign(acc=cells["count_attend"])))
     n_m, n_d = cells["m"].nunique(), cells["d"].nunique()
-    fig = _new_figure(min(13, (1.6 + 0.4 * n_m) * len(panels)), 1.8 + 0.4 * n_d)
+    fig = _new_figure(min(14, (1.6 + 0.4 * n_m) * len(panels)), 1.8 + 0.4 * n_d)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     im = None
     for ax, (title, frame) in zip(axes, panels):
@@ -501,17 +585,19 @@ def _fig_ood(rep: Report, path: Path) -> None:
 
 def _figures(rep: Report, out: Path) -> dict[str, str]:
     figs: dict[str, str] = {}
-    for (task, variant), _ in rep.runs.groupby(["task", "variant"], sort=True):
+    for task, variant in _pairs(rep.runs):
         name = f"heatmap_{_safe(task)}_{_safe(variant)}.png"
         _fig_heatmap(rep, task, variant, out / name)
         figs[f"heatmap/{task}/{variant}"] = name
-    for task in sorted(rep.runs["task"].unique()):
+    for task in dict.fromkeys(t for t, _ in _pairs(rep.runs)):
         name = f"mthr_{_safe(task)}.png"
         _fig_mthr(rep, task, out / name)
         figs[f"mthr/{task}"] = name
-    if rep.results["constructions"].get("available") and rep.results["constructions"]["cells"]:
-        _fig_constructed(rep, out / "constructed_qc.png")
-        figs["constructed/qc"] = "constructed_qc.png"
+    cons = rep.results["constructions"]
+    for task in cons.get("tasks", []) if cons.get("available") else []:
+        name = f"constructed_{_safe(task)}.png"
+        _fig_constructed(rep, task, out / name)
+        figs[f"constructed/{task}"] = name
     if rep.runs["ood_accuracy"].notna().any():
         _fig_ood(rep, out / "ood.png")
         figs["ood"] = "ood.png"
@@ -588,24 +674,30 @@ def _page(rep: Report, store_root: str) -> Page:
         page.paragraph(f"Constructions not evaluated: {cons.get('error')}", css="error")
     else:
         page.paragraph(
-            f"On every QC (d, m, n) of the trained runs: the histogram construction (1 layer, 1 head, no LayerNorm, "
-            f"no positions, a BOS token; exact when m ≤ d − 1) and, where it cannot be exact (m ≥ d), CountAttend "
-            f"(random near-orthogonal codes, a large attention temperature β and an MLP that inverts the BOS "
-            f"attention mass; its MLP width is chosen for n). Query format: {cons['query']}. Accuracy on "
-            f"{cons['n_sequences']} test sequences per split ({cons['seconds']} s). The constructions use a BOS "
-            f"token and their own width, so they show what is expressible at this d, not what training finds.")
-        if "constructed/qc" in rep.figures:
-            page.figure(rep.figures["constructed/qc"], "Trained vs hand-wired accuracy on the same (d, m) grid")
-        rows = []
-        for c in cons["cells"]:
-            row = {"d": c["d"], "m": c["m"], "n": c["n"]}
-            row.update({f"trained {v}": a for v, a in c["trained"].items()})
-            row.update({"histogram": c["histogram"], "histogram ood": c.get("histogram_ood"),
-                        "CountAttend": c.get("count_attend"), "CountAttend ood": c.get("count_attend_ood"),
-                        "CountAttend MLP width": c.get("count_attend_mlp_width"),
-                        "trained MLP width": c.get("trained_mlp_width")})
-            rows.append(row)
-        page.table(rows, caption="Accuracy per cell (ood = the ood_long split, 2·n tokens)")
+            f"On every (task, d, m, n) of the trained runs. QC: the histogram construction (1 layer, 1 head, no "
+            f"LayerNorm, no positions, a BOS token; exact when m ≤ d − 1) and, where it cannot be exact (m ≥ d), "
+            f"CountAttend (random near-orthogonal codes, a large attention temperature β and an MLP that inverts the "
+            f"BOS attention mass; its MLP width is chosen for n). MFC: the histogram at every position plus a second "
+            f"layer that selects the largest count (exact when m ≤ d − 2). QC query format: {cons['query']}. "
+            f"Accuracy on {cons['n_sequences']} test sequences per split ({cons['seconds']} s). The constructions "
+            f"use a BOS token and their own widths, so they show what is expressible at this d, not what training "
+            f"finds.")
+        for task in cons["tasks"]:
+            page.heading(f"{task.upper()}: constructed vs trained", level=3)
+            if f"constructed/{task}" in rep.figures:
+                page.figure(rep.figures[f"constructed/{task}"],
+                            f"{task.upper()}: trained vs hand-wired accuracy on the same (d, m) grid")
+            rows = []
+            for c in (c for c in cons["cells"] if c["task"] == task):
+                row = {"d": c["d"], "m": c["m"], "n": c["n"]}
+                row.update({f"trained {v}": a for v, a in c["trained"].items()})
+                row.update({"histogram": c["histogram"], "histogram ood": c.get("histogram_ood")})
+                if task == "qc":
+                    row.update({"CountAttend": c.get("count_attend"), "CountAttend ood": c.get("count_attend_ood"),
+                                "CountAttend MLP width": c.get("count_attend_mlp_width")})
+                row["trained MLP width"] = c.get("trained_mlp_width")
+                rows.append(row)
+            page.table(rows, caption=f"{task.upper()}: accuracy per cell (ood = the ood_long split, 2·n tokens)")
 
     page.heading("Length generalisation (ood_long: 2·n tokens)", anchor="ood")
     if "ood" in rep.figures:
