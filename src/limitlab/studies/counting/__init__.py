@@ -20,7 +20,7 @@ STUDY = Study(
     report=_report,
     preset_notes={
         "smoke": "8 runs, seconds on a CPU",
-        "quick": "36 runs (QC, d 8/16/32 × m 4..24 × 2 seeds), minutes on a CPU",
+        "quick": "36 runs (QC with BOS, d 4/8/16 × m 3..16 × 2 seeds), minutes on a CPU",
         "paper": "720 runs (QC+MFC, 6 d × 20 m × 3 seeds, 100k steps), for a GPU",
     },
 )

@@ -58,12 +58,21 @@ def paper(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("base",), t
     return counting_specs(ds, ms, tasks, seeds, variants, steps=steps)
 
 
-def quick(seeds: int | Sequence[int] = 2, variants: Sequence[str] = ("base",), tasks: Sequence[str] = ("qc",),
-          ds: Sequence[int] = (8, 16, 32), ms: Sequence[int] = (4, 6, 8, 12, 16, 24),
-          steps: int = 2000) -> list[RunSpec]:
-    """A CPU-sized grid that shows m_thr rising with d: n = 5·m, Adam 1e-3, batch 32, no LayerNorm."""
-    return counting_specs(ds, ms, tasks, seeds, variants, steps=steps, lr=1e-3, batch_size=32, eval_size=400,
-                          n_per_m=5, norm="none")
+def quick(seeds: int | Sequence[int] = 2, variants: Sequence[str] = ("bos",), tasks: Sequence[str] = ("qc",),
+          ds: Sequence[int] = (4, 8, 16), ms: Sequence[int] = (3, 4, 6, 8, 12, 16),
+          steps: int = 3000) -> list[RunSpec]:
+    """A CPU-sized grid that shows m_thr rising with d.
+
+    Departures from the paper, chosen so that the models learn within minutes on a CPU: a BOS token, n = 5·m,
+    Adam 3e-3, batch 32, one head, no LayerNorm, 3,000 steps, 400 test sequences. Measured while choosing
+    (QC, 3,000 steps, one seed): at d = 8, m = 6, 4 heads and lr 1e-3 reached 44%, one head and lr 3e-3 90%;
+    without BOS, d = 32 learned no better than d = 16 at m ≤ 8 (0.77 vs 0.82 at m = 8), with BOS accuracy
+    rose with d at every m in {8, 12, 16} (m = 8: 0.54, 0.77, 0.85 for d = 8, 16, 32); lr 1e-2 diverged at d ≥ 16.
+    On the grid d ∈ {8, 16, 32}, m ∈ {4 … 24} (2 seeds, BOS) the 80% crossing sat at m ≈ 7.5 for both d = 16 and
+    d = 32: at 3,000 steps the larger models had not converged, so the CPU grid uses d ∈ {4, 8, 16} instead.
+    """
+    return counting_specs(ds, ms, tasks, seeds, variants, steps=steps, lr=3e-3, batch_size=32, eval_size=400,
+                          n_per_m=5, n_heads=1, norm="none")
 
 
 def smoke(seeds: int | Sequence[int] = 1, variants: Sequence[str] = ("base",), tasks: Sequence[str] = ("qc", "mfc"),
