@@ -97,3 +97,11 @@ def test_permutation_keys_give_uniform_permutations():
     counts = torch.bincount(codes).float()
     counts = counts[counts > 0]
     assert len(counts) == 6 and (counts / counts.mean() - 1).abs().max() < 0.15
+
+
+def test_draws_do_not_depend_on_the_padded_extent():
+    """Element (b, t) is the same number whether the draw is (4, 10) or padded to (6, 37)."""
+    rng = StackRNG(torch.tensor([3, 11]))
+    small = rng.randint((4, 10), high=torch.tensor([7, 9]), step=5)
+    padded = rng.randint((6, 37), high=torch.tensor([7, 9]), step=5)
+    assert torch.equal(padded[:, :4, :10], small)

@@ -60,9 +60,13 @@ class StackRNG:
         """Raw 64-bit hashes, shape (M, *shape). ``step`` is an int or a per-model (M,) tensor."""
         step = torch.as_tensor(step, dtype=torch.int64, device=self.device)
         key = mix64(mix64(self.seeds) ^ mix64((self.stream * 1_000_003 + salt) * 0x100000001B3 + step))
-        n = math.prod(shape)
-        index = torch.arange(n, dtype=torch.int64, device=self.device)
-        return mix64(key[:, None] + index * _GOLDEN).view(-1, *shape)  # (M, *shape)
+        # Hash one coordinate at a time (not a flat index), so element (b, t) gets the same number whatever the
+        # padded extent of the other dims: a model's tokens do not change when its stack is padded to a longer T.
+        bits = key.view(-1, *([1] * len(shape)))  # (M, 1, ..., 1)
+        for dim, size in enumerate(shape):
+            coord = torch.arange(size, dtype=torch.int64, device=self.device).view(-1, *([1] * (len(shape) - dim - 1)))
+            bits = mix64(bits + coord * _GOLDEN)  # broadcasts to (M, shape[0], ..., shape[dim], 1, ...)
+        return bits.expand(-1, *shape)  # (M, *shape)
 
     def random(self, shape: tuple[int, ...], step: int | torch.Tensor, salt: int = 0) -> torch.Tensor:
         """Uniform float32 in [0, 1), shape (M, *shape)."""
