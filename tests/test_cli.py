@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from limitlab.cli import main
 
@@ -35,6 +36,14 @@ def test_smoke_preset_end_to_end(tmp_path, capsys):
     assert "8 to train" in out and "done 8" in out
     done = results(store)
     assert len(done) == 8 and all(0 <= r["test/accuracy"] <= 1 for r in done.values())
+    # better than chance: QC's best constant answer (the modal count 1 + Binomial(n-1, 1/m)) at each m
+    from limitlab.store import RunStore
+
+    df = RunStore(store).to_dataframe()
+    qc = df[df["task.kind"] == "qc"]
+    chance = [torch.distributions.Binomial(4 * m - 1, torch.tensor(1 / m)).log_prob(
+        torch.arange(4 * m).float()).exp().max().item() for m in qc["task.m"]]
+    assert qc["result.test/accuracy"].mean() > sum(chance) / len(chance) + 0.1
     # running it again trains nothing: finished runs are never retrained
     assert main(["run", "counting", "--preset", "smoke", "--store", str(store), "--quiet"]) == 0
     assert "8 already done, 0 to train" in capsys.readouterr().out

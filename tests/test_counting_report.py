@@ -25,7 +25,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def smoke_store(tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp("smoke") / "store")
-    run_local(smoke(steps=20), store, TrainOptions())
+    run_local(smoke(steps=20, variants=("base",), ms=(3, 6)), store, TrainOptions())
     return store
 
 

@@ -1,60 +1,390 @@
-"""``limitlab bench``: model-steps/s of a stack of M models vs the same M models one at a time."""
+"""``limitlab bench``: training throughput of a stack of M models vs the same models one at a time.
+
+For every shape (or every representative stack of a study preset) and every mode — eager, and compiled
+(``torch.compile``; plus a whole-step CUDA graph on CUDA) — one run measures side by side:
+
+* ``stacked``: one :class:`~limitlab.train.trainer.StackTrainer` of M models (fast path on: CPU model chunks
+  timed once per shape, foreach optimizer, bf16 autocast on CUDA);
+* ``loop``: single-model trainers (M = 1) trained one after another — the one-model-at-a-time baseline;
+* ``dense``: the ceiling of the stacked step's dense kernels alone — one layer's stacked matmuls and SDPA,
+  forward + backward, times the number of layers (informative only on a CPU).
+
+Reported: model-steps/s (summed over the stack), tokens/s (batch × T per model-step), MFU and the speed-up.
+FLOPs convention (``limitlab.planner.train_flops_per_step``): 6·N + 12·L·T·d per token, N = non-embedding
+parameters (blocks, final LayerNorm, output head; token embedding and position tables excluded), attention
+counted in full (no causal discount). For MFU it is applied to the rows the loss needs, which is what the model
+computes: with K read-out positions (counting: K = 1) the last layer counts its keys/values at all T positions and
+everything else at the K read-outs (``model_flops_per_step``); the plain every-position count is reported too
+(``flops_per_model_step``, used for projections). Peak: bf16 dense tensor-core FLOP/s from a per-device table
+on CUDA; on a CPU a measured fp32 ``torch.mm`` peak, so CPU "MFU" is relative to what this CPU's sgemm reaches.
+
+``--preset counting/paper`` plans the preset, measures a few of its stacks (spread over their cost), fits
+step seconds = a + b · stack FLOPs per step, and projects the wall time of the whole preset.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import platform
 import time
+from collections.abc import Sequence
 
 import torch
+from torch.nn import functional as F
 
+from limitlab.planner import DeviceProfile, Stack, plan_stacks, train_flops_per_step
 from limitlab.spec import RunSpec
 from limitlab.train.trainer import StackTrainer, TrainOptions
 
+# bf16 dense tensor-core peaks (no sparsity), FLOP/s. Matched against torch.cuda.get_device_name(), first hit.
+PEAK_BF16 = [
+    ("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H200", 989e12), ("GH200", 989e12),
+    ("B200", 2250e12), ("A100", 312e12), ("A800", 312e12), ("L40S", 362e12), ("L4", 121e12),
+    ("A10G", 0.0), ("A10", 125e12),  # A10G: no datasheet figure we trust -> unknown, pass --peak-flops
+]
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--d", type=int, nargs="+", default=[16], help="embedding sizes")
-    parser.add_argument("--m", type=int, default=10, help="vocabulary size (n = 10·m)")
-    parser.add_argument("--models", type=int, default=32, help="models in the stack")
+    parser.add_argument("--d", type=int, nargs="+", default=[16], help="embedding sizes d_model")
+    parser.add_argument("--m", type=int, nargs="+", default=[10], help="counting vocabulary sizes (n = 10·m)")
+    parser.add_argument("--models", type=int, default=32, help="models per stack (M)")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--preset", default=None, help="STUDY/PRESET, e.g. counting/paper: measure + project it")
+    parser.add_argument("--preset-stacks", type=int, default=4, help="stacks of the preset to measure")
+    parser.add_argument("--preset-max-models", type=int, default=0,
+                        help="measure at most this many models of a preset stack (0: 8 on CPU, all on CUDA)")
+    parser.add_argument("--modes", default="auto", help="eager,compiled (auto: both on CUDA, eager on CPU)")
+    parser.add_argument("--no-loop", action="store_true", help="skip the one-model-at-a-time baseline")
+    parser.add_argument("--loop-models", type=int, default=4, help="distinct single models timed for the loop")
+    parser.add_argument("--seconds", type=float, default=3.0, help="least timed seconds per side (stacked, loop)")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating stacked/loop rounds; best of each kept")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--peak-flops", type=float, default=0.0, help="override the device peak for MFU")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="machine-readable output only")
 
 
-def _specs(d: int, m: int, models: int, batch: int) -> list[RunSpec]:
-    return [RunSpec(task={"name": "counting", "m": m}, model={"d_model": d, "n_heads": 4 if d % 4 == 0 else 1,
-                                                               "max_len": 10 * m * 2 + 3},
-                    train={"batch_size": batch}, seed=s) for s in range(models)]
+# ---- devices ---------------------------------------------------------------------------------------------------
 
-
-def _rate(trainer: StackTrainer, steps: int, device: str) -> float:
-    trainer.train_step()  # warm-up
+def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def device_info(device: str, peak_override: float = 0.0) -> dict:
+    """Device name, the peak used for MFU and where it comes from."""
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name(torch.device(device))
+        peak = next((p for key, p in PEAK_BF16 if key.lower() in name.lower()), 0.0)
+        source = "bf16 dense datasheet" if peak else "unknown device: pass --peak-flops"
+    else:
+        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+        peak, source = measure_cpu_peak(), "fp32 torch.mm 1024³, measured"
+    if peak_override:
+        peak, source = peak_override, "--peak-flops"
+    return {"device": device, "name": name, "peak_flops": peak or None, "peak_source": source,
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg": _load()}
+
+
+def measure_cpu_peak(n: int = 1024, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(reps):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+# ---- specs -----------------------------------------------------------------------------------------------------
+
+def shape_specs(d: int, m: int, models: int, batch: int, layers: int = 2, heads: int = 4) -> list[RunSpec]:
+    """M counting runs of one shape, as the counting study builds them (seeds 0..M-1)."""
+    from limitlab.studies.counting.study import counting_specs
+
+    heads = heads if d % heads == 0 else 1
+    return counting_specs([d], [m], ["qc"], models, steps=1_000_000, batch_size=batch, n_layers=layers,
+                          n_heads=heads)
+
+
+def preset_specs(name: str) -> list[RunSpec]:
+    from limitlab.studies import STUDIES
+
+    study, _, preset = name.partition("/")
+    if study not in STUDIES:
+        raise ValueError(f"unknown study {study!r} in --preset {name!r}; allowed: {', '.join(STUDIES)}")
+    return STUDIES[study].specs(preset or "paper")
+
+
+def _long(specs: Sequence[RunSpec]) -> list[RunSpec]:
+    """The same runs with a step budget that outlasts any measurement (throughput only, not results)."""
+    return [s.model_copy(update={"train": s.train.model_copy(update={"steps": 10**9})}) for s in specs]
+
+
+# ---- measurements ----------------------------------------------------------------------------------------------
+
+def mode_options(mode: str, device: str) -> TrainOptions:
+    if mode == "eager":
+        return TrainOptions(device=device)
+    if mode == "compiled":
+        return TrainOptions(device=device, compile=True, cuda_graphs=device.startswith("cuda"))
+    raise ValueError(f"unknown bench mode {mode!r}; allowed: eager, compiled")
+
+
+def warm_up(trainer: StackTrainer, device: str, max_steps: int = 20) -> None:
+    """Steps until the fast path has settled (compile, CUDA graph capture), plus one."""
+    for _ in range(max_steps):
+        trainer.train_step()
+        if not trainer.warming_up:
+            break
+    trainer.train_step()
+    _sync(device)
+
+
+def timed_steps(trainers: Sequence[StackTrainer], steps: int, device: str) -> float:
+    """Seconds per step over ``steps`` steps of each trainer, stepped in turn."""
+    _sync(device)
     start = time.perf_counter()
     for _ in range(steps):
-        trainer.train_step()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return steps / (time.perf_counter() - start)
+        for trainer in trainers:
+            trainer.train_step()
+    _sync(device)
+    return (time.perf_counter() - start) / (steps * len(trainers))
 
 
-def measure(d: int, m: int, models: int, batch: int, steps: int, device: str) -> dict:
-    specs = _specs(d, m, models, batch)
-    options = TrainOptions(device=device)
-    stacked = _rate(StackTrainer(specs, None, options), steps, device) * models
-    single = _rate(StackTrainer(specs[:1], None, options), steps, device)
-    return {"device": device, "d": d, "m": m, "n": 10 * m, "batch": batch, "models": models,
-            "stacked_model_steps_per_s": stacked, "single_model_steps_per_s": single, "speedup": stacked / single}
+def dense_ceiling(spec: RunSpec, n_models: int, seq_len: int, device: str, seconds: float) -> float:
+    """Seconds per stacked step of the dense kernels alone (matmuls + SDPA, forward + backward).
+
+    Counts what the model executes: L-1 full layers, and a last layer whose keys/values cover every position
+    but whose queries, output projection and MLP cover the read-out positions only (when the task has them).
+    ``n_models`` is the stack's chunk on a CPU (the trainer's working set), the whole stack elsewhere.
+    """
+    m, b, t = spec.model, spec.train.batch_size, seq_len
+    d, w, h = m.d_model, m.mlp_width, m.n_heads
+    k = _readouts(spec)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    kw = {"device": device, "dtype": dtype}
+
+    def leaf(*shape: int) -> torch.Tensor:
+        return (torch.randn(*shape, **kw) / math.sqrt(shape[-2])).requires_grad_()
+
+    x = torch.randn(n_models, b * t, d, **kw, requires_grad=True)
+    w_qkv, w_out, w_up, w_down = leaf(n_models, d, 3 * d), leaf(n_models, d, d), leaf(n_models, d, w), leaf(
+        n_models, w, d)
+
+    def heads(z: torch.Tensor, rows: int) -> torch.Tensor:  # (M, B·rows, d) -> (M·B, H, rows, hd)
+        return z.reshape(n_models * b, rows, h, d // h).transpose(1, 2)
+
+    def layer(rows: int) -> torch.Tensor:
+        q, kk, v = torch.bmm(x, w_qkv).split(d, -1)  # (M, B·T, d) each
+        if rows < t:  # last layer: queries at the read-out rows only
+            q = q.reshape(n_models, b, t, d)[:, :, -rows:].reshape(n_models, b * rows, d)
+        y = F.scaled_dot_product_attention(heads(q, rows), heads(kk, t), heads(v, t),
+                                           is_causal=m.causal and rows == t)
+        y = torch.bmm(y.transpose(1, 2).reshape(n_models, b * rows, d), w_out)
+        return torch.bmm(torch.bmm(y, w_up), w_down)
+
+    def step() -> None:
+        outs = [layer(t) for _ in range(m.n_layers - 1)] + [layer(k)]
+        sum(o.sum() for o in outs).backward()
+
+    step()
+    _sync(device)
+    reps, start = 0, time.perf_counter()
+    while reps < 2 or time.perf_counter() - start < seconds / 2:
+        step()
+        reps += 1
+        _sync(device)
+    return (time.perf_counter() - start) / reps
+
+
+def _readouts(spec: RunSpec) -> int:
+    """Read-out positions per sequence of a task (the whole sequence when it has none)."""
+    from limitlab.rng import StackRNG
+
+    batch = spec.task.sample([spec.task], StackRNG([0]), 1, 0)
+    return spec.task.seq_len() if batch.positions is None else batch.positions.shape[-1]
+
+
+def _rates(seconds_per_model_step: float, row: dict, peak: float | None) -> dict:
+    rate = 1.0 / seconds_per_model_step
+    return {"model_steps_per_s": rate, "tokens_per_s": rate * row["batch"] * row["T"],
+            "mfu": rate * row["model_flops_per_step"] / peak if peak else None}
+
+
+def measure(specs: Sequence[RunSpec], modes: Sequence[str], device: str, seconds: float, loop: bool,
+            loop_models: int, repeat: int, peak: float | None) -> dict:
+    """One row: every mode's stacked and loop throughput for the runs ``specs`` (one stack), plus the ceiling.
+
+    Stacked and loop are timed in alternating rounds (``repeat`` each, about ``seconds`` in all per side) of
+    equal work — a loop round trains as many model-steps as a stacked round — so load from other processes hits
+    both alike; each side keeps its best round.
+    """
+    specs = _long(specs)
+    first, n = specs[0], len(specs)
+    t, c = max(s.task.seq_len() for s in specs), max(s.task.n_outputs() for s in specs)
+    k = _readouts(first)
+    row: dict = {"d": first.model.d_model, "T": t, "models": n, "batch": first.train.batch_size,
+                 "layers": first.model.n_layers, "readouts": k,
+                 "flops_per_model_step": train_flops_per_step(first, t, c),
+                 "model_flops_per_step": train_flops_per_step(first, t, c, readouts=k), "modes": {}}
+    chunk = n
+    for mode in modes:
+        options = mode_options(mode, device)
+        stack = StackTrainer(specs, None, options)
+        singles = [StackTrainer([s], None, options) for s in specs[:min(loop_models, n)]] if loop else []
+        for trainer in [stack, *singles]:
+            warm_up(trainer, device)
+        rounds = max(repeat, 1)
+        first_step = timed_steps([stack], 1, device)
+        steps = max(1, math.ceil(seconds / rounds / first_step))  # stacked steps per round
+        loop_steps = math.ceil(n * steps / max(len(singles), 1))  # the same model-steps for the loop
+        best_stack, best_loop = first_step / n, math.inf
+        for _ in range(rounds):  # alternate, equal work per round: background load hits both sides alike
+            best_stack = min(best_stack, timed_steps([stack], steps, device) / n)
+            if singles:
+                best_loop = min(best_loop, timed_steps(singles, loop_steps, device))
+        chunk = stack.chunk
+        out = {"stacked": _rates(best_stack, row, peak), "chunk": chunk}
+        if singles:
+            out["loop"] = _rates(best_loop, row, peak)
+            out["speedup"] = best_loop / best_stack
+        row["modes"][mode] = out
+        del stack, singles
+    part = chunk if device == "cpu" else n
+    dense = dense_ceiling(first, part, t, device, seconds) / part
+    row["dense"] = _rates(dense, row, peak)
+    return row
+
+
+# ---- presets ---------------------------------------------------------------------------------------------------
+
+def pick_stacks(stacks: Sequence[Stack], k: int) -> list[Stack]:
+    """Up to k stacks spread over the per-step cost range (cheapest, dearest and quantiles between)."""
+    ordered = sorted(stacks, key=lambda s: s.flops_per_step)
+    if len(ordered) <= k:
+        return ordered
+    idx = sorted({round(i * (len(ordered) - 1) / (k - 1)) for i in range(k)}) if k > 1 else [len(ordered) - 1]
+    return [ordered[i] for i in idx]
+
+
+def fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Least squares y = a + b·x with a, b >= 0 (a single point: through the origin)."""
+    if len(xs) == 1:
+        return 0.0, ys[0] / xs[0]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
+    b = max(b, 0.0)
+    a = my - b * mx
+    if a < 0:
+        a, b = 0.0, sum(x * y for x, y in zip(xs, ys)) / sum(x * x for x in xs)
+    return a, b
+
+
+def project(stacks: Sequence[Stack], rows: Sequence[dict], mode: str) -> dict:
+    """Fit step seconds vs stack FLOPs on the measured rows and sum over every stack of the plan."""
+    pts = [(r["models"] * r["flops_per_model_step"], r["models"] / r["modes"][mode]["stacked"]["model_steps_per_s"])
+           for r in rows if mode in r["modes"]]
+    a, b = fit_line([p[0] for p in pts], [p[1] for p in pts])
+    total = sum(s.steps * (a + b * s.flops_per_step) for s in stacks)
+    out = {"mode": mode, "fit_overhead_s": a, "fit_s_per_flop": b, "stacked_hours": total / 3600}
+    loop_pts = [(r["flops_per_model_step"], 1 / r["modes"][mode]["loop"]["model_steps_per_s"])
+                for r in rows if "loop" in r["modes"].get(mode, {})]
+    if loop_pts:
+        la, lb = fit_line([p[0] for p in loop_pts], [p[1] for p in loop_pts])
+        loop_total = sum(sp.train.steps * (la + lb * train_flops_per_step(sp)) for st in stacks for sp in st.specs)
+        out["loop_hours"] = loop_total / 3600
+    return out
+
+
+# ---- entry point -----------------------------------------------------------------------------------------------
+
+def run(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    modes = (["eager", "compiled"] if device.startswith("cuda") else ["eager"]) if args.modes == "auto" \
+        else [m.strip() for m in args.modes.split(",") if m.strip()]
+    for mode in modes:
+        mode_options(mode, device)
+    info = device_info(device, args.peak_flops)
+    peak = info["peak_flops"]
+    report: dict = {"info": info, "modes": modes, "rows": [],
+                    "notes": [] if "compiled" in modes or device.startswith("cuda") else
+                    ["compiled mode skipped on CPU by default (inductor compiles ~30 s per shape); --modes "
+                     "eager,compiled measures it"]}
+    common = {"modes": modes, "device": device, "seconds": args.seconds, "loop": not args.no_loop,
+              "loop_models": args.loop_models, "repeat": args.repeat, "peak": peak}
+    if args.preset:
+        specs = preset_specs(args.preset)
+        stacks = plan_stacks(specs, device=device, profile=DeviceProfile.for_device(device))
+        cap = args.preset_max_models or (len(specs) if device.startswith("cuda") else 8)
+        for stack in pick_stacks(stacks, args.preset_stacks):
+            row = measure(stack.specs[-cap:], **common)  # the longest runs: the stack's padded length
+            row["preset_stack_models"] = len(stack.specs)
+            report["rows"].append(row)
+        seeds = len({s.seed for s in specs})
+        report["preset"] = {"name": args.preset, "runs": len(specs), "stacks": len(stacks), "seeds": seeds,
+                            "model_steps": sum(s.train.steps for s in specs),
+                            "projections": [project(stacks, report["rows"], mode) for mode in modes]}
+    else:
+        for d in args.d:
+            for m in args.m:
+                specs = shape_specs(d, m, args.models, args.batch, args.layers, args.heads)
+                report["rows"].append(measure(specs, **common))
+    report["info"]["load_avg_end"] = _load()
+    return report
+
+
+def _fmt(x: float | None, spec: str = ".3g") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def render(report: dict) -> str:
+    info = report["info"]
+    lines = [f"device: {info['name']} ({info['device']}), torch {info['torch']}, threads {info['threads']}, "
+             f"load avg {info['load_avg']} -> {info.get('load_avg_end')}",
+             f"peak for MFU: {_fmt(info['peak_flops'])} FLOP/s ({info['peak_source']}); "
+             f"MFU FLOPs = 6·N_nonembed + 12·L·T·d per token, last layer at the read-outs only"]
+    head = (f"{'mode':<9}{'d':>4}{'T':>6}{'M':>5} {'stacked m-steps/s':>17}{'loop m-steps/s':>15}{'speedup':>8}"
+            f"{'stacked tok/s':>14}{'MFU':>9}{'loop MFU':>9}{'dense ceil':>11}{'chunk':>6}")
+    lines.append(head)
+    for r in report["rows"]:
+        for mode, out in r["modes"].items():
+            st, lp = out["stacked"], out.get("loop")
+            lines.append(
+                f"{mode:<9}{r['d']:>4}{r['T']:>6}{r['models']:>5} {st['model_steps_per_s']:>17.1f}"
+                f"{_fmt(lp and lp['model_steps_per_s'], '.1f'):>15}{_fmt(out.get('speedup'), '.2f'):>8}"
+                f"{st['tokens_per_s']:>14.3g}{_fmt(st['mfu'], '.2%'):>9}{_fmt(lp and lp['mfu'], '.2%'):>9}"
+                f"{r['dense']['model_steps_per_s']:>11.1f}{_fmt(out['chunk'], 'd'):>6}")
+    preset = report.get("preset")
+    if preset:
+        lines.append(f"preset {preset['name']}: {preset['runs']} runs, {preset['model_steps']:.3g} model-steps, "
+                     f"{preset['stacks']} stacks, {preset['seeds']} seed(s)")
+        for p in preset["projections"]:
+            loop = f", one at a time {p['loop_hours']:.3g} h" if "loop_hours" in p else ""
+            lines.append(f"  projected ({p['mode']}): stacked {p['stacked_hours']:.3g} h "
+                         f"({p['stacked_hours'] * 60 / preset['seeds']:.3g} min per seed){loop}; "
+                         f"fit: step s = {p['fit_overhead_s']:.3g} + {p['fit_s_per_flop']:.3g} × FLOPs")
+    lines += [f"note: {n}" for n in report["notes"]]
+    return "\n".join(lines)
 
 
 def main(args: argparse.Namespace) -> None:
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    rows = [measure(d, args.m, args.models, args.batch, args.steps, device) for d in args.d]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return
-    for r in rows:
-        print(f"{r['device']} d={r['d']} n={r['n']} M={r['models']}: stacked {r['stacked_model_steps_per_s']:.1f} "
-              f"model-steps/s, one at a time {r['single_model_steps_per_s']:.1f} -> {r['speedup']:.2f}x")
+    report = run(args)
+    print(json.dumps(report, indent=2) if args.json else render(report))

@@ -87,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     stacks = plan(todo, max_models=args.max_stack)
     print(f"{study.name}/{args.preset}: {len(specs)} runs, {len(specs) - len(todo)} already done, "
           f"{len(todo)} to train in {len(stacks)} stack(s) on {device}; store {args.store}")
-    options = TrainOptions(device=device, compile=args.compile)
+    options = TrainOptions(device=device, compile=args.compile, amp=not args.no_amp, cuda_graphs=args.cuda_graphs,
+                           foreach=not args.no_foreach, chunk_models=args.chunk_models)
     total_steps = sum(s.train.steps for s in todo)
     bar = tqdm(total=total_steps, unit="model-step", unit_scale=True, dynamic_ncols=True,
                disable=args.quiet or None)
@@ -161,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=["local", "ray"], default="local")
     run.add_argument("--max-stack", type=int, default=256, help="most models per stack")
     run.add_argument("--compile", action="store_true", help="torch.compile each stack")
+    run.add_argument("--cuda-graphs", action="store_true", help="CUDA: capture each whole step in a CUDA graph")
+    run.add_argument("--no-amp", action="store_true", help="CUDA: train in fp32 instead of bf16 autocast")
+    run.add_argument("--no-foreach", action="store_true", help="optimizer: Python loop instead of _foreach ops")
+    run.add_argument("--chunk-models", type=int, default=0, metavar="N",
+                     help="forward/backward N models at a time (0: automatic; CPU only chooses < stack size)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(fn=cmd_run)
 

@@ -24,8 +24,9 @@ class StackedAdam:
     """One optimizer for a stack; parameters have a leading model dim M."""
 
     def __init__(self, params: Sequence[torch.nn.Parameter], configs: Sequence[OptimConfig],
-                 total_steps: Sequence[int]) -> None:
+                 total_steps: Sequence[int], foreach: bool = True) -> None:
         self.params = list(params)
+        self.foreach = foreach  # torch._foreach_* over all parameters: same arithmetic, far fewer Python calls
         dev = self.params[0].device
 
         def vec(values) -> torch.Tensor:
@@ -46,36 +47,96 @@ class StackedAdam:
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.t = torch.zeros_like(self.peak_lr)  # updates taken per model
 
-    def lr_at(self, step: torch.Tensor) -> torch.Tensor:
+    def lr_at(self, step: torch.Tensor, models: slice = slice(None)) -> torch.Tensor:
         """Per-model learning rate at (0-based) ``step`` (M,): linear warmup, then constant or cosine."""
         step = step.float()
-        warm = torch.where(self.warmup > 0, ((step + 1) / self.warmup.clamp(min=1)).clamp(max=1), 1.0)
-        progress = ((step - self.warmup) / (self.total - self.warmup).clamp(min=1)).clamp(0, 1)
-        cos = self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + torch.cos(math.pi * progress))
-        return self.peak_lr * warm * torch.where(self.cosine > 0, cos, 1.0)
+        warmup, total, min_ratio = self.warmup[models], self.total[models], self.min_ratio[models]
+        warm = torch.where(warmup > 0, ((step + 1) / warmup.clamp(min=1)).clamp(max=1), 1.0)
+        progress = ((step - warmup) / (total - warmup).clamp(min=1)).clamp(0, 1)
+        cos = min_ratio + (1 - min_ratio) * 0.5 * (1 + torch.cos(math.pi * progress))
+        return self.peak_lr[models] * warm * torch.where(self.cosine[models] > 0, cos, 1.0)
 
     @torch.no_grad()
-    def step(self, active: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-        """Update the models in ``active`` (M,) bool at their own ``step`` (M,). Returns the grad norms (M,)."""
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        grads = [torch.where(_col(active, g), g, 0.0) for g in grads]  # drop NaN grads of frozen models
-        sq = sum(g.float().pow(2).flatten(1).sum(1) for g in grads)  # (M,)
-        norm = sq.sqrt()
-        scale = (self.clip / (norm + 1e-6)).clamp(max=1.0)
-        self.t += active.float()
+    def step(self, active: torch.Tensor, step: torch.Tensor, chunk: int = 0) -> torch.Tensor:
+        """Update the models in ``active`` (M,) bool at their own ``step`` (M,). Returns the grad norms (M,).
+
+        ``chunk`` > 0 updates that many models at a time (the same numbers; on a CPU a chunk's parameters,
+        gradients and moments stay in cache across the update's passes, where a whole stack's do not).
+        """
+        n = self.peak_lr.shape[0]
+        hyper = self._hyper(active, step, slice(None))
+        width = chunk if 0 < chunk < n else n
+        norms = []
+        for m0 in range(0, n, width):
+            sl = slice(m0, min(m0 + width, n))
+            grads = [p.grad[sl] if p.grad is not None else None for p in self.params]
+            norms.append(self._update(sl, active[sl], {k: v[sl] for k, v in hyper.items()}, grads))
+        return norms[0] if len(norms) == 1 else torch.cat(norms)
+
+    @torch.no_grad()
+    def step_models(self, models: slice, active: torch.Tensor, step: torch.Tensor,
+                    grads: list[torch.Tensor | None]) -> torch.Tensor:
+        """Update only ``models`` (a slice of the stack) from their own gradients (one per parameter, None = 0).
+
+        The same numbers as :meth:`step` gives those models; lets a CPU chunk update while still in cache.
+        """
+        return self._update(models, active, self._hyper(active, step, models), grads)
+
+    def _hyper(self, active: torch.Tensor, step: torch.Tensor, models: slice) -> dict[str, torch.Tensor]:
+        """Per-model coefficients of this update (advances the models' update counters)."""
+        self.t[models] += active.float()
         act = active.float()
-        lr = self.lr_at(step) * act
-        b1 = torch.where(active, self.beta1, 1.0)
-        b2 = torch.where(active, self.beta2, 1.0)
-        bc1 = 1 - self.beta1 ** self.t.clamp(min=1)
-        bc2 = 1 - self.beta2 ** self.t.clamp(min=1)
-        for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
-            g = g * _col(scale, g) + _col(self.wd_l2 * act, p) * p
-            m.mul_(_col(b1, m)).add_(g * _col(1 - b1, g))
-            v.mul_(_col(b2, v)).add_(g * g * _col(1 - b2, g))
-            update = (m / _col(bc1, m)) / ((v / _col(bc2, v)).sqrt() + _col(self.eps, v))
-            p.mul_(1 - _col(lr * self.wd_decoupled, p)).sub_(_col(lr, p) * update)
+        lr = self.lr_at(step, models) * act
+        beta1, beta2, t = self.beta1[models], self.beta2[models], self.t[models]
+        b1, b2 = torch.where(active, beta1, 1.0), torch.where(active, beta2, 1.0)
+        return {"wd": self.wd_l2[models] * act, "b1": b1, "1-b1": 1 - b1, "b2": b2, "1-b2": 1 - b2,
+                "bc1": 1 - beta1 ** t.clamp(min=1), "bc2": 1 - beta2 ** t.clamp(min=1), "eps": self.eps[models],
+                "lr": lr, "decay": 1 - lr * self.wd_decoupled[models], "clip": self.clip[models]}
+
+    def _update(self, sl: slice, active: torch.Tensor, h: dict[str, torch.Tensor],
+                grads: list[torch.Tensor | None]) -> torch.Tensor:
+        """Adam(W) on models ``sl``: per-model clip, L2 or decoupled decay, bias-corrected moments."""
+        ps = [p[sl] for p in self.params]
+        grads = [g if g is not None else torch.zeros_like(q) for g, q in zip(grads, ps)]
+        grads = [torch.where(_col(active, g), g, 0.0) for g in grads]  # drop NaN grads of frozen models
+        sq = sum(g.float().pow(2).flatten(1).sum(1) for g in grads)  # (c,)
+        norm = sq.sqrt()
+        scale = (h["clip"] / (norm + 1e-6)).clamp(max=1.0)
+        ms, vs = [m[sl] for m in self.exp_avg], [v[sl] for v in self.exp_avg_sq]
+        if self.foreach:
+            self._foreach_update(ps, grads, ms, vs, scale, h)
+            return norm
+        for p, g, m, v in zip(ps, grads, ms, vs):
+            g = g * _col(scale, g) + _col(h["wd"], p) * p
+            m.mul_(_col(h["b1"], m)).add_(g * _col(h["1-b1"], g))
+            v.mul_(_col(h["b2"], v)).add_(g * g * _col(h["1-b2"], g))
+            update = (m / _col(h["bc1"], m)) / ((v / _col(h["bc2"], v)).sqrt() + _col(h["eps"], v))
+            p.mul_(_col(h["decay"], p)).sub_(_col(h["lr"], p) * update)
         return norm
+
+    @staticmethod
+    def _foreach_update(ps: list[torch.Tensor], grads: list[torch.Tensor], ms: list[torch.Tensor],
+                        vs: list[torch.Tensor], scale: torch.Tensor, h: dict[str, torch.Tensor]) -> None:
+        """The loop's update, op for op (same operands, same order, so the same bits), as multi-tensor ops."""
+        def cols(x: torch.Tensor) -> list[torch.Tensor]:  # (c,) -> one broadcastable view per parameter
+            views = {d: x.view(-1, *([1] * (d - 1))) for d in {p.dim() for p in ps}}
+            return [views[p.dim()] for p in ps]
+
+        g = torch._foreach_mul(grads, cols(scale))
+        torch._foreach_add_(g, torch._foreach_mul(cols(h["wd"]), ps))  # g·scale + wd·p
+        torch._foreach_mul_(ms, cols(h["b1"]))
+        torch._foreach_add_(ms, torch._foreach_mul(g, cols(h["1-b1"])))  # m·b1 + g·(1-b1)
+        gg = torch._foreach_mul(g, g)
+        torch._foreach_mul_(gg, cols(h["1-b2"]))
+        torch._foreach_mul_(vs, cols(h["b2"]))
+        torch._foreach_add_(vs, gg)  # v·b2 + g·g·(1-b2)
+        update = torch._foreach_div(ms, cols(h["bc1"]))
+        denom = torch._foreach_div(vs, cols(h["bc2"]))
+        torch._foreach_sqrt_(denom)
+        torch._foreach_add_(denom, cols(h["eps"]))
+        torch._foreach_div_(update, denom)  # (m/bc1) / (sqrt(v/bc2) + eps)
+        torch._foreach_mul_(ps, cols(h["decay"]))
+        torch._foreach_sub_(ps, torch._foreach_mul(update, cols(h["lr"])))  # p·(1 - lr·wd) - lr·update
 
     def state_of(self, m: int) -> dict[str, object]:
         """Model m's optimizer state (for its checkpoint)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +21,8 @@ from limitlab.nn.model import StackedTransformer
 from limitlab.rng import TRAIN, StackRNG
 from limitlab.spec import RunSpec
 from limitlab.store import RunStore
-from limitlab.tasks.base import check_stack
+from limitlab.tasks.base import Batch, check_stack
+from limitlab.train import fast
 from limitlab.train.metrics import evaluate, per_model_loss
 from limitlab.train.optim import StackedAdam
 
@@ -33,7 +33,10 @@ class TrainOptions:
 
     device: str = "cpu"
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    compile: bool = False  # torch.compile the model's forward
+    compile: bool = False  # torch.compile the model's forward (once per stack shape; see train/fast.py)
+    cuda_graphs: bool = False  # CUDA: capture the whole step (data, forward, backward, optimizer) in a CUDA graph
+    foreach: bool = True  # multi-tensor (torch._foreach_*) optimizer instead of a Python loop per parameter
+    chunk_models: int = 0  # models per forward/backward/update chunk; 0 = auto (CPU eager: by shape, fast.cpu_chunk)
     log_every: int = 100  # read losses back to the host every N steps (the only sync in the loop)
     eval_batch_size: int = 256
     heartbeat_seconds: float = 30.0
@@ -74,15 +77,21 @@ class StackTrainer:
         self.tasks = [s.task for s in specs]
         self.task_cls = check_stack(self.tasks)
         self.model = build_model(specs, self.device)
-        self.forward = torch.compile(self.model) if self.options.compile else self.model
+        self.forward = fast.compile_model(self.model, self._shape_key()) if self.options.compile else self.model
         self.totals = [s.train.steps for s in specs]
-        self.optim = StackedAdam(list(self.model.parameters()), [s.optim for s in specs], self.totals)
+        self.optim = StackedAdam(list(self.model.parameters()), [s.optim for s in specs], self.totals,
+                                 foreach=self.options.foreach)
         self.rng = StackRNG([s.seed for s in specs], stream=TRAIN).to(self.device)
         self.step = torch.zeros(len(specs), dtype=torch.int64, device=self.device)
         self.alive = torch.ones(len(specs), dtype=torch.bool, device=self.device)
         self.total_t = torch.tensor(self.totals, device=self.device)
         self.last_loss = [math.nan] * len(specs)
         self.failed: dict[int, str] = {}
+        self._chunk = self._initial_chunk()
+        self._graph: fast.StepGraph | None = None
+        self._side_stream: torch.cuda.Stream | None = None
+        self._graph_warmup = (fast.GRAPH_WARMUP_STEPS
+                              if self.options.cuda_graphs and self.device.type == "cuda" else None)
         if store is not None:
             self._resume()
 
@@ -111,12 +120,39 @@ class StackTrainer:
 
     # --- the step ----------------------------------------------------------------------------------------
     def train_step(self) -> torch.Tensor:
-        """One update of every active model; returns the per-model losses (M,) without syncing."""
+        """One update of every active model; returns the per-model losses (M,) without syncing.
+
+        The fast path (CUDA graph replay, CPU model chunks) computes the same numbers as the plain step.
+        """
+        if self._graph is not None:
+            return self._graph.replay()
+        if self._graph_warmup is not None:
+            return self._graph_step()
+        return self._step(None, self._chunk)
+
+    @property
+    def warming_up(self) -> bool:
+        """True while the fast path still changes how steps run (CUDA graph warm-up and capture)."""
+        return self._graph_warmup is not None
+
+    @property
+    def chunk(self) -> int:
+        """Models per forward/backward/update chunk (the stack size unless CPU chunking applies)."""
+        return self._chunk
+
+    def _sample(self) -> Batch:
+        return self.task_cls.sample(self.tasks, self.rng, self.specs[0].train.batch_size, self.step)
+
+    def _step(self, batch: Batch | None, chunk: int, capturing: bool = False) -> torch.Tensor:
         active = (self.step < self.total_t) & self.alive
-        batch = self.task_cls.sample(self.tasks, self.rng, self.specs[0].train.batch_size, self.step)
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                    if self.device.type == "cuda" and self.options.amp else nullcontext())
-        with autocast:
+        if batch is None:
+            batch = self._sample()
+        if chunk < len(self.specs):  # CPU: forward, backward and update a few models at a time (fast.py)
+            loss = fast.chunked_step(self.model, self.optim, batch, active, self.alive, self.step, chunk,
+                                     self.task_cls.regression, lambda: fast.autocast_for(self.device, self.options.amp))
+            self.step += (active & self.alive).long()
+            return loss
+        with fast.autocast_for(self.device, self.options.amp, cache=not capturing):
             logits = self.forward(batch.inputs, batch.positions)
         loss = per_model_loss(logits, batch, self.task_cls.regression)  # (M,)
         self.alive &= torch.isfinite(loss) | ~active
@@ -127,6 +163,39 @@ class StackTrainer:
         self.optim.step(active, self.step)
         self.step += active.long()
         return loss.detach()
+
+    def _graph_step(self) -> torch.Tensor:
+        """Warm-up steps on a side stream, then capture (the captured step runs at once, by replay)."""
+        n = len(self.specs)
+        if self._graph_warmup > 0:
+            self._graph_warmup -= 1
+            side = self._side_stream = self._side_stream or torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                loss = self._step(None, n)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            return loss
+        self._graph_warmup = None
+        self._graph = fast.StepGraph.capture(lambda batch: self._step(batch, n, capturing=True), self._sample,
+                                             list(self.model.parameters()))
+        return self.train_step()
+
+    def _shape_key(self) -> tuple:
+        first = self.specs[0]
+        return (self.device.type, len(self.specs), first.model.model_dump_json(), first.train.batch_size,
+                max(t.seq_len() for t in self.tasks), max(t.vocab_size() for t in self.tasks),
+                max(t.n_outputs() for t in self.tasks), self.options.amp)
+
+    def _initial_chunk(self) -> int:
+        """Models per chunk: the option, else the whole stack off-CPU or compiled, else the CPU rule."""
+        n = len(self.specs)
+        if self.options.chunk_models > 0:
+            return min(self.options.chunk_models, n)
+        if n == 1 or self.device.type != "cpu" or self.options.compile:
+            return n
+        cfg = self.specs[0].model
+        tokens = self.specs[0].train.batch_size * max(t.seq_len() for t in self.tasks)
+        return fast.cpu_chunk(n, tokens, max(cfg.mlp_width, 3 * cfg.d_model))
 
     def evaluate(self) -> dict[str, dict[str, list[float]]]:
         first = self.specs[0].train

@@ -19,7 +19,7 @@ STUDY = Study(
     presets={"smoke": smoke, "quick": quick, "paper": paper},
     report=_report,
     preset_notes={
-        "smoke": "8 runs, seconds on a CPU",
+        "smoke": "8 runs (QC+MFC with BOS, d 8/16 × m 3/4, 400 steps), seconds on a CPU",
         "quick": "36 runs (QC with BOS, d 4/8/16 × m 3..16 × 2 seeds), minutes on a CPU",
         "paper": "720 runs (QC+MFC, 6 d × 20 m × 3 seeds, 100k steps), for a GPU",
     },

@@ -1,0 +1,175 @@
+"""The fast path of a stacked training step: how a step runs, never what it computes.
+
+* **Model chunks (CPU).** A stack of M models can run its forward/backward in chunks of ``c`` models, each chunk
+  over the chunk's slice of every stacked parameter (as leaves), and the optimizer updates each chunk right after
+  its backward, while its tensors are still in cache. ``c = M`` is the plain stacked step; ``c = 1`` does
+  the same work as training the models one at a time, minus the per-model sampling and Python overhead. On a
+  CPU a whole stack's activations overflow the caches where one model's do not, so the best ``c`` depends on
+  the shape: :func:`cpu_chunk` picks it from the shape alone (a rule fitted to measurements), so a stack
+  always runs the same way and its float rounding is reproducible.
+* **CUDA graphs.** :class:`StepGraph` captures a whole step — sampling, forward, backward, optimizer — in one
+  ``torch.cuda.CUDAGraph`` after a few warm-up steps on a side stream. Sampling stays outside the graph (fed
+  into static input buffers) if the task's sampler synchronises with the host.
+* **torch.compile** once per stack shape: :func:`compile_model` resets dynamo before a sweep of many shapes
+  would hit ``torch._dynamo.config.recompile_limit`` (default 8) and silently fall back to eager.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+from torch.func import functional_call
+
+from limitlab.tasks.base import Batch
+from limitlab.train.metrics import per_model_loss
+from limitlab.train.optim import StackedAdam
+
+GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capture (real training steps)
+_compiled_keys: set[tuple] = set()  # stack shapes compiled since dynamo's last reset
+
+
+def autocast_for(device: torch.device, amp: bool, cache: bool = True) -> AbstractContextManager:
+    """bf16 autocast on CUDA (``cache=False`` while capturing a CUDA graph), nothing elsewhere."""
+    if device.type == "cuda" and amp:
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache)
+    return nullcontext()
+
+
+def compile_model(model: torch.nn.Module, key: tuple) -> Callable:
+    """``torch.compile(model)`` with static shapes, keeping this process under dynamo's recompile limit.
+
+    Each stack shape costs one cache entry; before a new shape would reach
+    ``torch._dynamo.config.recompile_limit`` (default 8; past it dynamo silently runs eager), dynamo is reset.
+    """
+    if key not in _compiled_keys:
+        config = torch._dynamo.config
+        limit = getattr(config, "recompile_limit", None) or getattr(config, "cache_size_limit", 8)
+        if len(_compiled_keys) >= limit - 1:
+            torch._dynamo.reset()
+            _compiled_keys.clear()
+        _compiled_keys.add(key)
+    return torch.compile(model, dynamic=False)
+
+
+def slice_batch(batch: Batch, m0: int, m1: int) -> Batch:
+    return Batch(*(None if x is None else x[m0:m1] for x in batch))
+
+
+def chunked_step(model: torch.nn.Module, optim: StackedAdam, batch: Batch, active: torch.Tensor,
+                 alive: torch.Tensor, step: torch.Tensor, chunk: int, regression: bool,
+                 autocast: Callable[[], AbstractContextManager]) -> torch.Tensor:
+    """Forward, backward and update, ``chunk`` models at a time; the same maths as one stacked step.
+
+    Every chunk sees its models' slices of the weights (as leaves, so backward yields the chunk's gradients
+    only), its rows of the batch and its models' output mask, and is updated by the optimizer at once, while
+    its activations, gradients and moments are still in cache. Updates ``alive`` in place (non-finite loss ->
+    frozen) and returns the per-model losses (M,).
+    """
+    named = list(model.named_parameters())
+    mask = model.output_mask
+    n_models = mask.shape[0]
+    losses = []
+    for m0 in range(0, n_models, chunk):
+        sl = slice(m0, min(m0 + chunk, n_models))
+        leaves = {name: p[sl].detach().requires_grad_() for name, p in named}
+        part = slice_batch(batch, sl.start, sl.stop)
+        with autocast():
+            logits = functional_call(model, {**leaves, "output_mask": mask[sl]}, (part.inputs, part.positions))
+        loss = per_model_loss(logits, part, regression)  # (c,)
+        alive[sl] &= torch.isfinite(loss) | ~active[sl]
+        act = active[sl] & alive[sl]
+        torch.where(act, loss, 0.0).sum().backward()
+        optim.step_models(sl, act, step[sl], [leaf.grad for leaf in leaves.values()])
+        losses.append(loss.detach())
+    return torch.cat(losses)
+
+
+def cache_bytes() -> int:
+    """Size of this CPU's last-level cache (Linux sysfs); 32 MiB when unknown."""
+    best = 0
+    for index in range(8):
+        try:
+            with open(f"/sys/devices/system/cpu/cpu0/cache/index{index}/size") as f:
+                text = f.read().strip()
+        except OSError:
+            break
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        best = max(best, int(text.rstrip("KMG")) * scale)
+    return best or 32 << 20
+
+
+def cpu_chunk(n_models: int, tokens: int, width: int, cache: int | None = None) -> int:
+    """Models per chunk on a CPU: the largest power of two whose widest activation fits half the cache.
+
+    ``tokens`` = batch × padded length per model, ``width`` = the widest activation (MLP or q/k/v) per token.
+    Measured on a 2-core EPYC (benchmarks/cpu_kernels.py, BENCHMARKS.md): small shapes want the whole stack
+    (per-step overhead dominates), large ones single models (the stack's activations spill out of cache).
+    A pure function of the shape, so the same stack always runs the same way (reproducible rounding).
+    """
+    budget = (cache or cache_bytes()) // 2
+    fit = max(1, budget // max(1, 4 * tokens * width))
+    return min(n_models, 1 << (fit.bit_length() - 1))
+
+
+def sync_free(fn: Callable[[], object]) -> bool:
+    """Does ``fn`` run on CUDA without synchronising with the host? (sync debug mode 'error')."""
+    torch.cuda.synchronize()
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        fn()
+        return True
+    except Exception:  # noqa: BLE001 - 'called a synchronizing CUDA operation' (RuntimeError) or a capture refusal
+        return False
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+        torch.cuda.synchronize()
+
+
+class StepGraph:
+    """A whole training step captured in one CUDA graph; ``replay()`` runs it and returns the static losses."""
+
+    def __init__(self, graph: torch.cuda.CUDAGraph, loss: torch.Tensor,
+                 feed: Callable[[], None] | None) -> None:
+        self.graph, self.loss, self.feed = graph, loss, feed
+
+    @staticmethod
+    def capture(step: Callable[[Batch | None], torch.Tensor], sample: Callable[[], Batch],
+                params: list[torch.nn.Parameter]) -> StepGraph | None:
+        """Capture ``step(batch)`` (``None``: the step samples its own batch). None, with a warning, if impossible.
+
+        Nothing runs during capture (kernels are only recorded), so a failed capture leaves the training state
+        as it was and the trainer carries on eagerly.
+        """
+        in_graph = sync_free(sample)
+        feed, static = None, None
+        if not in_graph:
+            static = sample()
+
+            def feed() -> None:
+                fresh = sample()
+                for dst, src in zip(static, fresh):
+                    if dst is not None:
+                        dst.copy_(src)
+        for p in params:
+            p.grad = None
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                loss = step(static)
+        except Exception as exc:  # noqa: BLE001 - any capture failure means: train eagerly
+            warnings.warn(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); training eagerly",
+                          RuntimeWarning, stacklevel=3)
+            for p in params:
+                p.grad = None
+            return None
+        return StepGraph(graph, loss, feed)
+
+    def replay(self) -> torch.Tensor:
+        if self.feed is not None:
+            self.feed()
+        self.graph.replay()
+        return self.loss

@@ -1,0 +1,183 @@
+"""`limitlab bench` runs and reports its fields; the fast path computes what the plain step computes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from limitlab import bench
+from limitlab.cli import main
+from limitlab.spec import OptimConfig
+from limitlab.train import fast
+from limitlab.train.optim import StackedAdam
+from limitlab.train.trainer import StackTrainer, TrainOptions
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def _params(trainer: StackTrainer) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in trainer.model.parameters()]
+
+
+def _train(specs, steps: int, **options) -> StackTrainer:
+    trainer = StackTrainer(specs, None, TrainOptions(**options))
+    for _ in range(steps):
+        trainer.train_step()
+    return trainer
+
+
+# --- the command -------------------------------------------------------------------------------------------------
+
+def test_bench_json_has_every_field(capsys):
+    code = main(["bench", "--d", "8", "--m", "3", "--models", "3", "--batch", "4", "--seconds", "0.05",
+                 "--loop-models", "2", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["info"]["device"] == "cpu" and report["info"]["peak_flops"] > 0
+    (row,) = report["rows"]
+    assert (row["d"], row["T"], row["models"]) == (8, 30, 3)
+    eager = row["modes"]["eager"]
+    for side in ("stacked", "loop"):
+        assert set(eager[side]) == {"model_steps_per_s", "tokens_per_s", "mfu"}
+        assert eager[side]["model_steps_per_s"] > 0 and 0 < eager[side]["mfu"]
+    assert eager["speedup"] > 0 and eager["chunk"] in (1, 3)
+    assert row["dense"]["model_steps_per_s"] > 0
+
+
+def test_bench_table_and_preset_projection(capsys):
+    code = main(["bench", "--preset", "counting/smoke", "--preset-stacks", "2", "--preset-max-models", "2",
+                 "--seconds", "0.05", "--loop-models", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    for field in ("stacked m-steps/s", "loop m-steps/s", "speedup", "MFU", "dense ceil", "6·N_nonembed",
+                  "preset counting/smoke", "projected (eager)", "min per seed", "one at a time"):
+        assert field in out, field
+
+
+def test_bench_rejects_bad_input(capsys):
+    assert main(["bench", "--preset", "nosuch/paper"]) == 2
+    assert "unknown study" in capsys.readouterr().err
+    assert main(["bench", "--modes", "fastest"]) == 2
+
+
+def test_projection_fit():
+    a, b = bench.fit_line([1.0, 2.0, 3.0], [3.0, 5.0, 7.0])
+    assert a == pytest.approx(1.0) and b == pytest.approx(2.0)
+    assert bench.fit_line([2.0], [4.0]) == (0.0, 2.0)
+    assert bench.fit_line([1.0, 2.0], [5.0, 1.0])[1] == 0.0  # never a negative cost per FLOP
+
+
+# --- the fast path computes the same numbers ---------------------------------------------------------------------
+
+def test_foreach_optimizer_is_bitwise_the_loop(make_spec):
+    specs = [make_spec(seed=0), make_spec(seed=1, optim={"optimizer": "adamw", "weight_decay": 0.1,
+                                                         "grad_clip": 0.5, "schedule": "cosine", "warmup_steps": 3})]
+    loop = _train(specs, 6, foreach=False, chunk_models=2)
+    multi = _train(specs, 6, foreach=True, chunk_models=2)
+    assert all(torch.equal(a, b) for a, b in zip(_params(loop), _params(multi)))
+
+
+def test_model_chunks_match_the_whole_stack(make_spec):
+    """Chunks of 1 reproduce single-model training bit for bit; other chunkings agree to float rounding."""
+    specs = [make_spec(seed=s, m=4 + s) for s in range(3)]  # padded stack
+    whole = _train(specs, 4, chunk_models=3)
+    ones = _train(specs, 4, chunk_models=1)
+    pair = _train(specs, 4, chunk_models=2)
+    for a, b, c in zip(_params(whole), _params(ones), _params(pair)):
+        assert torch.allclose(a, b, atol=5e-3) and torch.allclose(a, c, atol=5e-3)  # Adam on ~0 gradients
+    assert torch.equal(whole.step, ones.step) and torch.equal(whole.optim.t, ones.optim.t)
+    same_shape = [make_spec(seed=s) for s in range(3)]
+    ones, alone = _train(same_shape, 4, chunk_models=1), _train(same_shape[1:2], 4)
+    assert all(torch.equal(p[1], q[0]) for p, q in zip(_params(ones), _params(alone)))
+
+
+def test_chunked_step_freezes_nan_models(make_spec):
+    specs = [make_spec(seed=s) for s in range(3)]
+    trainer = StackTrainer(specs, None, TrainOptions(chunk_models=1))
+    with torch.no_grad():
+        trainer.model.head.weight[1].fill_(float("nan"))
+    for _ in range(3):
+        trainer.train_step()
+    assert trainer.alive.tolist() == [True, False, True] and trainer.step.tolist() == [3, 0, 3]
+
+
+def test_cpu_chunk_rule():
+    """Whole stacks for small shapes, single models where a stack's activations spill out of a 32 MiB cache."""
+    rule = {(d, t): fast.cpu_chunk(32, 16 * t, 4 * d, cache=32 << 20) for d in (8, 16, 64, 128) for t in (100, 500)}
+    assert rule[8, 100] == rule[16, 100] == 32 and rule[64, 100] == 8 and rule[128, 500] == 1
+    assert fast.cpu_chunk(3, 10, 10) == 3 and fast.cpu_chunk(5, 10**9, 10) == 1
+
+
+@pytest.mark.parametrize("foreach", [True, False])
+def test_chunked_optimizer_is_bitwise_the_whole(foreach):
+    configs = [OptimConfig(), OptimConfig(optimizer="adamw", weight_decay=0.1, lr=0.01),
+               OptimConfig(schedule="cosine", warmup_steps=2), OptimConfig(optimizer="adam", weight_decay=0.01)]
+    torch.manual_seed(0)
+    shapes = [(4, 3, 5), (4, 1, 5), (4, 7)]
+    start = [torch.randn(s) for s in shapes]
+    runs = []
+    for chunk in (0, 3, 1):
+        params = [torch.nn.Parameter(x.clone()) for x in start]
+        opt = StackedAdam(params, configs, [10] * 4, foreach=foreach)
+        gen = torch.Generator().manual_seed(1)
+        for step in range(4):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=gen)
+            opt.step(torch.tensor([True, True, step < 2, True]), torch.full((4,), step), chunk)
+        runs.append(params + opt.exp_avg + opt.exp_avg_sq)
+    for other in runs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(runs[0], other))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # importing torch._dynamo touches torch.jit
+def test_compile_stays_under_the_recompile_limit(monkeypatch):
+    """A sweep of many stack shapes resets dynamo before the limit; shapes seen since the reset do not."""
+    resets = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
+    monkeypatch.setattr(fast, "_compiled_keys", set())
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 4)
+    model = torch.nn.Linear(2, 2)
+    for key in ["a", "b", "a", "c", "b"]:
+        fast.compile_model(model, (key,))
+    assert resets == []
+    fast.compile_model(model, ("d",))  # a 4th shape would reach the limit
+    assert resets == [1] and fast._compiled_keys == {("d",)}
+
+
+# --- CUDA (skipped without a GPU) --------------------------------------------------------------------------------
+
+@needs_cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("compile_", [False, True])
+def test_cuda_graph_step_matches_eager(make_spec, compile_):
+    """Whole-step CUDA graph (optionally over a compiled forward): same parameters as eager, fp32."""
+    specs = [make_spec(seed=s, m=4 + s) for s in range(3)]
+    eager = _train(specs, 8, device="cuda", amp=False)
+    graphed = _train(specs, 8, device="cuda", amp=False, cuda_graphs=True, compile=compile_)
+    assert graphed._graph is not None, "capture fell back to eager"
+    for a, b in zip(_params(eager), _params(graphed)):
+        torch.testing.assert_close(a, b, atol=5e-3, rtol=1e-3)
+    assert torch.equal(eager.step, graphed.step)
+
+
+@needs_cuda
+@pytest.mark.gpu
+def test_cuda_graph_run_records_results(make_spec):
+    specs = [make_spec(seed=s, steps=30) for s in range(2)]
+    plain = StackTrainer(specs, None, TrainOptions(device="cuda")).run()
+    graphed = StackTrainer(specs, None, TrainOptions(device="cuda", cuda_graphs=True)).run()
+    for run_id, result in plain.items():
+        assert graphed[run_id]["step"] == 30
+        assert graphed[run_id]["test/accuracy"] == pytest.approx(result["test/accuracy"], abs=0.1)
+
+
+@needs_cuda
+@pytest.mark.gpu
+def test_cuda_bench_measures_compiled_graphs(capsys):
+    code = main(["bench", "--d", "16", "--m", "3", "--models", "4", "--batch", "4", "--seconds", "0.2",
+                 "--loop-models", "1", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["rows"][0]["modes"]) == {"eager", "compiled"} and report["info"]["peak_flops"]
