@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     store.add(specs)
     status = store.status_of([s.run_id for s in specs])
     todo = [s for s in specs if status.get(s.run_id) != "done"]
-    stacks = plan(todo, max_models=args.max_stack)
+    stacks = plan(todo, max_models=args.max_stack, device=device)
     print(f"{study.name}/{args.preset}: {len(specs)} runs, {len(specs) - len(todo)} already done, "
           f"{len(todo)} to train in {len(stacks)} stack(s) on {device}; store {args.store}")
     options = TrainOptions(device=device, compile=args.compile, amp=not args.no_amp, cuda_graphs=args.cuda_graphs,

@@ -19,7 +19,7 @@ def run_local(specs: Sequence[RunSpec], store: RunStore, options: TrainOptions, 
     """Train every not-yet-done run of ``specs``; ``progress(model_steps, runs_done)`` after each step."""
     store.add(specs)
     summary = {"trained": 0, "skipped": 0, "failed": 0}
-    for stack in plan(specs, max_models=max_models):
+    for stack in plan(specs, max_models=max_models, device=options.device, eval_batch_size=options.eval_batch_size):
         claimed = set(store.claim([s.run_id for s in stack]))
         summary["skipped"] += len(stack) - len(claimed)
         todo = [s for s in stack if s.run_id in claimed]

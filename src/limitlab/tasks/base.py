@@ -10,6 +10,7 @@ splits are named variants of the config (``splits()``), evaluated with the same 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
@@ -78,5 +79,10 @@ def check_stack(tasks: Sequence[Task]) -> type[Task]:
 
 
 def per_model(tasks: Sequence[Task], field: str, device: torch.device) -> torch.Tensor:
-    """A per-model int64 tensor (M,) of one task field."""
-    return torch.tensor([getattr(t, field) for t in tasks], dtype=torch.int64, device=device)
+    """A per-model int64 tensor (M,) of one task field (or property), cached so a training step copies nothing."""
+    return _cached_tensor(tuple(getattr(t, field) for t in tasks), str(device))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_tensor(values: tuple[int, ...], device: str) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.int64, device=device)

@@ -78,16 +78,16 @@ class CountingTask(Task):
     def sample(cls, tasks: Sequence[Task], rng: StackRNG, batch_size: int, step: int) -> Batch:
         check_stack(tasks)
         dev = rng.device
-        m, n = per_model(tasks, "m", dev), torch.tensor([t.length for t in tasks], device=dev)
+        m, n = per_model(tasks, "m", dev), per_model(tasks, "length", dev)
         appended, bos = tasks[0].query == "appended", tasks[0].bos
         if len({t.stack_key() for t in tasks}) > 1:
             raise ValueError("a counting stack must share kind, query format and bos")
-        n_max = int(n.max())
+        n_max = max(t.length for t in tasks)  # from the configs: no device sync
         symbols = rng.randint((batch_size, n_max), high=m, step=step) + FIRST_SYMBOL  # (M, B, n_max)
         valid = torch.arange(n_max, device=dev) < n[:, None, None]  # (M, 1, n_max)
         symbols = torch.where(valid, symbols, PAD)
         if tasks[0].kind == "mfc":
-            width = int(m.max()) + FIRST_SYMBOL
+            width = max(t.m for t in tasks) + FIRST_SYMBOL
             hist = torch.zeros(*symbols.shape[:2], width, dtype=torch.int64, device=dev)
             hist.scatter_add_(2, symbols, valid.expand_as(symbols).long())  # (M, B, V)
             target = hist[..., FIRST_SYMBOL:].max(-1).values
@@ -106,7 +106,7 @@ class CountingTask(Task):
         if appended:  # move SEP, query right after each model's own last symbol
             inputs = _close_gap(inputs, n + int(bos), n_max + int(bos))
         readout = (n + int(bos) + (2 if appended else 0) - 1).view(-1, 1, 1).expand(-1, batch_size, 1)
-        cap = torch.tensor([t.classes - 1 for t in tasks], device=dev).view(-1, 1)
+        cap = (per_model(tasks, "classes", dev) - 1).view(-1, 1)
         target = torch.minimum(target, cap).unsqueeze(-1)  # (M, B, 1); OOD counts above the head's range
         return Batch(inputs, target, torch.ones_like(target, dtype=torch.bool), readout.contiguous())
 
