@@ -13,6 +13,7 @@ from scipy import stats
 
 import limitlab.report.html as html_mod
 from limitlab.studies.counting import analysis as A
+from limitlab.studies.counting import claims as V
 
 
 def curves(thresholds: dict[tuple, float], ms, slope: float = 0.04, task_of=None) -> pd.DataFrame:
@@ -120,7 +121,7 @@ def test_fit_says_too_few_points():
     assert (fits["status"] == "too few points").all()
     assert fits.loc["qc", "a"] is None and "2 uncensored point(s)" in fits.loc["qc", "reason"]
     assert "1 distinct d" in fits.loc["mfc", "reason"]
-    assert A.claim_linear(fits.loc["qc"].to_dict())["verdict"] == "not measured"
+    assert V.claim_linear(fits.loc["qc"].to_dict())["verdict"] == "not measured"
 
 
 # ---- tidy ---------------------------------------------------------------------------------------------------------
@@ -146,11 +147,11 @@ def test_transition_ratio_and_width():
     df = curves({("qc", "base", 10, 0): 10.0}, ms=[2, 5, 10, 15, 20, 40], slope=0.03)  # 50% at m = 20
     p = A.transition_points(df, A.thresholds(df)).iloc[0]
     assert p["ratio"] == pytest.approx(1.0) and p["width"] == pytest.approx(2.0)
-    v = A.claim_transition(pd.DataFrame([p]))
+    v = V.claim_transition(pd.DataFrame([p]))
     assert v["verdict"] == "agree"
     far = curves({("qc", "base", 10, 0): 35.0}, ms=[2, 5, 10, 20, 40, 80])  # m_thr = 3.5·d: not at d ≈ m
-    assert A.claim_transition(A.transition_points(far, A.thresholds(far)))["verdict"] == "disagree"
-    assert A.claim_transition(pd.DataFrame(columns=["ratio", "width"]))["verdict"] == "not measured"
+    assert V.claim_transition(A.transition_points(far, A.thresholds(far)))["verdict"] == "disagree"
+    assert V.claim_transition(pd.DataFrame(columns=["ratio", "width"]))["verdict"] == "not measured"
 
 
 def test_ood_summary_and_verdict():
@@ -159,11 +160,11 @@ def test_ood_summary_and_verdict():
     o = A.ood_summary(df).iloc[0]
     assert o["n_learned"] == 2 and o["test_learned"] == pytest.approx(0.95)
     assert o["ratio"] == pytest.approx(0.15 / 0.95)
-    assert A.claim_ood(o.to_dict())["verdict"] == "agree"
+    assert V.claim_ood(o.to_dict())["verdict"] == "agree"
     fine = pd.DataFrame({"task": "qc", "variant": "base", "accuracy": [1.0], "ood_accuracy": [0.9]})
-    assert A.claim_ood(A.ood_summary(fine).iloc[0].to_dict())["verdict"] == "disagree"
+    assert V.claim_ood(A.ood_summary(fine).iloc[0].to_dict())["verdict"] == "disagree"
     weak = pd.DataFrame({"task": "qc", "variant": "base", "accuracy": [0.5], "ood_accuracy": [0.1]})
-    assert A.claim_ood(A.ood_summary(weak).iloc[0].to_dict())["verdict"] == "not measured"
+    assert V.claim_ood(A.ood_summary(weak).iloc[0].to_dict())["verdict"] == "not measured"
 
 
 def test_compare_tasks_is_censoring_aware():
@@ -172,29 +173,29 @@ def test_compare_tasks_is_censoring_aware():
              ("qc", "base", 32, 0): 1.0, ("mfc", "base", 32, 0): 12.0,  # qc < 4, mfc = 12: gt
              ("qc", "base", 64, 0): 100.0, ("mfc", "base", 64, 0): 100.0}  # both > 32: undetermined
     s = A.summarize_thresholds(A.thresholds(curves(truth, ms=[4, 8, 16, 32])))
-    comp = A.compare_tasks(s).set_index("d")["result"].to_dict()
+    comp = V.compare_tasks(s).set_index("d")["result"].to_dict()
     assert comp == {8: "le", 16: "le", 32: "gt", 64: "undetermined"}
-    v = A.claim_mfc_le_qc(A.compare_tasks(s))
+    v = V.claim_mfc_le_qc(V.compare_tasks(s))
     assert v["verdict"] == "agree" and "at 2 d" in v["ours"] and "at 1 d" in v["ours"]
     only_gt = pd.DataFrame({"result": ["gt", "undetermined"]})
-    assert A.claim_mfc_le_qc(only_gt)["verdict"] == "disagree"
-    assert A.claim_mfc_le_qc(pd.DataFrame({"result": ["undetermined"]}))["verdict"] == "not measured"
+    assert V.claim_mfc_le_qc(only_gt)["verdict"] == "disagree"
+    assert V.claim_mfc_le_qc(pd.DataFrame({"result": ["undetermined"]}))["verdict"] == "not measured"
 
 
 def test_claim_linear_verdicts():
     ok = {"status": "ok", "a": 1.0, "b": 1.0, "r2": 0.9, "a_ci_low": 0.5, "a_ci_high": 1.5, "n_points": 6,
           "n_censored": 0}
-    assert A.claim_linear(ok)["verdict"] == "agree"
-    assert A.claim_linear({**ok, "a_ci_low": -0.1})["verdict"] == "disagree"  # slope not surely positive
-    assert A.claim_linear({**ok, "r2": 0.3})["verdict"] == "disagree"  # not linear
-    assert A.claim_linear({})["verdict"] == "not measured"
+    assert V.claim_linear(ok)["verdict"] == "agree"
+    assert V.claim_linear({**ok, "a_ci_low": -0.1})["verdict"] == "disagree"  # slope not surely positive
+    assert V.claim_linear({**ok, "r2": 0.3})["verdict"] == "disagree"  # not linear
+    assert V.claim_linear({})["verdict"] == "not measured"
 
 
 def test_claim_histogram():
     cells = [{"histogram": 1.0, "histogram_exact_regime": True}, {"histogram": 0.2, "histogram_exact_regime": False}]
-    assert A.claim_histogram(cells)["verdict"] == "agree"
-    assert A.claim_histogram([{"histogram": 0.99, "histogram_exact_regime": True}])["verdict"] == "disagree"
-    assert A.claim_histogram(cells[1:])["verdict"] == "not measured"
+    assert V.claim_histogram(cells)["verdict"] == "agree"
+    assert V.claim_histogram([{"histogram": 0.99, "histogram_exact_regime": True}])["verdict"] == "disagree"
+    assert V.claim_histogram(cells[1:])["verdict"] == "not measured"
 
 
 def test_docstring_examples():

@@ -11,6 +11,7 @@ splits are named variants of the config (``splits()``), evaluated with the same 
 from __future__ import annotations
 
 import functools
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
@@ -36,22 +37,22 @@ class Task(BaseModel):
     name: ClassVar[str]
     regression: ClassVar[bool] = False  # targets are floats (MSE) rather than classes (cross-entropy)
 
+    @abstractmethod
     def vocab_size(self) -> int:
         """Number of input token ids (0 for continuous inputs)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def seq_len(self) -> int:
         """Length T of an input sequence."""
-        raise NotImplementedError
 
+    @abstractmethod
     def n_outputs(self) -> int:
         """Number of output classes (1 for scalar regression)."""
-        raise NotImplementedError
 
     @classmethod
-    def sample(cls, tasks: Sequence[Task], rng: StackRNG, batch_size: int, step: int) -> Batch:
+    @abstractmethod
+    def sample(cls, tasks: Sequence[Task], rng: StackRNG, batch_size: int, step: int | torch.Tensor) -> Batch:
         """A batch for the stack: ``tasks[m]`` configures model m; sequences are right-padded to the max T."""
-        raise NotImplementedError
 
     def splits(self) -> dict[str, Task]:
         """Named evaluation splits. 'test' is in distribution; others are out-of-distribution variants."""

@@ -46,9 +46,8 @@ def check_stackable(specs: Sequence[RunSpec]) -> None:
     """Refuse a stack whose runs cannot share one model and one batch shape."""
     first = specs[0]
     for spec in specs[1:]:
-        for field in ("model",):
-            if getattr(spec, field) != getattr(first, field):
-                raise ValueError(f"runs {first.run_id} and {spec.run_id} differ in {field}; they cannot share a stack")
+        if spec.model != first.model:
+            raise ValueError(f"runs {first.run_id} and {spec.run_id} differ in model; they cannot share a stack")
         for field in ("batch_size", "eval_every", "eval_size", "checkpoint_every"):
             if getattr(spec.train, field) != getattr(first.train, field):
                 raise ValueError(f"runs {first.run_id} and {spec.run_id} differ in train.{field}")

@@ -38,26 +38,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from limitlab.studies.counting.claims import (  # re-exported: the verdicts on the paper's claims
-    claim_histogram,
-    claim_linear,
-    claim_mfc_le_qc,
-    claim_ood,
-    claim_transition,
-    compare_tasks,
-)
-
 __all__ = [
     "CURVE",
     "GROUP",
     "LEVEL",
     "Threshold",
-    "claim_histogram",
-    "claim_linear",
-    "claim_mfc_le_qc",
-    "claim_ood",
-    "claim_transition",
-    "compare_tasks",
     "crossing",
     "fit_lines",
     "ood_summary",

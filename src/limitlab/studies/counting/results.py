@@ -145,13 +145,9 @@ def _constructions(trained: pd.DataFrame, raw: pd.DataFrame, n_sequences: int | 
                    splits: Sequence[str]) -> dict[str, Any]:
     """Hand-wired accuracy on every (task, d, m, n) cell of the trained runs: QC — the histogram model (exact for
     m ≤ d − 1) and, where it cannot be exact, CountAttend; MFC — the histogram + max-selection model (m ≤ d − 2)."""
-    try:
-        from limitlab.studies.counting import constructions as C
-    except ImportError as e:  # the report still works; the test suite insists the module exists
-        return {"available": False, "error": f"limitlab.studies.counting.constructions: {e}", "cells": []}
-    has_mfc = hasattr(C, "mfc_histogram_model")
-    tasks = ["qc", "mfc"] if has_mfc else ["qc"]
-    todo = trained[trained["task"].isin(tasks)]
+    from limitlab.studies.counting import constructions as C
+
+    todo = trained[trained["task"].isin(["qc", "mfc"])]
     cells = todo[["task", "d", "m", "n"]].drop_duplicates()
     cells = cells.assign(order=cells["task"].map({"qc": 0, "mfc": 1})).sort_values(["order", "d", "m", "n"])
     qc_raw = raw[raw["task.kind"] == "qc"] if "task.kind" in raw else raw
@@ -188,6 +184,6 @@ def _constructions(trained: pd.DataFrame, raw: pd.DataFrame, n_sequences: int | 
         cell["trained"] = {v: float(x) for v, x in g.groupby("variant")["accuracy"].mean().items()}
         cell["trained_ood"] = {v: float(x) for v, x in g.groupby("variant")["ood_accuracy"].mean().dropna().items()}
         out_cells.append(cell)
-    return {"available": True, "error": None, "tasks": sorted(set(cells["task"]), key=tasks.index), "query": query,
-            "bos": True, "n_sequences": n_sequences, "splits": list(splits),
+    tasks = sorted(set(cells["task"]), key=["qc", "mfc"].index)
+    return {"available": True, "error": None, "tasks": tasks, "query": query, "bos": True, "n_sequences": n_sequences, "splits": list(splits),
             "seconds": round(time.monotonic() - started, 2), "cells": out_cells}
