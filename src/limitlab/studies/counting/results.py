@@ -185,5 +185,5 @@ def _constructions(trained: pd.DataFrame, raw: pd.DataFrame, n_sequences: int | 
         cell["trained_ood"] = {v: float(x) for v, x in g.groupby("variant")["ood_accuracy"].mean().dropna().items()}
         out_cells.append(cell)
     tasks = sorted(set(cells["task"]), key=["qc", "mfc"].index)
-    return {"available": True, "error": None, "tasks": tasks, "query": query, "bos": True, "n_sequences": n_sequences, "splits": list(splits),
-            "seconds": round(time.monotonic() - started, 2), "cells": out_cells}
+    return {"available": True, "error": None, "tasks": tasks, "query": query, "bos": True,
+            "n_sequences": n_sequences, "splits": list(splits), "seconds": round(time.monotonic() - started, 2), "cells": out_cells}
