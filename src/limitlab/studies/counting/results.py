@@ -186,4 +186,5 @@ def _constructions(trained: pd.DataFrame, raw: pd.DataFrame, n_sequences: int | 
         out_cells.append(cell)
     tasks = sorted(set(cells["task"]), key=["qc", "mfc"].index)
     return {"available": True, "error": None, "tasks": tasks, "query": query, "bos": True,
-            "n_sequences": n_sequences, "splits": list(splits), "seconds": round(time.monotonic() - started, 2), "cells": out_cells}
+            "n_sequences": n_sequences, "splits": list(splits),
+            "seconds": round(time.monotonic() - started, 2), "cells": out_cells}
