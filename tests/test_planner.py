@@ -15,6 +15,7 @@ from limitlab.planner import (
     train_flops_per_token,
 )
 from limitlab.rng import StackRNG
+from limitlab.tasks.base import TaskStack
 from limitlab.train.trainer import StackTrainer, TrainOptions, build_model, train_runs
 
 CPU = DeviceProfile("cpu", memory_bytes=8e9, step_overhead_s=5e-3, flops_per_s=2e10, bytes_per_s=1e10)
@@ -107,7 +108,7 @@ def test_activation_estimate_bounds_saved_tensors(make_spec, d, m):
     """The activation estimate covers every tensor autograd saves in a real forward, and is not absurdly loose."""
     specs = [make_spec(seed=s, m=m, d=d, model={"norm": "pre"}) for s in range(3)]
     model = build_model(specs)
-    batch = specs[0].task.sample([s.task for s in specs], StackRNG([s.seed for s in specs]), 16, 0)
+    batch = TaskStack([s.task for s in specs]).sample(StackRNG([s.seed for s in specs]), 16, 0)
     storages: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:

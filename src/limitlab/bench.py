@@ -214,8 +214,9 @@ def dense_ceiling(spec: RunSpec, n_models: int, seq_len: int, device: str, secon
 def _readouts(spec: RunSpec) -> int:
     """Read-out positions per sequence of a task (the whole sequence when it has none)."""
     from limitlab.rng import StackRNG
+    from limitlab.tasks.base import TaskStack
 
-    batch = spec.task.sample([spec.task], StackRNG([0]), 1, 0)
+    batch = TaskStack([spec.task]).sample(StackRNG([0]), 1, 0)
     return spec.task.seq_len() if batch.positions is None else batch.positions.shape[-1]
 
 

@@ -37,6 +37,7 @@ def gpu_fraction(stack: Stack, gpu_bytes: float) -> float:
 
 def train_stack(spec_json: list[str], store_path: str, options: dict) -> dict[str, int]:
     """Body of one Ray task (a plain function, so it is testable without Ray): claim, train, record."""
+    from limitlab.train.events import StoreSink
     from limitlab.train.trainer import StackTrainer
 
     specs = [RunSpec.model_validate_json(s) for s in spec_json]
@@ -54,7 +55,8 @@ def train_stack(spec_json: list[str], store_path: str, options: dict) -> dict[st
             if not torch.cuda.is_available():  # a task placed on a machine without a GPU: say so, don't hang
                 raise RuntimeError("stack was scheduled with a GPU share but CUDA is not available in the worker")
         try:
-            results = StackTrainer(todo, store, opts).run()
+            sink = StoreSink(store)
+            results = StackTrainer(todo, sink, opts).run(sink)
         except BaseException:
             store.release([s.run_id for s in todo])
             raise

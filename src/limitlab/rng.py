@@ -45,26 +45,39 @@ class StackRNG:
     two draws inside one step (tokens, then queries) are independent.
     """
 
-    def __init__(self, seeds: torch.Tensor | list[int], stream: int = TRAIN) -> None:
+    def __init__(self, seeds: torch.Tensor | list[int], stream: int = TRAIN, row_offset: int = 0) -> None:
         self.seeds = torch.as_tensor(seeds, dtype=torch.int64)
         self.stream = stream
+        self.row_offset = row_offset  # added to the first coordinate of every draw (the batch row)
 
     @property
     def device(self) -> torch.device:
         return self.seeds.device
 
     def to(self, device: torch.device | str) -> StackRNG:
-        return StackRNG(self.seeds.to(device), self.stream)
+        return StackRNG(self.seeds.to(device), self.stream, self.row_offset)
+
+    def rows_from(self, offset: int) -> StackRNG:
+        """The same streams, with batch row 0 of every draw being row ``offset`` of this one.
+
+        Samplers draw with the batch as the first dim of every shape, so a batch of b sequences drawn from
+        ``rng.rows_from(j)`` is rows j..j+b of a larger batch: evaluation does not depend on its batch size.
+        """
+        return StackRNG(self.seeds, self.stream, self.row_offset + offset)
 
     def bits(self, shape: tuple[int, ...], step: int | torch.Tensor, salt: int = 0) -> torch.Tensor:
-        """Raw 64-bit hashes, shape (M, *shape). ``step`` is an int or a per-model (M,) tensor."""
+        """Raw 64-bit hashes, shape (M, *shape). ``step`` is an int or a per-model (M,) tensor.
+
+        The first dim of ``shape`` is the batch row (shifted by ``row_offset``)."""
         step = torch.as_tensor(step, dtype=torch.int64, device=self.device)
         key = mix64(mix64(self.seeds) ^ mix64((self.stream * 1_000_003 + salt) * 0x100000001B3 + step))
         # Hash one coordinate at a time (not a flat index), so element (b, t) gets the same number whatever the
         # padded extent of the other dims: a model's tokens do not change when its stack is padded to a longer T.
         bits = key.view(-1, *([1] * len(shape)))  # (M, 1, ..., 1)
         for dim, size in enumerate(shape):
-            coord = torch.arange(size, dtype=torch.int64, device=self.device).view(-1, *([1] * (len(shape) - dim - 1)))
+            start = self.row_offset if dim == 0 else 0
+            coord = torch.arange(start, start + size, dtype=torch.int64, device=self.device)
+            coord = coord.view(-1, *([1] * (len(shape) - dim - 1)))
             bits = mix64(bits + coord * _GOLDEN)  # broadcasts to (M, shape[0], ..., shape[dim], 1, ...)
         return bits.expand(-1, *shape)  # (M, *shape)
 
@@ -82,9 +95,9 @@ class StackRNG:
 
     def normal(self, shape: tuple[int, ...], step: int | torch.Tensor, salt: int = 0) -> torch.Tensor:
         """Standard normal float32 (Box-Muller), shape (M, *shape)."""
-        u = self.random((2, *shape), step, salt)
-        radius = torch.sqrt(-2.0 * torch.log1p(-u[:, 0]))  # 1-u in (0, 1]: log is finite
-        return radius * torch.cos(2.0 * math.pi * u[:, 1])
+        u = self.random((*shape, 2), step, salt)
+        radius = torch.sqrt(-2.0 * torch.log1p(-u[..., 0]))  # 1-u in (0, 1]: log is finite
+        return radius * torch.cos(2.0 * math.pi * u[..., 1])
 
     def permutation_keys(self, shape: tuple[int, ...], step: int | torch.Tensor, salt: int = 0) -> torch.Tensor:
         """Random keys whose argsort along the last dim is a uniform random permutation."""

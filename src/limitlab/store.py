@@ -7,6 +7,7 @@ Layout of a store directory::
     root/runs/<run_id>/metrics.jsonl   appended, fsynced; a torn line from a crash is skipped on read
     root/runs/<run_id>/checkpoint.pt   replaced atomically; deleted when the run finishes
     root/runs/<run_id>/result.json     written atomically *before* the row is marked 'done'
+    root/runs/<run_id>/weights.pt      the finished model's weights, when asked for (opt-in)
 
 Every file is written to a temporary name in the same folder, fsynced, then ``os.replace``d, so a reader sees the
 old file or the new one, never half of one. A run's status goes pending -> running -> done | failed; ``claim``
@@ -316,6 +317,15 @@ class RunStore:
     def save_checkpoint(self, run_id: str, state: dict) -> None:
         """Replace runs/<id>/checkpoint.pt atomically with ``torch.save(state)``."""
         _atomic_write(self._dir(run_id) / "checkpoint.pt", lambda f: torch.save(state, f))
+
+    def save_weights(self, run_id: str, weights: dict) -> None:
+        """Keep a finished run's weights (runs/<id>/weights.pt, that model's slice of every stacked parameter)."""
+        _atomic_write(self._dir(run_id) / "weights.pt", lambda f: torch.save(weights, f))
+
+    def load_weights(self, run_id: str, map_location: Any = "cpu") -> dict | None:
+        """The weights saved with ``limitlab run --save-weights``, or None."""
+        path = self._dir(run_id) / "weights.pt"
+        return torch.load(path, map_location=map_location, weights_only=True) if path.exists() else None
 
     def load_checkpoint(self, run_id: str, map_location: Any = "cpu") -> dict | None:
         """The last saved checkpoint state, or None. Tensors load on ``map_location`` (cpu by default)."""

@@ -34,8 +34,11 @@ class StackedAttention(nn.Module):
         m, b, t, _ = x.shape
         return x.view(m, b, t, self.n_heads, self.head_dim).transpose(2, 3)  # (M, B, H, T, hd)
 
-    def forward(self, x: torch.Tensor, query_index: torch.Tensor | None = None, keep_weights: bool = False):
-        """x: (M, B, T, d); query_index: (M, B, K) rows to compute (None: all). Returns (M, B, Tq, d)."""
+    def forward(self, x: torch.Tensor, query_index: torch.Tensor | None = None, keep_weights: bool = False,
+                valid: torch.Tensor | None = None):
+        """x: (M, B, T, d); query_index: (M, B, K) rows to compute (None: all); valid: (M, B, T) bool, False for
+        padding tokens, which no query attends to (except a padding query to itself, so no row is empty).
+        Returns (M, B, Tq, d)."""
         m, b, t, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=-1)  # each (M, B, T, d)
         if query_index is None:
@@ -52,32 +55,42 @@ class StackedAttention(nn.Module):
             if extra is not None:
                 bias = extra if bias is None else bias + extra
         if self.explicit or keep_weights:
-            y = self._explicit(q, k, v, pos, bias, x, keep_weights)
+            y = self._explicit(q, k, v, pos, bias, self._allowed(pos, valid), x, keep_weights)
+        elif bias is None and valid is None and (query_index is None or not self.causal):
+            y = self._sdpa(q, k, v, None, None)  # the kernel's own causal mask, or none
         else:
-            y = self._sdpa(q, k, v, pos, bias, full=query_index is None)
+            y = self._sdpa(q, k, v, bias, self._allowed(pos, valid))
         y = y.transpose(2, 3).reshape(m, b, -1, d)  # (M, B, Tq, d)
         return self.out(y)
 
-    def _sdpa(self, q, k, v, pos: AttnPositions, bias: torch.Tensor | None, full: bool) -> torch.Tensor:
+    def _allowed(self, pos: AttnPositions, valid: torch.Tensor | None) -> torch.Tensor | None:
+        """Which (query, key) pairs may attend: (Mq, Bq, 1, Tq, Tk) bool; None when all may."""
+        if valid is None:
+            return pos.causal_mask() if self.causal else None
+        keys = valid[:, :, None, None, :] | (pos.offsets() == 0)  # (M, B, 1, Tq, Tk): real keys, and oneself
+        return keys & pos.causal_mask() if self.causal else keys
+
+    def _sdpa(self, q, k, v, bias: torch.Tensor | None, allowed: torch.Tensor | None) -> torch.Tensor:
+        """SDPA; with neither a bias nor a mask, the kernel's own causal mask (all queries, all keys)."""
         m, b, h, tq, hd = q.shape
         tk = k.shape[3]
         flat = [z.reshape(m * b, h, -1, hd) for z in (q, k, v)]
-        if bias is None and (full or not self.causal):
-            y = F.scaled_dot_product_attention(*flat, is_causal=self.causal and full)
+        if bias is None and allowed is None:
+            y = F.scaled_dot_product_attention(*flat, is_causal=self.causal)
         else:
             mask = torch.zeros((), dtype=q.dtype, device=q.device) if bias is None else bias.to(q.dtype)
-            if self.causal:
-                mask = mask.masked_fill(~pos.causal_mask(), float("-inf"))
+            if allowed is not None:
+                mask = mask.masked_fill(~allowed, float("-inf"))
             mask = mask.expand(m, b, h, tq, tk).reshape(m * b, h, tq, tk)
             y = F.scaled_dot_product_attention(*flat, attn_mask=mask)
         return y.view(m, b, h, tq, hd)
 
-    def _explicit(self, q, k, v, pos, bias, x, keep_weights: bool) -> torch.Tensor:
+    def _explicit(self, q, k, v, pos, bias, allowed, x, keep_weights: bool) -> torch.Tensor:
         logits = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)  # (M, B, H, Tq, Tk)
         if bias is not None:
             logits = logits + bias
-        if self.causal:
-            logits = logits.masked_fill(~pos.causal_mask(), float("-inf"))
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed, float("-inf"))
         for enc in self.encodings:
             logits = enc.on_logits(q, logits, pos, x)
         softmax_dtype = torch.promote_types(logits.dtype, torch.float32)  # fp32 at least, fp64 for fp64 models

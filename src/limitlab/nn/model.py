@@ -96,16 +96,17 @@ class Block(nn.Module):
         if cfg.norm != "none":
             self.ln1, self.ln2 = StackedLayerNorm(n_models, cfg.d_model), StackedLayerNorm(n_models, cfg.d_model)
 
-    def forward(self, x: torch.Tensor, query_index: torch.Tensor | None, keep_weights: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, query_index: torch.Tensor | None, keep_weights: bool,
+                valid: torch.Tensor | None = None) -> torch.Tensor:
         """x: (M, B, T, d) -> (M, B, T or K, d); with ``query_index`` (M, B, K) only those rows come out."""
         resid = x if query_index is None else _gather_rows(x, query_index)
         if self.norm == "pre":
-            x = resid + self.attn(self.ln1(x), query_index, keep_weights)
+            x = resid + self.attn(self.ln1(x), query_index, keep_weights, valid)
             return x + self.mlp(self.ln2(x))
         if self.norm == "post":
-            x = self.ln1(resid + self.attn(x, query_index, keep_weights))
+            x = self.ln1(resid + self.attn(x, query_index, keep_weights, valid))
             return self.ln2(x + self.mlp(x))
-        x = resid + self.attn(x, query_index, keep_weights)
+        x = resid + self.attn(x, query_index, keep_weights, valid)
         return x + self.mlp(x)
 
 
@@ -182,19 +183,22 @@ class StackedTransformer(nn.Module):
         self.padded_outputs = any(size < self.n_outputs for size in output_sizes)
 
     def forward(
-        self, inputs: torch.Tensor, readout: torch.Tensor | None = None, keep_attention: bool = False
+        self, inputs: torch.Tensor, readout: torch.Tensor | None = None, keep_attention: bool = False,
+        valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits (M, B, K, n_outputs) at the ``readout`` positions (M, B, K), or at every position.
 
         With a readout, the last block computes attention and MLP for those rows only (exact: nothing else
         reaches the output). ``keep_attention`` stores each block's weights in ``block.attn.weights``.
+        ``valid`` (M, B, T) bool marks real tokens: padding (False) is never attended to, so its token ids
+        change no output at a real position, for every position encoding.
         """
         h = self.embed(inputs)  # (M, B, T, d)
         for enc in self.input_positions:
-            h = enc.on_input(h)
+            h = enc.on_input(h, inputs)
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            h = block(h, readout if i == last else None, keep_attention)
+            h = block(h, readout if i == last else None, keep_attention, valid)
         if self.ln_f is not None:
             h = self.ln_f(h)
         logits = self.head(h)  # (M, B, K, C)

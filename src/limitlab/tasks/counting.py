@@ -27,7 +27,7 @@ import torch
 from pydantic import Field, model_validator
 
 from limitlab.rng import StackRNG
-from limitlab.tasks.base import Batch, Task, check_stack, per_model
+from limitlab.tasks.base import Batch, Task, TaskStack
 
 PAD, BOS, SEP, FIRST_SYMBOL = 0, 1, 2, 3
 
@@ -36,6 +36,7 @@ class CountingTask(Task):
     """QC / MFC counting over a vocabulary of ``m`` symbols and ``n`` tokens."""
 
     name = "counting"
+    varying = frozenset({"m", "n", "max_count"})  # padded: vocabulary, length and classes
     kind: Literal["qc", "mfc"] = "qc"
     m: int = Field(10, ge=2, le=100_000, description="vocabulary size (number of distinct symbols)")
     n: int | None = Field(None, ge=1, description="sequence length in symbols; default 10·m")
@@ -71,23 +72,18 @@ class CountingTask(Task):
         longer = self.model_copy(update={"n": self.ood_factor * self.length, "max_count": self.classes - 1})
         return {"test": self, "ood_long": longer}
 
-    def stack_key(self) -> tuple:
-        return (self.name, self.kind, self.bos, self.query)
-
     @classmethod
-    def sample(cls, tasks: Sequence[Task], rng: StackRNG, batch_size: int, step: int) -> Batch:
-        check_stack(tasks)
+    def sample(cls, stack: TaskStack, rng: StackRNG, batch_size: int, step: int) -> Batch:
         dev = rng.device
-        m, n = per_model(tasks, "m", dev), per_model(tasks, "length", dev)
-        appended, bos = tasks[0].query == "appended", tasks[0].bos
-        if len({t.stack_key() for t in tasks}) > 1:
-            raise ValueError("a counting stack must share kind, query format and bos")
-        n_max = max(t.length for t in tasks)  # from the configs: no device sync
+        stack = stack.to(dev)
+        m, n = stack.per_model("m"), stack.per_model("length")
+        kind, appended, bos = stack.shared.kind, stack.shared.query == "appended", stack.shared.bos
+        n_max = stack.max("length")  # from the configs: no device sync
         symbols = rng.randint((batch_size, n_max), high=m, step=step) + FIRST_SYMBOL  # (M, B, n_max)
         valid = torch.arange(n_max, device=dev) < n[:, None, None]  # (M, 1, n_max)
         symbols = torch.where(valid, symbols, PAD)
-        if tasks[0].kind == "mfc":
-            width = max(t.m for t in tasks) + FIRST_SYMBOL
+        if kind == "mfc":
+            width = stack.max("m") + FIRST_SYMBOL
             hist = torch.zeros(*symbols.shape[:2], width, dtype=torch.int64, device=dev)
             hist.scatter_add_(2, symbols, valid.expand_as(symbols).long())  # (M, B, V)
             target = hist[..., FIRST_SYMBOL:].max(-1).values
@@ -106,7 +102,7 @@ class CountingTask(Task):
         if appended:  # move SEP, query right after each model's own last symbol
             inputs = _close_gap(inputs, n + int(bos), n_max + int(bos))
         readout = (n + int(bos) + (2 if appended else 0) - 1).view(-1, 1, 1).expand(-1, batch_size, 1)
-        cap = (per_model(tasks, "classes", dev) - 1).view(-1, 1)
+        cap = (stack.per_model("classes") - 1).view(-1, 1)
         target = torch.minimum(target, cap).unsqueeze(-1)  # (M, B, 1); OOD counts above the head's range
         return Batch(inputs, target, torch.ones_like(target, dtype=torch.bool), readout.contiguous())
 

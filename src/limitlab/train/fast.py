@@ -24,7 +24,6 @@ import torch
 from torch.func import functional_call
 
 from limitlab.tasks.base import Batch
-from limitlab.train.metrics import per_model_loss
 from limitlab.train.optim import StackedAdam
 
 GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capture (real training steps)
@@ -54,37 +53,43 @@ def compile_model(model: torch.nn.Module, key: tuple) -> Callable:
     return torch.compile(model, dynamic=False)
 
 
-def slice_batch(batch: Batch, m0: int, m1: int) -> Batch:
-    return Batch(*(None if x is None else x[m0:m1] for x in batch))
+def train_step(model: torch.nn.Module, forward: Callable, optim: StackedAdam, batch: Batch, loss_fn: Callable,
+               active: torch.Tensor, alive: torch.Tensor, step: torch.Tensor, chunk: int,
+               autocast: Callable[[], AbstractContextManager]) -> torch.Tensor:
+    """Forward, backward and update of every active model, ``chunk`` models at a time. Returns the losses (M,).
 
-
-def chunked_step(model: torch.nn.Module, optim: StackedAdam, batch: Batch, active: torch.Tensor,
-                 alive: torch.Tensor, step: torch.Tensor, chunk: int, regression: bool,
-                 autocast: Callable[[], AbstractContextManager]) -> torch.Tensor:
-    """Forward, backward and update, ``chunk`` models at a time; the same maths as one stacked step.
-
-    Every chunk sees its models' slices of the weights (as leaves, so backward yields the chunk's gradients
-    only), its rows of the batch and its models' output mask, and is updated by the optimizer at once, while
-    its activations, gradients and moments are still in cache. Updates ``alive`` in place (non-finite loss ->
-    frozen) and returns the per-model losses (M,).
+    ``chunk`` >= M is the plain stacked step: ``forward`` (the model, or its compiled form) over the whole stack,
+    gradients in ``p.grad``. A smaller chunk gives each chunk its models' slices of the weights as leaves (so
+    backward yields that chunk's gradients only) and its rows of the batch, and the optimizer updates the chunk
+    at once, while its activations, gradients and moments are still in cache: the same maths.
+    ``loss_fn(out, batch)`` is the task's per-model loss. ``alive`` is updated in place (a non-finite loss
+    freezes the model); models outside ``active`` are not updated.
     """
     named = list(model.named_parameters())
-    mask = model.output_mask
-    n_models = mask.shape[0]
+    n_models = model.n_models
     losses = []
     for m0 in range(0, n_models, chunk):
         sl = slice(m0, min(m0 + chunk, n_models))
-        leaves = {name: p[sl].detach().requires_grad_() for name, p in named}
-        part = slice_batch(batch, sl.start, sl.stop)
+        if sl == slice(0, n_models):
+            for _, p in named:
+                p.grad = None
+            leaves, part, fn = [p for _, p in named], batch, forward
+        else:
+            leaf_of = {name: p[sl].detach().requires_grad_() for name, p in named}
+            leaves, part = list(leaf_of.values()), batch.models(sl.start, sl.stop)
+            params = {**leaf_of, "output_mask": model.output_mask[sl]}
+
+            def fn(inputs, positions, valid, params=params):
+                return functional_call(model, params, (inputs, positions), {"valid": valid})
         with autocast():
-            logits = functional_call(model, {**leaves, "output_mask": mask[sl]}, (part.inputs, part.positions))
-        loss = per_model_loss(logits, part, regression)  # (c,)
+            out = fn(part.inputs, part.positions, valid=part.valid)
+        loss = loss_fn(out, part)  # (c,)
         alive[sl] &= torch.isfinite(loss) | ~active[sl]
         act = active[sl] & alive[sl]
         torch.where(act, loss, 0.0).sum().backward()
-        optim.step_models(sl, act, step[sl], [leaf.grad for leaf in leaves.values()])
+        optim.step_models(sl, act, step[sl], [leaf.grad for leaf in leaves])
         losses.append(loss.detach())
-    return torch.cat(losses)
+    return losses[0] if len(losses) == 1 else torch.cat(losses)
 
 
 def cache_bytes() -> int:
@@ -151,9 +156,8 @@ class StepGraph:
 
             def feed() -> None:
                 fresh = sample()
-                for dst, src in zip(static, fresh):
-                    if dst is not None:
-                        dst.copy_(src)
+                for dst, src in zip(static.tensors(), fresh.tensors()):
+                    dst.copy_(src)
         for p in params:
             p.grad = None
         graph = torch.cuda.CUDAGraph()

@@ -1,4 +1,9 @@
-"""Per-model losses and metrics for a stack, and the evaluation loop shared by training and constructions."""
+"""The evaluation loop shared by training, constructions and probes: a task's metric sums, reduced over batches.
+
+A task's ``metrics(out, batch)`` returns per-model ``(sum, count)`` pairs, scalar (M,) or vector (M, G). Here
+they are added over evaluation batches (vectors zero-padded to the longest G seen) and divided once, in float64
+on the host: a metric is the same whatever the evaluation batch size. A vector entry with no count is NaN.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +11,45 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch.nn import functional as F
 
 from limitlab.nn.model import StackedTransformer
 from limitlab.rng import TEST, StackRNG
-from limitlab.tasks.base import Batch, Task, check_stack
+from limitlab.tasks.base import Batch, Metric, Task, TaskStack
+
+EVAL_BLOCK = 256  # evaluation sequences per rng step
+Result = dict[str, dict[str, list]]  # {split: {metric: [per model: float, or list of floats for a vector]}}
 
 
-def per_model_loss(logits: torch.Tensor, batch: Batch, regression: bool) -> torch.Tensor:
-    """Mean loss over each model's scored read-outs: (M,). logits: (M, B, K, C)."""
-    mask = batch.mask.to(logits.dtype)  # (M, B, K)
-    if regression:
-        err = (logits[..., 0].float() - batch.targets.float()) ** 2
-    else:
-        err = F.cross_entropy(
-            logits.float().flatten(0, 2), batch.targets.flatten(), reduction="none"
-        ).view_as(mask)  # (M, B, K)
-    return (err * mask).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1)
+def forward(model, batch: Batch) -> torch.Tensor:
+    """Outputs (M, B, K, C) of ``model`` (a stacked model, or a compiled or functional wrapper) on ``batch``."""
+    return model(batch.inputs, batch.positions, valid=batch.valid)
 
 
-def batch_stats(logits: torch.Tensor, batch: Batch, regression: bool) -> dict[str, torch.Tensor]:
-    """Per-model sums over one batch: loss, scored tokens, correct tokens, sequences, correct sequences."""
-    mask = batch.mask
-    n_tokens = mask.sum((1, 2)).float()
-    loss_sum = per_model_loss(logits, batch, regression) * n_tokens
-    if regression:
-        return {"loss": loss_sum, "tokens": n_tokens, "sequences": torch.full_like(n_tokens, mask.shape[1])}
-    correct = (logits.argmax(-1) == batch.targets) | ~mask  # (M, B, K)
-    return {
-        "loss": loss_sum,
-        "tokens": n_tokens,
-        "correct_tokens": (correct & mask).sum((1, 2)).float(),
-        "sequences": torch.full_like(n_tokens, mask.shape[1]),
-        "correct_sequences": correct.all(-1).sum(-1).float(),
-    }
+def add_metrics(totals: dict[str, list[torch.Tensor]], metrics: dict[str, Metric]) -> None:
+    """totals[name] += (sum, count), zero-padding vector metrics to the longer length."""
+    for name, (s, c) in metrics.items():
+        s, c = s.detach().double(), c.detach().double()
+        if name not in totals:
+            totals[name] = [s, c]
+            continue
+        old_s, old_c = totals[name]
+        if s.dim() == 2 and s.shape[1] != old_s.shape[1]:
+            width = max(s.shape[1], old_s.shape[1])
+            s, c, old_s, old_c = (_pad(x, width) for x in (s, c, old_s, old_c))
+        totals[name] = [old_s + s, old_c + c]
+
+
+def reduce_metrics(totals: dict[str, list[torch.Tensor]]) -> dict[str, list]:
+    """{name: per-model value} from summed (sum, count): floats, or lists for vector metrics (NaN: no count)."""
+    out: dict[str, list] = {}
+    for name, (s, c) in totals.items():
+        value = (s.cpu() / c.cpu()).where(c.cpu() > 0, torch.tensor(math.nan, dtype=torch.float64))
+        out[name] = value.tolist()
+    return out
+
+
+def _pad(x: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.nn.functional.pad(x, (0, width - x.shape[1]))
 
 
 @torch.no_grad()
@@ -50,33 +60,44 @@ def evaluate(
     n_sequences: int,
     batch_size: int = 256,
     splits: Sequence[str] | None = None,
-) -> dict[str, dict[str, list[float]]]:
+) -> Result:
     """Evaluate every model of a stack on every split of its task, from the TEST rng stream.
 
-    Returns ``{split: {"loss": [M], "accuracy": [M], "token_accuracy": [M]}}``; accuracy is exact match of
-    all scored read-outs of a sequence (for counting: the count is right). Regression tasks report MSE only.
+    Returns ``{split: {metric: [value per model]}}`` with the task's metrics (for classification tasks by
+    default: loss, accuracy = exact match of all scored read-outs of a sequence, token_accuracy).
+    ``batch_size`` is in sequences; a split whose sequences are longer gets proportionally fewer per batch
+    (:func:`eval_batch_for`), so one evaluation batch holds about the same number of tokens at every length.
+    Sequence j is always the same sequence (rng step j // EVAL_BLOCK, row j % EVAL_BLOCK), so the numbers do not
+    depend on the batch size.
     """
-    cls = check_stack(tasks)
     device = next(model.parameters()).device
+    stack = TaskStack(tasks, device)
     rng = StackRNG(list(seeds), stream=TEST).to(device)
-    names = splits if splits is not None else list(tasks[0].splits())
+    names = splits if splits is not None else stack.split_names()
+    base_len = stack.max("seq_len")
     was_training = model.training
     model.eval()
-    out: dict[str, dict[str, list[float]]] = {}
+    out: Result = {}
     for name in names:
-        split_tasks = [t.splits()[name] for t in tasks]
-        totals: dict[str, torch.Tensor] = {}
-        for i in range(math.ceil(n_sequences / batch_size)):
-            size = min(batch_size, n_sequences - i * batch_size)
-            batch = cls.sample(split_tasks, rng, size, step=i)
-            logits = model(batch.inputs, batch.positions)
-            for key, value in batch_stats(logits, batch, cls.regression).items():
-                totals[key] = totals.get(key, 0) + value
-        host = {k: v.double().cpu() for k, v in totals.items()}
-        metrics = {"loss": (host["loss"] / host["tokens"].clamp(min=1)).tolist()}
-        if not cls.regression:
-            metrics["accuracy"] = (host["correct_sequences"] / host["sequences"]).tolist()
-            metrics["token_accuracy"] = (host["correct_tokens"] / host["tokens"].clamp(min=1)).tolist()
-        out[name] = metrics
+        split = stack.split(name)
+        size = eval_batch_for(batch_size, base_len, split.max("seq_len"))
+        totals: dict[str, list[torch.Tensor]] = {}
+        start = 0
+        while start < n_sequences:
+            block, row = divmod(start, EVAL_BLOCK)
+            rows = min(size, EVAL_BLOCK - row, n_sequences - start)
+            batch = split.sample(rng.rows_from(row), rows, step=block)
+            add_metrics(totals, split.cls.metrics(forward(model, batch), batch))
+            start += rows
+        out[name] = reduce_metrics(totals)
     model.train(was_training)
     return out
+
+
+def eval_batch_for(batch_size: int, base_len: int, split_len: int) -> int:
+    """Sequences per evaluation batch at ``split_len`` tokens, for ``batch_size`` sequences of ``base_len``.
+
+    Keeps the tokens per batch (and so the activation memory) about constant when an out-of-distribution split
+    is longer than the training length. A pure function of the shape, so results never depend on the device.
+    """
+    return max(1, (batch_size * max(base_len, 1)) // max(split_len, 1))

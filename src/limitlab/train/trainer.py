@@ -2,17 +2,20 @@
 
 Runs in a stack share the model shape, batch size and task kind; they may differ in task parameters
 (vocabulary, length — padded), seed, optimizer settings and step budget. Each model keeps its own step
-counter, data stream and learning-rate schedule, so its result does not depend on its stack mates.
+counter, data stream and learning-rate schedule, so its result does not depend on its stack mates: every
+number stored for a run (losses, metrics, its final training loss) is taken at its own steps.
 
-Checkpoints are per run (that model's slice of the weights and optimizer state plus its step), so a killed
-sweep resumes exactly, even if the runs are regrouped into different stacks.
+The trainer writes nothing itself: :meth:`StackTrainer.events` yields :class:`~limitlab.train.events.Event` s
+(log, eval, checkpoint, finish, fail, heartbeat) for a sink to record. Checkpoints are per run (that model's
+slice of the weights and optimizer state plus its step), so a killed sweep resumes exactly, even if the runs
+are regrouped into different stacks.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,11 +23,13 @@ import torch
 from limitlab.nn.model import StackedTransformer
 from limitlab.rng import TRAIN, StackRNG
 from limitlab.spec import RunSpec
-from limitlab.store import RunStore
-from limitlab.tasks.base import Batch, check_stack
+from limitlab.tasks.base import Batch, TaskStack
 from limitlab.train import fast
-from limitlab.train.metrics import evaluate, per_model_loss
+from limitlab.train.events import Event, StoreSink
+from limitlab.train.metrics import Result, evaluate
 from limitlab.train.optim import StackedAdam
+
+CheckpointSource = Callable[[str], "dict | None"]  # run_id -> saved state, or None
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,14 @@ class TrainOptions:
     foreach: bool = True  # multi-tensor (torch._foreach_*) optimizer instead of a Python loop per parameter
     chunk_models: int = 0  # models per forward/backward/update chunk; 0 = auto (CPU eager: by shape, fast.cpu_chunk)
     log_every: int = 100  # read losses back to the host every N steps (the only sync in the loop)
-    eval_batch_size: int = 256
+    eval_batch_size: int = 256  # sequences per evaluation batch at the training length (fewer for longer splits)
     heartbeat_seconds: float = 30.0
+    checkpoint_seconds: float = 0.0  # also checkpoint when this much wall time passed since the last (0: off)
+    save_weights: bool = False  # keep each finished run's weights (weights.pt in its folder)
 
 
-def check_stackable(specs: Sequence[RunSpec]) -> None:
-    """Refuse a stack whose runs cannot share one model and one batch shape."""
+def check_stackable(specs: Sequence[RunSpec]) -> TaskStack:
+    """Refuse a stack whose runs cannot share one model and one batch shape; returns the validated tasks."""
     first = specs[0]
     for spec in specs[1:]:
         if spec.model != first.model:
@@ -51,30 +58,32 @@ def check_stackable(specs: Sequence[RunSpec]) -> None:
         for field in ("batch_size", "eval_every", "eval_size", "checkpoint_every"):
             if getattr(spec.train, field) != getattr(first.train, field):
                 raise ValueError(f"runs {first.run_id} and {spec.run_id} differ in train.{field}")
-    check_stack([s.task for s in specs])
+    return TaskStack([s.task for s in specs])
 
 
 def build_model(specs: Sequence[RunSpec], device: str | torch.device = "cpu") -> StackedTransformer:
     """A freshly initialised stack for ``specs`` (vocabulary and outputs padded to the largest)."""
-    tasks = [s.task for s in specs]
-    vocab = [t.vocab_size() for t in tasks]
-    outputs = [t.n_outputs() for t in tasks]
-    model = StackedTransformer(specs[0].model, len(specs), max(vocab), max(outputs), tasks[0].input_dim())
+    stack = check_stackable(specs)
+    vocab, outputs = stack.values("vocab_size"), stack.values("n_outputs")
+    model = StackedTransformer(specs[0].model, len(specs), max(vocab), max(outputs), stack.shared.input_dim())
     model.reset_parameters([s.seed for s in specs], vocab if max(vocab) else None, outputs)
     return model.to(device)
 
 
 class StackTrainer:
-    """Holds a stack's model, optimizer and per-model counters; ``run()`` trains to every budget."""
+    """Holds a stack's model, optimizer and per-model counters; ``events()`` trains to every budget.
 
-    def __init__(self, specs: Sequence[RunSpec], store: RunStore | None = None,
+    ``resume_from`` gives each run's last checkpoint (a callable run_id -> state or None, or an object with a
+    ``load_checkpoint`` method such as a RunStore); None starts every run from step 0.
+    """
+
+    def __init__(self, specs: Sequence[RunSpec], resume_from: CheckpointSource | object | None = None,
                  options: TrainOptions | None = None) -> None:
-        check_stackable(specs)
-        self.specs, self.store = list(specs), store
+        self.specs = list(specs)
         self.options = options or TrainOptions()
         self.device = torch.device(self.options.device)
-        self.tasks = [s.task for s in specs]
-        self.task_cls = check_stack(self.tasks)
+        self.stack = check_stackable(specs).to(self.device)
+        self.task_cls = self.stack.cls
         self.model = build_model(specs, self.device)
         self.forward = fast.compile_model(self.model, self._shape_key()) if self.options.compile else self.model
         self.totals = [s.train.steps for s in specs]
@@ -84,20 +93,22 @@ class StackTrainer:
         self.step = torch.zeros(len(specs), dtype=torch.int64, device=self.device)
         self.alive = torch.ones(len(specs), dtype=torch.bool, device=self.device)
         self.total_t = torch.tensor(self.totals, device=self.device)
-        self.last_loss = [math.nan] * len(specs)
+        self.final_loss = torch.full((len(specs),), math.nan, device=self.device)  # loss at each model's last step
         self.failed: dict[int, str] = {}
+        self._reported = [-1] * len(specs)  # the step of each run's last log record
         self._chunk = self._initial_chunk()
         self._graph: fast.StepGraph | None = None
         self._side_stream: torch.cuda.Stream | None = None
         self._graph_warmup = (fast.GRAPH_WARMUP_STEPS
                               if self.options.cuda_graphs and self.device.type == "cuda" else None)
-        if store is not None:
-            self._resume()
+        load = getattr(resume_from, "load_checkpoint", resume_from)
+        if load is not None:
+            self._resume(load)
 
     # --- checkpoints -------------------------------------------------------------------------------------
-    def _resume(self) -> None:
+    def _resume(self, load: CheckpointSource) -> None:
         for m, spec in enumerate(self.specs):
-            state = self.store.load_checkpoint(spec.run_id)
+            state = load(spec.run_id)
             if state is None:
                 continue
             with torch.no_grad():
@@ -109,13 +120,19 @@ class StackTrainer:
             self.optim.load_state_of(m, _pad_like(state["optim"], self.optim, m))
             self.step[m] = state["step"]
             self.alive[m] = state["alive"]
+            self.final_loss[m] = state.get("final_loss", math.nan)
+            self._reported[m] = state["step"]
 
-    def _checkpoint(self) -> None:
-        steps, alive = self.step.tolist(), self.alive.tolist()
+    def weights_of(self, m: int) -> dict[str, torch.Tensor]:
+        """Model m's parameters (its slice of every stacked tensor), on the CPU."""
+        return {name: p[m].detach().cpu().clone() for name, p in self.model.named_parameters()}
+
+    def _checkpoints(self) -> Iterator[Event]:
+        steps, alive, final = self.step.tolist(), self.alive.tolist(), self.final_loss.tolist()
         for m, spec in enumerate(self.specs):
-            params = {name: p[m].detach().cpu().clone() for name, p in self.model.named_parameters()}
-            self.store.save_checkpoint(spec.run_id, {"step": steps[m], "alive": alive[m], "params": params,
-                                                     "optim": self.optim.state_of(m)})
+            state = {"step": steps[m], "alive": alive[m], "final_loss": final[m], "params": self.weights_of(m),
+                     "optim": self.optim.state_of(m)}
+            yield Event("checkpoint", spec.run_id, {"state": state})
 
     # --- the step ----------------------------------------------------------------------------------------
     def train_step(self) -> torch.Tensor:
@@ -140,28 +157,18 @@ class StackTrainer:
         return self._chunk
 
     def _sample(self) -> Batch:
-        return self.task_cls.sample(self.tasks, self.rng, self.specs[0].train.batch_size, self.step)
+        return self.stack.sample(self.rng, self.specs[0].train.batch_size, self.step)
 
     def _step(self, batch: Batch | None, chunk: int, capturing: bool = False) -> torch.Tensor:
         active = (self.step < self.total_t) & self.alive
-        if batch is None:
-            batch = self._sample()
-        if chunk < len(self.specs):  # CPU: forward, backward and update a few models at a time (fast.py)
-            loss = fast.chunked_step(self.model, self.optim, batch, active, self.alive, self.step, chunk,
-                                     self.task_cls.regression, lambda: fast.autocast_for(self.device, self.options.amp))
-            self.step += (active & self.alive).long()
-            return loss
-        with fast.autocast_for(self.device, self.options.amp, cache=not capturing):
-            logits = self.forward(batch.inputs, batch.positions)
-        loss = per_model_loss(logits, batch, self.task_cls.regression)  # (M,)
-        self.alive &= torch.isfinite(loss) | ~active
-        active = active & self.alive
-        for p in self.model.parameters():
-            p.grad = None
-        torch.where(active, loss, 0.0).sum().backward()
-        self.optim.step(active, self.step)
+        batch = batch if batch is not None else self._sample()
+        loss = fast.train_step(self.model, self.forward, self.optim, batch, self.task_cls.loss, active, self.alive,
+                               self.step, chunk,
+                               lambda: fast.autocast_for(self.device, self.options.amp, cache=not capturing))
+        active &= self.alive
+        self.final_loss = torch.where(active, loss.float(), self.final_loss)
         self.step += active.long()
-        return loss.detach()
+        return loss
 
     def _graph_step(self) -> torch.Tensor:
         """Warm-up steps on a side stream, then capture (the captured step runs at once, by replay)."""
@@ -182,8 +189,8 @@ class StackTrainer:
     def _shape_key(self) -> tuple:
         first = self.specs[0]
         return (self.device.type, len(self.specs), first.model.model_dump_json(), first.train.batch_size,
-                max(t.seq_len() for t in self.tasks), max(t.vocab_size() for t in self.tasks),
-                max(t.n_outputs() for t in self.tasks), self.options.amp)
+                self.stack.max("seq_len"), self.stack.max("vocab_size"), self.stack.max("n_outputs"),
+                self.options.amp)
 
     def _initial_chunk(self) -> int:
         """Models per chunk: the option, else the whole stack off-CPU or compiled, else the CPU rule."""
@@ -193,35 +200,54 @@ class StackTrainer:
         if n == 1 or self.device.type != "cpu" or self.options.compile:
             return n
         cfg = self.specs[0].model
-        tokens = self.specs[0].train.batch_size * max(t.seq_len() for t in self.tasks)
+        tokens = self.specs[0].train.batch_size * self.stack.max("seq_len")
         return fast.cpu_chunk(n, tokens, max(cfg.mlp_width, 3 * cfg.d_model))
 
-    def evaluate(self) -> dict[str, dict[str, list[float]]]:
+    def evaluate(self) -> Result:
         first = self.specs[0].train
-        return evaluate(self.model, self.tasks, [s.seed for s in self.specs], first.eval_size,
+        return evaluate(self.model, self.stack.tasks, [s.seed for s in self.specs], first.eval_size,
                         min(self.options.eval_batch_size, first.eval_size))
 
-    def run(self, progress: Callable[[int], None] | None = None) -> dict[str, dict]:
-        """Train every model to its budget, evaluate, and record results. Returns {run_id: result}."""
-        train = self.specs[0].train
+    # --- the loop ----------------------------------------------------------------------------------------
+    def events(self) -> Iterator[Event]:
+        """Train every model to its budget, evaluate, and report it all as events (see train/events.py)."""
+        train, opts = self.specs[0].train, self.options
         start = self.step.tolist()
         iters = max(max(t - s for t, s in zip(self.totals, start)), 0)
-        last_beat = time.monotonic()
+        ids = [s.run_id for s in self.specs]
+        last_beat = last_checkpoint = time.monotonic()
         for k in range(1, iters + 1):
             loss = self.train_step()
-            if progress is not None:
-                progress(sum(1 for t, s in zip(self.totals, start) if s + k <= t))
-            if k % self.options.log_every == 0 or k == iters:
-                self._log(loss)
-            if train.eval_every and k < iters and (k % train.eval_every == 0):
-                self._record_eval(self.evaluate())
-            if self.store is not None:
-                if train.checkpoint_every and k % train.checkpoint_every == 0 and k < iters:
-                    self._checkpoint()
-                if time.monotonic() - last_beat > self.options.heartbeat_seconds:
-                    self.store.heartbeat([s.run_id for s in self.specs])
-                    last_beat = time.monotonic()
-        return self._finish(self.evaluate())
+            yield Event("progress", data={"model_steps": sum(1 for t, s in zip(self.totals, start) if s + k <= t)})
+            if k % opts.log_every == 0 or k == iters:
+                yield from self._log(loss)
+            if train.eval_every and k < iters and k % train.eval_every == 0:
+                yield from self._eval_events(self.evaluate())
+            now = time.monotonic()
+            due = train.checkpoint_every and k % train.checkpoint_every == 0
+            if k < iters and (due or (opts.checkpoint_seconds and now - last_checkpoint > opts.checkpoint_seconds)):
+                yield from self._checkpoints()
+                last_checkpoint = now
+            if now - last_beat > opts.heartbeat_seconds:
+                yield Event("heartbeat", data={"run_ids": ids})
+                last_beat = now
+        yield from self._finish(self.evaluate())
+
+    def run(self, sink: Callable[[Event], None] | None = None,
+            progress: Callable[[int], None] | None = None) -> dict[str, dict]:
+        """Consume :meth:`events`: each goes to ``sink``; ``progress(model_steps)`` after every step.
+        Returns {run_id: result} of the runs that finished."""
+        results = {}
+        for event in self.events():
+            if event.kind == "progress":
+                if progress is not None:
+                    progress(event.data["model_steps"])
+                continue
+            if event.kind == "finish":
+                results[event.run_id] = event.data["result"]
+            if sink is not None:
+                sink(event)
+        return results
 
     def _refresh_failed(self) -> list[bool]:
         alive, steps = self.alive.tolist(), self.step.tolist()
@@ -230,39 +256,38 @@ class StackTrainer:
                 self.failed[m] = f"loss became non-finite at step {steps[m] + 1} or earlier; model frozen"
         return alive
 
-    def _log(self, loss: torch.Tensor) -> None:
-        values, alive, steps = loss.tolist(), self._refresh_failed(), self.step.tolist()
+    def _log(self, loss: torch.Tensor) -> Iterator[Event]:
+        """A train_loss record for every run that stepped since its last record (the loss of its own last step)."""
+        self._refresh_failed()
+        final, steps = self.final_loss.tolist(), self.step.tolist()
         for m, spec in enumerate(self.specs):
-            if alive[m]:
-                self.last_loss[m] = values[m]
-            if self.store is not None and m not in self.failed:
-                self.store.append_metrics(spec.run_id, [{"step": steps[m], "train_loss": values[m]}])
+            if m not in self.failed and steps[m] > self._reported[m]:
+                self._reported[m] = steps[m]
+                yield Event("log", spec.run_id, {"step": steps[m], "train_loss": final[m]})
 
-    def _record_eval(self, metrics: dict[str, dict[str, list[float]]]) -> None:
-        if self.store is None:
-            return
+    def _eval_events(self, metrics: Result) -> Iterator[Event]:
         steps = self.step.tolist()
         for m, spec in enumerate(self.specs):
             if m not in self.failed:
-                flat = {f"{split}/{k}": v[m] for split, d in metrics.items() for k, v in d.items()}
-                self.store.append_metrics(spec.run_id, [{"step": steps[m], **flat}])
+                yield Event("eval", spec.run_id, {"step": steps[m], **_flat(metrics, m)})
 
-    def _finish(self, metrics: dict[str, dict[str, list[float]]]) -> dict[str, dict]:
+    def _finish(self, metrics: Result) -> Iterator[Event]:
         self._refresh_failed()
-        steps = self.step.tolist()
-        results = {}
+        steps, final = self.step.tolist(), self.final_loss.tolist()
         for m, spec in enumerate(self.specs):
             if m in self.failed:
-                if self.store is not None:
-                    self.store.fail(spec.run_id, self.failed[m])
+                yield Event("fail", spec.run_id, {"reason": self.failed[m]})
                 continue
-            flat = {f"{split}/{k}": v[m] for split, d in metrics.items() for k, v in d.items()}
-            result = {"step": steps[m], "train_loss": self.last_loss[m], **flat}
-            results[spec.run_id] = result
-            if self.store is not None:
-                self.store.append_metrics(spec.run_id, [{"step": steps[m], **flat}])
-                self.store.finish(spec.run_id, result)
-        return results
+            flat = _flat(metrics, m)
+            yield Event("eval", spec.run_id, {"step": steps[m], **flat})
+            weights = self.weights_of(m) if self.options.save_weights else None
+            result = {"step": steps[m], "train_loss": final[m], **flat}
+            yield Event("finish", spec.run_id, {"result": result, "weights": weights})
+
+
+def _flat(metrics: Result, m: int) -> dict:
+    """Model m's metrics as {"split/metric": value} (a float, or a list for a vector metric)."""
+    return {f"{split}/{k}": v[m] for split, d in metrics.items() for k, v in d.items()}
 
 
 def _pad_like(state: dict, optim: StackedAdam, m: int) -> dict:
@@ -280,7 +305,8 @@ def _pad_like(state: dict, optim: StackedAdam, m: int) -> dict:
             "t": state["t"]}
 
 
-def train_runs(specs: Sequence[RunSpec], store: RunStore | None = None, options: TrainOptions | None = None,
+def train_runs(specs: Sequence[RunSpec], store=None, options: TrainOptions | None = None,
                progress: Callable[[int], None] | None = None) -> dict[str, dict]:
-    """Train one stack of runs; convenience wrapper around :class:`StackTrainer`."""
-    return StackTrainer(specs, store, options).run(progress)
+    """Train one stack of runs (resuming from and recording to ``store`` when given); returns {run_id: result}."""
+    sink = StoreSink(store) if store is not None else None
+    return StackTrainer(specs, sink, options).run(sink, progress)

@@ -26,7 +26,7 @@ class LearnedAbsolute(PositionEncoding):
         super().__init__(geo, options)
         self.table = nn.Parameter(torch.zeros(geo.n_models, geo.max_len, geo.d_model))
 
-    def on_input(self, h: torch.Tensor) -> torch.Tensor:
+    def on_input(self, h: torch.Tensor, inputs: torch.Tensor | None = None) -> torch.Tensor:
         check_length(self.geo, h.shape[2], self.name)
         return h + self.table[:, None, : h.shape[2]].to(h.dtype)  # (M, 1, T, d)
 
@@ -51,6 +51,6 @@ class Sinusoidal(PositionEncoding):
         table[:, 1::2] = torch.cos(t * freq)[:, : geo.d_model // 2]
         self.register_buffer("table", table, persistent=False)
 
-    def on_input(self, h: torch.Tensor) -> torch.Tensor:
+    def on_input(self, h: torch.Tensor, inputs: torch.Tensor | None = None) -> torch.Tensor:
         check_length(self.geo, h.shape[2], self.name)
         return h + self.table[: h.shape[2]].to(h.dtype)

@@ -2,7 +2,8 @@
 
 An encoding acts at one or more hooks of the stacked transformer:
 
-* ``on_input(h)``          — add to the residual stream after the token embedding (learned, sinusoidal);
+* ``on_input(h, inputs)``  — add to the residual stream after the token embedding (learned, sinusoidal);
+  ``inputs`` are the token ids (M, B, T), or the input vectors of a linear read-in;
 * ``on_qk(q, k, pos)``     — transform queries and keys (RoPE);
 * ``bias(pos)``            — an additive logit bias that does not depend on q (ALiBi, T5);
 * ``on_logits(q, logits, pos)`` — change the attention logits using q (relative, CoPE); setting
@@ -78,7 +79,7 @@ class PositionEncoding(nn.Module):
     def check(cls, geo: Geometry, options: BaseModel) -> None:
         """Raise ValueError naming the bad value when this encoding cannot be used with ``geo``."""
 
-    def on_input(self, h: torch.Tensor) -> torch.Tensor:  # h: (M, B, T, d)
+    def on_input(self, h: torch.Tensor, inputs: torch.Tensor | None = None) -> torch.Tensor:  # h: (M, B, T, d)
         return h
 
     def on_qk(self, q: torch.Tensor, k: torch.Tensor, pos: AttnPositions) -> tuple[torch.Tensor, torch.Tensor]:
