@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"{study.name}/{args.preset}: {len(specs)} runs, {len(specs) - len(todo)} already done, "
           f"{len(todo)} to train in {len(stacks)} stack(s) on {device}; store {args.store}")
     options = TrainOptions(device=device, compile=args.compile, amp=not args.no_amp, cuda_graphs=args.cuda_graphs,
-                           foreach=not args.no_foreach, chunk_models=args.chunk_models)
+                           foreach=not args.no_foreach, chunk_models=args.chunk_models, save_weights=args.save_weights)
     total_steps = sum(s.train.steps for s in todo)
     bar = tqdm(total=total_steps, unit="model-step", unit_scale=True, dynamic_ncols=True,
                disable=args.quiet or None)
@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-foreach", action="store_true", help="optimizer: Python loop instead of _foreach ops")
     run.add_argument("--chunk-models", type=int, default=0, metavar="N",
                      help="forward/backward N models at a time (0: automatic; CPU only chooses < stack size)")
+    run.add_argument("--save-weights", action="store_true",
+                     help="keep each finished run's weights (runs/<id>/weights.pt), for probes and export")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(fn=cmd_run)
 

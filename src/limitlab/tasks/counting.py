@@ -20,7 +20,6 @@ smaller n in a stack are right-padded with PAD; a causal model never sees the pa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
 import torch

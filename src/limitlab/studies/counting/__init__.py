@@ -20,7 +20,7 @@ STUDY = Study(
     report=_report,
     preset_notes={
         "smoke": "8 runs (QC+MFC with BOS, d 8/16 × m 3/4, 400 steps), seconds on a CPU",
-        "quick": "36 runs (QC with BOS, d 4/8/16 × m 3..16 × 2 seeds), minutes on a CPU",
+        "quick": "54 runs (QC with BOS, d 4/8/16 × m 3..16 × 3 seeds), minutes on a CPU",
         "paper": "720 runs (QC+MFC, 6 d × 20 m × 3 seeds, 100k steps), for a GPU",
     },
 )

@@ -58,7 +58,7 @@ def paper(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("base",), t
     return counting_specs(ds, ms, tasks, seeds, variants, steps=steps)
 
 
-def quick(seeds: int | Sequence[int] = 2, variants: Sequence[str] = ("bos",), tasks: Sequence[str] = ("qc",),
+def quick(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("bos",), tasks: Sequence[str] = ("qc",),
           ds: Sequence[int] = (4, 8, 16), ms: Sequence[int] = (3, 4, 6, 8, 12, 16),
           steps: int = 3000) -> list[RunSpec]:
     """A CPU-sized grid that shows m_thr rising with d.
