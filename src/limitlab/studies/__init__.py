@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from limitlab.studies.base import Study
 from limitlab.studies.counting import STUDY as COUNTING
+from limitlab.studies.scaling import STUDY as SCALING
 
 STUDIES: dict[str, Study] = {
     COUNTING.name: COUNTING,
+    SCALING.name: SCALING,
 }
 
 __all__ = ["STUDIES", "Study"]
