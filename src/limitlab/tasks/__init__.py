@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from limitlab.tasks.addition_lm import AdditionLMTask
 from limitlab.tasks.base import Batch, Task
 from limitlab.tasks.counting import CountingTask
+from limitlab.tasks.flipped_icl import FlippedICLTask
 from limitlab.tasks.modular_addition import ModularAdditionTask
 
 TASKS: dict[str, type[Task]] = {
+    "addition_lm": AdditionLMTask,
     "counting": CountingTask,
+    "flipped_icl": FlippedICLTask,
     "modular_addition": ModularAdditionTask,
 }
 
