@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from limitlab.tasks.addition_lm import AdditionLMTask
+from limitlab.tasks.arithmetic import ArithmeticTask
 from limitlab.tasks.base import Batch, Task
 from limitlab.tasks.counting import CountingTask
 from limitlab.tasks.flipped_icl import FlippedICLTask
@@ -12,6 +13,7 @@ TASKS: dict[str, type[Task]] = {
     "addition_lm": AdditionLMTask,
     "counting": CountingTask,
     "flipped_icl": FlippedICLTask,
+    "arithmetic": ArithmeticTask,
     "modular_addition": ModularAdditionTask,
 }
 

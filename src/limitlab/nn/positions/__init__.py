@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from limitlab.nn.positions.abacus import Abacus
 from limitlab.nn.positions.absolute import LearnedAbsolute, NoPosition, Sinusoidal
 from limitlab.nn.positions.base import AttnPositions, Geometry, PositionEncoding
 from limitlab.nn.positions.bias import ALiBi, T5Bias
@@ -18,6 +19,7 @@ POSITIONS: dict[str, type[PositionEncoding]] = {
     "t5": T5Bias,
     "relative": Relative,
     "cope": CoPE,
+    "abacus": Abacus,
 }
 
 __all__ = ["POSITIONS", "AttnPositions", "Geometry", "PositionEncoding", "parse_positions"]
