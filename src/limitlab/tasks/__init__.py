@@ -7,7 +7,17 @@ from limitlab.tasks.arithmetic import ArithmeticTask
 from limitlab.tasks.base import Batch, Task
 from limitlab.tasks.counting import CountingTask
 from limitlab.tasks.flipped_icl import FlippedICLTask
+from limitlab.tasks.flip_flop import FlipFlopTask
+from limitlab.tasks.icl_linear import ICLLinear
+from limitlab.tasks.icl_mixture import ICLMixture
+from limitlab.tasks.icl_relu import ICLReLU
+from limitlab.tasks.icl_sine import ICLSine
+from limitlab.tasks.icl_tree import ICLTree
+from limitlab.tasks.markov_lm import MarkovLMTask
 from limitlab.tasks.modular_addition import ModularAdditionTask
+from limitlab.tasks.selective_copy import SelectiveCopyTask
+from limitlab.tasks.sparse_parity import SparseParityTask
+from limitlab.tasks.stdlib_lm import StdlibLMTask
 
 TASKS: dict[str, type[Task]] = {
     "addition_lm": AdditionLMTask,
@@ -15,6 +25,16 @@ TASKS: dict[str, type[Task]] = {
     "flipped_icl": FlippedICLTask,
     "arithmetic": ArithmeticTask,
     "modular_addition": ModularAdditionTask,
+    "flip_flop": FlipFlopTask,
+    "selective_copy": SelectiveCopyTask,
+    "icl_linear": ICLLinear,
+    "icl_relu": ICLReLU,
+    "icl_tree": ICLTree,
+    "icl_sine": ICLSine,
+    "icl_mixture": ICLMixture,
+    "markov_lm": MarkovLMTask,
+    "sparse_parity": SparseParityTask,
+    "stdlib_lm": StdlibLMTask,
 }
 
 __all__ = ["TASKS", "Batch", "Task", "CountingTask"]
