@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import json
 import math
 
 import numpy as np
@@ -15,7 +16,8 @@ from scipy import stats
 from limitlab import analysis as A
 
 MODULES = ["limitlab.analysis", *(f"limitlab.analysis.{m}" for m in ("frames", "intervals", "bootstrap",
-                                                                      "thresholds", "fits"))]
+                                                                      "thresholds", "fits")),
+           *(f"limitlab.report.{m}" for m in ("schema", "tables", "figures"))]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -253,3 +255,69 @@ def test_power_law_and_curve_fit_recover_known_exponents():
     assert fit.rmse == pytest.approx(0.01, rel=0.5)
     few = A.curve_fit(lambda t, a, b: a * t + b, [1.0, 2.0], [1.0, 2.0], ["a", "b"])
     assert few.status == "failed" and "more points than parameters" in few.reason
+
+
+# ---- the report builder (limitlab.report) -------------------------------------------------------------------------
+
+
+def envelope(**extra):
+    return {"schema": "limitlab.toy.report/1", "study": "toy", "runs": {"total": 2, "done": 2, "used": 2},
+            "protocol": [], "claims": [], "warnings": [], "figures": {}, **extra}
+
+
+def test_write_report_writes_validated_json_pngs_and_page(tmp_path):
+    from matplotlib.image import imread
+
+    from limitlab.report import ClaimsTable, Page, ProtocolTable, lines_with_bands, new_figure, verdict, write_report
+
+    runs = pd.DataFrame({"model.n_layers": [2, 2], "optim.lr": [1e-3, 3e-3], "tags.variant": ["a", "b"]})
+    proto = ProtocolTable(runs)
+    proto.add("layers", "model.n_layers", 2, "[V]")
+    proto.add("learning rate", "optim.lr", 1e-3, "[B]")
+    claims = ClaimsTable()
+    claims.add("error falls with k", "[V] abstract", "linear", verdict("slope −0.2", "agree if slope < 0", "agree"))
+    fig = new_figure(4, 3)
+    band = A.bootstrap_band_frame(pd.DataFrame({"f": "lin", "p": [0, 0, 1, 1], "k": [1, 2, 1, 2],
+                                                "e": [1.0, 0.4, 0.8, 0.2]}), "p", "k", "e", by=["f"], n_boot=20)
+    lines_with_bands(fig.subplots(), band, "k", by="f")
+    results = envelope(protocol=proto.rows, claims=claims.rows, figures={"curve": "curve.png"},
+                       extra_section={"mse": float("nan"), "k": np.int64(3)})
+    page = Page("toy")
+    page.figure("curve.png", "error vs k")
+    index = write_report(tmp_path / "out", results, {"curve.png": fig}, page)
+    got = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert got["extra_section"] == {"mse": None, "k": 3}  # NaN -> null, numpy -> python
+    assert [r["status"] for r in got["protocol"]] == ["same", "departure"]
+    assert got["protocol"][1]["ours"] == "a: 0.001; b: 0.003"
+    assert imread(tmp_path / "out" / "curve.png").shape[0] > 100
+    assert 'src="curve.png"' in index.read_text()
+    assert not list((tmp_path / "out").glob(".*tmp"))
+
+
+def test_write_report_refuses_a_bad_results_dict_and_writes_nothing(tmp_path):
+    from limitlab.report import ClaimsTable, Page, validate_results, verdict, write_report
+
+    with pytest.raises(ValueError, match=r"invalid at schema"):
+        write_report(tmp_path / "a", envelope(schema="counting v1"), {}, Page("x"))
+    with pytest.raises(ValueError, match=r"invalid at runs.done"):
+        write_report(tmp_path / "a", envelope(runs={"total": 1, "done": -1}), {}, Page("x"))
+    with pytest.raises(ValueError, match=r"invalid at protocol.0.status"):
+        validate_results(envelope(protocol=[{"item": "x", "paper": "1", "ours": "1", "status": "similar"}]))
+    with pytest.raises(ValueError, match="plain file name"):
+        write_report(tmp_path / "a", envelope(), {"../up.png": None}, Page("x"))
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        verdict("x", "y", "maybe")
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        ClaimsTable().add("c", "s", "", {"ours": "x", "criterion": "y", "verdict": "yes"})
+
+
+def test_heatmap_helper_marks_missing_cells():
+    from limitlab.report import heatmap, new_figure
+
+    pivot = pd.DataFrame([[0.9, np.nan], [0.2, 0.5]], index=pd.Index([8, 16], name="d"),
+                         columns=pd.Index([3, 6], name="m"))
+    ax = new_figure(3, 2).subplots()
+    heatmap(ax, pivot, "acc")
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == ["0.20", "0.50", "0.90"] and ax.get_xlabel() == "m" and ax.get_ylabel() == "d"

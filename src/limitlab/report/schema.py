@@ -1,0 +1,113 @@
+"""The typed results.json every study report writes: a common envelope, checked on write.
+
+Every report's results.json carries the same top-level sections — ``schema`` (``'limitlab.<study>.report/<n>'``),
+``study``, ``runs`` (counts by status), ``protocol`` (paper vs ours), ``claims`` (verdicts), ``warnings``,
+``figures`` ({key: PNG file name}), ``store`` — plus the study's own sections. :class:`ReportResults` types the
+envelope and lets other keys through; a study subclasses it to type its own sections too (see the counting
+report). :func:`validate_results` raises a one-line ValueError naming the first bad field, so a report that would
+write a malformed results.json fails instead. NaN and ±inf are not JSON: :func:`clean` turns them into null.
+
+>>> ok = {"schema": "limitlab.toy.report/1", "study": "toy", "runs": {"total": 1, "done": 1},
+...       "protocol": [], "claims": [], "warnings": [], "figures": {}}
+>>> validate_results(ok).study
+'toy'
+>>> validate_results({**ok, "claims": [{"claim": "c", "source": "[V]", "ours": "0.9", "criterion": "≥ 0.8",
+...                                     "verdict": "maybe"}]})
+Traceback (most recent call last):
+ValueError: results.json (ReportResults) is invalid at claims.0.verdict: Input should be 'agree', 'disagree' or \
+'not measured' (got 'maybe')
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["ClaimRow", "ProtocolRow", "ReportResults", "RunCounts", "clean", "validate_results"]
+
+Verdict = Literal["agree", "disagree", "not measured"]
+ProtocolStatus = Literal["same", "departure", "paper unknown"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunCounts(_Strict):
+    """How many of the study's runs the store holds, by status; ``used`` = the finished runs the report uses."""
+
+    total: int = Field(ge=0)
+    done: int = Field(ge=0)
+    failed: int = Field(default=0, ge=0)
+    pending: int = Field(default=0, ge=0)
+    running: int = Field(default=0, ge=0)
+    used: int | None = Field(default=None, ge=0)
+
+
+class ProtocolRow(_Strict):
+    """One protocol item: the paper's value with its source tag, ours read from the stored specs, and the status."""
+
+    item: str
+    paper: str
+    ours: str
+    status: ProtocolStatus
+    note: str = ""
+
+
+class ClaimRow(_Strict):
+    """One claim of the paper: where it comes from, what we measured, the criterion that decided it, the verdict."""
+
+    claim: str
+    source: str
+    scope: str = ""
+    ours: str
+    criterion: str
+    verdict: Verdict
+
+
+class ReportResults(BaseModel):
+    """The envelope of every results.json; study sections pass through (``extra='allow'``) unless a subclass types
+    them."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    schema_: str = Field(alias="schema", pattern=r"^limitlab\.[a-z0-9_]+\.report/\d+$")
+    study: str
+    runs: RunCounts
+    protocol: list[ProtocolRow]
+    claims: list[ClaimRow]
+    warnings: list[str]
+    figures: dict[str, str]
+    store: str = ""
+
+
+def clean(obj: Any) -> Any:
+    """JSON-safe: numpy scalars -> python, NaN/±inf -> None, tuples -> lists, keys -> str.
+
+    >>> import numpy as np
+    >>> clean({"a": np.float64(0.5), "b": (1, float("nan")), 3: [np.int64(2), float("inf")]})
+    {'a': 0.5, 'b': [1, None], '3': [2, None]}
+    """
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def validate_results(results: dict[str, Any], schema: type[ReportResults] = ReportResults) -> ReportResults:
+    """``schema.model_validate(results)``, or a one-line ValueError naming the first bad field."""
+    try:
+        return schema.model_validate(results)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        shown = repr(err["input"])
+        got = f" (got {shown[:80]}{'…' * (len(shown) > 80)})" if err["type"] != "missing" else ""
+        raise ValueError(f"results.json ({schema.__name__}) is invalid at {where}: {err['msg']}{got}") from None
