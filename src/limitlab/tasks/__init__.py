@@ -16,6 +16,8 @@ from limitlab.tasks.icl_tree import ICLTree
 from limitlab.tasks.markov_lm import MarkovLMTask
 from limitlab.tasks.modular_addition import ModularAdditionTask
 from limitlab.tasks.selective_copy import SelectiveCopyTask
+from limitlab.tasks.text_lm import TextLMTask
+from limitlab.tasks.variable_counting import VariableCountingTask
 from limitlab.tasks.sparse_parity import SparseParityTask
 from limitlab.tasks.stdlib_lm import StdlibLMTask
 
@@ -27,6 +29,8 @@ TASKS: dict[str, type[Task]] = {
     "modular_addition": ModularAdditionTask,
     "flip_flop": FlipFlopTask,
     "selective_copy": SelectiveCopyTask,
+    "variable_counting": VariableCountingTask,
+    "text_lm": TextLMTask,
     "icl_linear": ICLLinear,
     "icl_relu": ICLReLU,
     "icl_tree": ICLTree,

@@ -1,0 +1,132 @@
+"""Byte-level language modelling on a local corpus, with context extrapolation (train at T, test at 1.5T, 2T, 2.5T).
+
+Corpora (``corpus``):
+
+* ``"stdlib"`` (default) — the Python standard library's source, a code corpus that exists on every machine:
+  the ``*.py`` files under ``sysconfig.get_paths()["stdlib"]`` (site-packages excluded), sorted by relative path;
+  every ``heldout_every``-th file is held out for evaluation, the rest is training text. (Its size and content
+  follow the Python version: about 31 MB in 1,790 files for CPython 3.11.)
+* a path — a directory with Wikitext-style ``*train*`` and ``*test*`` files (e.g. ``wiki.train.tokens``,
+  ``wiki.test.tokens``); any other directory (its files, split by file as above); or one file (its last 10% of
+  bytes held out).
+
+The tokenizer is the identity on bytes (256 ids, no dependency), so perplexity here is *per byte*, not per
+BPE token as in the paper. The text is read once per process into a uint8 tensor; a sample is a window at a
+uniformly random offset (drawn from the counter-based rng, the batch row first), and every position is scored::
+
+    bytes     d   e   f   ·   f   (       ← input, length T
+    target    e   f   ·   f   (   x       ← the next byte at every position
+
+Splits: ``test`` (held-out text at length T) and ``ctx1.5x``, ``ctx2x``, ``ctx2.5x`` (held-out text at 1.5T, 2T,
+2.5T; the factors are ``extrapolation``). Metrics: ``loss`` (nats per byte; perplexity = exp(loss)),
+``token_accuracy`` and ``loss_by_position`` (M, T): the mean loss at each position, for extrapolation curves.
+"""
+
+from __future__ import annotations
+
+import functools
+import sysconfig
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field, field_validator
+
+from limitlab.rng import StackRNG
+from limitlab.tasks.base import Batch, Metric, Task, TaskStack
+
+STDLIB = "stdlib"
+
+
+class TextLMTask(Task):
+    """Next-byte prediction on windows of ``length`` bytes from a local corpus."""
+
+    name = "text_lm"
+    corpus: str = Field(STDLIB, description="'stdlib' (Python's standard library source) or a local path")
+    length: int = Field(256, ge=2, le=1_000_000, description="context length T in bytes")
+    part: Literal["train", "test"] = Field("train", description="which text the task samples (splits use 'test')")
+    extrapolation: tuple[float, ...] = Field((1.5, 2.0, 2.5), description="evaluation lengths as multiples of T")
+    heldout_every: int = Field(10, ge=2, description="every N-th file (sorted) is held out")
+
+    @field_validator("corpus")
+    @classmethod
+    def _check_corpus(cls, value: str) -> str:
+        if value != STDLIB and not Path(value).expanduser().exists():
+            raise ValueError(f"corpus {value!r} is neither 'stdlib' nor an existing local path")
+        return value
+
+    @field_validator("extrapolation")
+    @classmethod
+    def _check_factors(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(f <= 0 for f in value):
+            raise ValueError(f"extrapolation factors must be > 0, got {value}")
+        return value
+
+    def vocab_size(self) -> int:
+        return 256
+
+    def seq_len(self) -> int:
+        return self.length
+
+    def n_outputs(self) -> int:
+        return 256
+
+    def splits(self) -> dict[str, Task]:
+        out: dict[str, Task] = {"test": self.model_copy(update={"part": "test"})}
+        for f in self.extrapolation:
+            out[f"ctx{f:g}x"] = self.model_copy(update={"part": "test", "length": int(round(f * self.length))})
+        return out
+
+    @classmethod
+    def sample(cls, stack: TaskStack, rng: StackRNG, batch_size: int, step: int | torch.Tensor) -> Batch:
+        sh = stack.shared
+        data = corpus_bytes(sh.corpus, sh.part, sh.heldout_every, str(rng.device))  # (N,) uint8
+        length = sh.length
+        if data.numel() <= length + 1:
+            raise ValueError(f"corpus {sh.corpus!r} ({sh.part}) has {data.numel()} bytes, fewer than a window "
+                             f"of length {length} + 1")
+        start = rng.randint((batch_size, 1), high=data.numel() - length, step=step)  # (M, B, 1)
+        window = data[start + torch.arange(length + 1, device=data.device)].long()  # (M, B, T + 1)
+        inputs, targets = window[..., :-1], window[..., 1:]
+        return Batch(inputs.contiguous(), targets.contiguous(), torch.ones_like(targets, dtype=torch.bool))
+
+    @classmethod
+    def metrics(cls, out: torch.Tensor, batch: Batch) -> dict[str, Metric]:
+        loss = cls.pointwise_loss(out, batch)  # (M, B, T)
+        right = (out.argmax(-1) == batch.targets).float()
+        n_tok = torch.full_like(loss[:, 0, 0], loss[0].numel())
+        per_pos_count = torch.full_like(loss[:, 0, :], loss.shape[1])  # (M, T)
+        return {"loss": (loss.sum((1, 2)), n_tok), "token_accuracy": (right.sum((1, 2)), n_tok),
+                "loss_by_position": (loss.sum(1), per_pos_count)}
+
+
+def corpus_files(corpus: str, part: str, heldout_every: int = 10) -> list[Path]:
+    """The sorted files of one part of a corpus (see the module docstring)."""
+    if corpus == STDLIB:
+        root = Path(sysconfig.get_paths()["stdlib"])
+        files = sorted((p for p in root.rglob("*.py") if "site-packages" not in p.parts and p.is_file()),
+                       key=lambda p: p.relative_to(root).as_posix())
+    else:
+        root = Path(corpus).expanduser()
+        if root.is_file():
+            return [root]
+        files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+        named = [p for p in files if part in p.name]
+        if named and any("train" in p.name for p in files):
+            return named
+    return [p for i, p in enumerate(files) if (i % heldout_every == 0) == (part == "test")]
+
+
+@functools.lru_cache(maxsize=8)
+def corpus_bytes(corpus: str, part: str, heldout_every: int = 10, device: str = "cpu") -> torch.Tensor:
+    """One part of a corpus as a (N,) uint8 tensor of bytes on ``device`` (read once per process)."""
+    if device != "cpu":
+        return corpus_bytes(corpus, part, heldout_every, "cpu").to(device)
+    files = corpus_files(corpus, part, heldout_every)
+    if not files:
+        raise ValueError(f"corpus {corpus!r} has no {part} files")
+    blob = b"\n".join(p.read_bytes() for p in files)
+    if len(files) == 1 and corpus != STDLIB and Path(corpus).expanduser().is_file():
+        cut = int(len(blob) * 0.9)
+        blob = blob[cut:] if part == "test" else blob[:cut]
+    return torch.frombuffer(bytearray(blob), dtype=torch.uint8)
