@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from limitlab.studies.base import Study
+from limitlab.studies.cope import STUDY as COPE
 from limitlab.studies.counting import STUDY as COUNTING
 from limitlab.studies.scaling import STUDY as SCALING
 
 STUDIES: dict[str, Study] = {
     COUNTING.name: COUNTING,
+    COPE.name: COPE,
     SCALING.name: SCALING,
 }
 

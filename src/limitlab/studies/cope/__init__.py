@@ -1,0 +1,27 @@
+"""CoPE study (Golovneva et al. 2024, "Contextual Position Encoding: Learning to Count What's Important")."""
+
+from __future__ import annotations
+
+from limitlab.studies.base import Study
+from limitlab.studies.cope.study import paper, quick, smoke
+
+
+def _report(store, out_dir):
+    from limitlab.studies.cope.report import write_cope_report
+
+    return write_cope_report(store, out_dir)
+
+
+STUDY = Study(
+    name="cope",
+    question="Does contextual position encoding (CoPE) beat absolute / relative / RoPE on flip-flop, selective copy, "
+             "variable counting and language modelling, in and out of distribution?",
+    reproduces="Golovneva et al. 2024, 'Contextual Position Encoding' (arXiv 2405.18719)",
+    presets={"smoke": smoke, "quick": quick, "paper": paper},
+    report=_report,
+    preset_notes={
+        "smoke": "8 tiny runs (every task; absolute/RoPE/CoPE), seconds on a CPU",
+        "quick": "18 runs (flip-flop T=64 and selective copy, absolute/RoPE/CoPE × 3 seeds), < 10 min on 2 CPU cores",
+        "paper": "4 layers × 256 × 4 heads, 10k-15.7k steps, 9 encodings × 3 seeds + p_max ablation + LMs; a GPU",
+    },
+)

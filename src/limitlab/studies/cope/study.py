@@ -1,0 +1,160 @@
+"""The CoPE study's presets: RunSpecs for flip-flop, selective copy, variable counting and byte-level LM.
+
+Every run is tagged ``{task, pe, seed, ...}`` where ``pe`` names the position encoding as the paper does:
+
+    absolute          learned absolute positions (max_len covers the longest evaluation split)
+    relative          learned relative (Shaw-style, shared across heads), uncapped: one entry per offset
+    relative_capped   the same, offsets beyond ``cap`` share the last entry
+    rope, nope, alibi
+    cope              CoPE with p_max (tag ``p_max``)
+    cope+relative     CoPE plus the relative encoding
+    cope_sepkey       CoPE whose gates come from a separate key projection
+
+Paper protocol (reference/cope.md): synthetic tasks with 4 layers, width 256, 4 heads; flip-flop 10k steps at
+T = 512 (Liu's recipe: AdamW 3e-4, wd 0.1, batch 16, 50 warm-up steps); counting per RAM's run.sh (Adam 7e-5,
+batch 64, ~15.7k steps); selective copy's recipe is not known (we use flip-flop's). LM: GPT-2-small on
+Wikitext-103 at context 1024 with p_max 64 — here a one-GPU byte-level model on the Python standard library
+(and on Wikitext when ``study.wikitext=PATH`` is given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from limitlab.spec import RunSpec
+
+ENCODINGS: dict[str, tuple[str, dict[str, Any]]] = {  # pe tag -> (model.position, extra position options)
+    "absolute": ("learned", {}),
+    "relative": ("relative", {}),
+    "relative_capped": ("relative", {}),
+    "rope": ("rope", {}),
+    "nope": ("none", {}),
+    "alibi": ("alibi", {}),
+    "cope": ("cope", {}),
+    "cope+relative": ("cope+relative", {}),
+    "cope_sepkey": ("cope", {"cope_sep_key": True}),
+}
+ALL_PE = tuple(ENCODINGS)
+QUICK_PE = ("absolute", "rope", "cope")
+
+
+def model_config(pe: str, width: int, layers: int, heads: int, p_max: int, cap: int,
+                 longest: int, **extra: Any) -> dict[str, Any]:
+    """The model dict of one run: shape, and the encoding ``pe`` sized for sequences up to ``longest`` tokens."""
+    if pe not in ENCODINGS:
+        raise ValueError(f"unknown encoding {pe!r}; allowed: {', '.join(ENCODINGS)}")
+    position, options = ENCODINGS[pe]
+    options = dict(options)
+    if "cope" in position:
+        options["p_max"] = p_max
+    if "relative" in position:
+        options["rel_max_distance"] = cap if pe == "relative_capped" else longest
+    return {"n_layers": layers, "d_model": width, "n_heads": heads, "position": position,
+            "position_options": options, "max_len": longest, **extra}
+
+
+def _longest(task: dict[str, Any]) -> int:
+    from limitlab.tasks import TASKS
+
+    fields = {k: v for k, v in task.items() if k != "name"}
+    return max(t.seq_len() for t in TASKS[task["name"]](**fields).splits().values())
+
+
+def specs_for(task: dict[str, Any], pes: Sequence[str], seeds: int | Sequence[int], *, width: int, layers: int,
+              heads: int, steps: int, batch_size: int, optim: dict[str, Any], eval_size: int, p_max: int = 64,
+              cap: int = 64, tags: dict[str, Any] | None = None, model: dict[str, Any] | None = None) -> list[RunSpec]:
+    """One task × encodings × seeds."""
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    longest = _longest(task)
+    out = []
+    for pe in pes:
+        cfg = model_config(pe, width, layers, heads, p_max, cap, longest, **(model or {}))
+        for seed in seed_list:
+            tag = {"task": task["name"], "pe": pe, "seed": seed, "p_max": p_max if "cope" in pe else None,
+                   "cap": cap if pe == "relative_capped" else None, **(tags or {})}
+            out.append(RunSpec(study="cope", task=task, model=cfg, seed=seed, optim=optim,
+                               train={"steps": steps, "batch_size": batch_size, "eval_size": eval_size}, tags=tag))
+    return out
+
+
+def smoke(seeds: int = 1, steps: int = 60, corpus: str = "stdlib") -> list[RunSpec]:
+    """Seconds on a CPU: every task, tiny, with absolute / RoPE / CoPE (the LM and counting with CoPE only)."""
+    shape = {"width": 16, "layers": 1, "heads": 2, "steps": steps, "batch_size": 16, "eval_size": 64,
+             "optim": {"lr": 3e-3}, "p_max": 8, "cap": 8}
+    ff = {"name": "flip_flop", "length": 16}
+    sc = {"name": "selective_copy", "vocab": 4, "n_tokens": 3, "blanks": 6, "dense_blanks": 3, "sparse_blanks": 12}
+    vc = {"name": "variable_counting", "n_vars": 1, "max_statements": 6, "max_value": 5}
+    lm = {"name": "text_lm", "corpus": corpus, "length": 16, "extrapolation": [2.0]}
+    return (specs_for(ff, QUICK_PE, seeds, **shape) + specs_for(sc, QUICK_PE, seeds, **shape)
+            + specs_for(vc, ("cope",), seeds, **shape) + specs_for(lm, ("cope",), seeds, **shape))
+
+
+def quick(seeds: int = 3, steps: int = 1500, pes: Sequence[str] = QUICK_PE, tasks: Sequence[str] = ("ff", "sc"),
+          ) -> list[RunSpec]:
+    """Flip-flop and selective copy, CoPE vs RoPE vs absolute, ≥ 3 seeds, in distribution and OOD, for 2 CPU cores.
+
+    Shorter than the paper (stated in the report's protocol table): flip-flop T = 64 (not 512); selective copy
+    with 8 data tokens over 8 symbols among 32 blanks (dense 16, sparse 64; the paper: 16 among 256, 128, 512);
+    2 layers, width 32, 2 heads; Adam 3e-3, batch 32; CoPE p_max = 16.
+    """
+    shape = {"width": 32, "layers": 2, "heads": 2, "steps": steps, "batch_size": 32, "eval_size": 512,
+             "optim": {"lr": 3e-3}, "p_max": 16, "cap": 16}
+    out = []
+    if "ff" in tasks:
+        out += specs_for({"name": "flip_flop", "length": 64}, pes, seeds, **shape)
+    if "sc" in tasks:
+        out += specs_for({"name": "selective_copy", "vocab": 8, "n_tokens": 8, "blanks": 32, "dense_blanks": 16,
+                          "sparse_blanks": 64}, pes, seeds, **shape)
+    return out
+
+
+PAPER_SHAPE = {"width": 256, "layers": 4, "heads": 4}
+LIU_OPTIM = {"optimizer": "adamw", "lr": 3e-4, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.999,
+             "warmup_steps": 50, "schedule": "cosine", "min_lr_ratio": 0.0}
+
+
+def paper(seeds: int = 3, pes: Sequence[str] = ALL_PE, tasks: Sequence[str] = ("ff", "sc", "vc", "lm"),
+          p_max_ablation: Sequence[int] = (4, 16, 64, 256), n_vars: Sequence[int] = (1, 3, 5),
+          lm_steps: int = 20_000, wikitext: str | None = None) -> list[RunSpec]:
+    """The paper's synthetic protocol (4 layers, width 256, 4 heads, ≥ 3 seeds) and one-GPU byte-level LMs.
+
+    * flip-flop FFL(0.8), T = 512, 10k steps, Liu's optimiser (cosine decay to 0 stands in for his linear decay);
+      every encoding, plus the p_max ablation of CoPE (tag ``ablation='p_max'``).
+    * selective copy, 16 tokens over 16 symbols among 256 blanks, 10k steps, same optimiser.
+    * variable counting with 1, 3, 5 variables, up to 512 statements: RAM's run.sh (Adam 7e-5, batch 64,
+      15.7k steps, post-norm, ReLU; CoPE p_max 512); absolute, relative, CoPE.
+    * byte-level LM on the standard library (and ``wikitext``, a local path, when given), T = 512, tested at
+      768, 1024, 1280: 6 layers, width 384, 6 heads, AdamW 6e-4 cosine, batch 32, ``lm_steps`` steps; CoPE p_max
+      64 as the paper's LM, relative-capped at 64.
+    """
+    out: list[RunSpec] = []
+    synth = {**PAPER_SHAPE, "eval_size": 2000, "p_max": 64, "cap": 64}
+    if "ff" in tasks:
+        ff = {"name": "flip_flop", "length": 512}
+        out += specs_for(ff, pes, seeds, **synth, steps=10_000, batch_size=16, optim=LIU_OPTIM)
+        for p in p_max_ablation:
+            if p != 64:
+                out += specs_for(ff, ("cope",), seeds, **{**synth, "p_max": p}, steps=10_000, batch_size=16,
+                                 optim=LIU_OPTIM, tags={"ablation": "p_max"})
+    if "sc" in tasks:
+        sc = {"name": "selective_copy", "vocab": 16, "n_tokens": 16, "blanks": 256}
+        out += specs_for(sc, pes, seeds, **synth, steps=10_000, batch_size=16, optim=LIU_OPTIM)
+    if "vc" in tasks:
+        ram = {"norm": "post", "activation": "relu"}
+        for n in n_vars:
+            vc = {"name": "variable_counting", "n_vars": n, "max_statements": 512}
+            out += specs_for(vc, ("absolute", "relative", "cope"), seeds, **{**synth, "p_max": 512}, steps=15_700,
+                             batch_size=64, optim={"optimizer": "adam", "lr": 7e-5}, model=ram)
+    if "lm" in tasks:
+        lm_optim = {"optimizer": "adamw", "lr": 6e-4, "weight_decay": 0.1, "beta2": 0.95, "warmup_steps": 500,
+                    "schedule": "cosine", "grad_clip": 1.0}
+        lm_shape = {"width": 384, "layers": 6, "heads": 6, "eval_size": 512, "p_max": 64, "cap": 64}
+        lm_pes = [p for p in ("absolute", "relative", "relative_capped", "rope", "nope", "alibi", "cope",
+                              "cope+relative") if p in pes]
+        corpora = ["stdlib"] + ([wikitext] if wikitext else [])
+        for corpus in corpora:
+            lm = {"name": "text_lm", "corpus": corpus, "length": 512}
+            out += specs_for(lm, lm_pes, seeds, **lm_shape, steps=lm_steps, batch_size=32, optim=lm_optim,
+                             tags={"corpus": "stdlib" if corpus == "stdlib" else "text"})
+    return out
