@@ -1,0 +1,160 @@
+"""Scaling study, flipped-label ICL: the task's invariants (distinct exemplars, exact flip counts, consistent
+queries, a fixed balanced prior, unrelated labels), its metrics on oracle models, the smoke preset end to end, and
+the Hugging Face probe on a tiny random GPT-2 built in the test (skipped without transformers)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+import torch
+
+from limitlab.report.html import Page
+from limitlab.rng import StackRNG
+from limitlab.store import RunStore
+from limitlab.studies.scaling import flipped as F
+from limitlab.studies.scaling.report import runs_by_experiment
+from limitlab.tasks.base import TaskStack
+from limitlab.tasks.flipped_icl import FlippedICLTask, prior_labels
+from limitlab.train.trainer import train_runs
+
+TASK = FlippedICLTask(n_symbols=20, n_labels=2, k=8, n_queries=4)
+
+
+def _batch(split: str, b: int = 200):
+    return TaskStack([TASK.splits()[split]]).sample(StackRNG([3]), b, step=0)
+
+
+def _parts(batch):
+    x, y = batch.inputs[0, :, 0::2], batch.inputs[0, :, 1::2]  # symbols (B, k+Q), shown labels (B, k+Q-1)
+    return x, y
+
+
+def test_prior_is_fixed_and_balanced():
+    g = prior_labels(20, 2)
+    assert torch.equal(g, prior_labels(20, 2)) and g.sum().item() == 10
+    assert torch.bincount(prior_labels(30, 3)).tolist() == [10, 10, 10]
+
+
+@pytest.mark.parametrize("split,flip", [("flip0", 0.0), ("flip25", 0.25), ("flip50", 0.5), ("flip100", 1.0)])
+def test_flip_splits(split, flip):
+    batch = _batch(split)
+    x, y = _parts(batch)
+    k, S = TASK.k, TASK.n_symbols
+    g = prior_labels(S, 2)
+    ex_x, ex_y = x[:, :k], y[:, :k] - S
+    assert all(len(set(row.tolist())) == k for row in ex_x)  # distinct exemplar symbols
+    assert ((ex_y != g[ex_x]).sum(1) == round(flip * k)).all()  # exactly round(p·k) flipped
+    context = {}
+    for b in range(x.shape[0]):
+        context = dict(zip(ex_x[b].tolist(), ex_y[b].tolist()))
+        for j in range(TASK.n_queries):
+            q = x[b, k + j].item()
+            assert batch.targets[0, b, k + j].item() - S == context[q]  # target = in-context label
+            assert batch.extras["prior"][0, b, j].item() - S == g[q].item()
+            assert batch.extras["flipped"][0, b, j].item() == (context[q] != g[q].item())
+
+
+def test_sul_and_train_mixture():
+    S, L = TASK.n_symbols, TASK.n_labels
+    sul = _batch("sul")
+    assert ((sul.targets >= S + L) & (sul.targets < S + 2 * L)).all()
+    train = _batch("test", 2000)
+    x, _ = _parts(train)
+    shown = train.targets[0]  # (B, k+Q)
+    prior_seq = (shown - S == prior_labels(S, L)[x]).all(1) & (shown < S + L).all(1)
+    alt = (shown >= S + L).all(1)
+    assert 0.4 < prior_seq.float().mean() < 0.7  # prior share 0.5 plus random maps that happen to agree
+    assert 0.2 < alt.float().mean() < 0.3  # half of the per-sequence half
+
+
+def _oracle(batch, follow: bool, vocab: int) -> torch.Tensor:
+    """Logits that answer every read-out with the in-context label (follow) or with the prior."""
+    tgt = batch.targets.clone()
+    if not follow:
+        tgt[..., -TASK.n_queries:] = batch.extras["prior"]
+    return torch.nn.functional.one_hot(tgt, vocab).float() * 10
+
+
+def test_metrics_on_oracles():
+    V = TASK.vocab_size()
+    batch = _batch("flip50")
+    m = TASK.metrics(_oracle(batch, True, V), batch)
+    share_flipped = batch.extras["flipped"].float().mean().item()
+    ratio = {k: (s / c).item() for k, (s, c) in m.items()}
+    assert ratio["context_accuracy"] == 1 and ratio["flip_follow"] == 1 and ratio["invalid_rate"] == 0
+    assert ratio["prior_accuracy"] == pytest.approx(1 - share_flipped)
+    m = TASK.metrics(_oracle(batch, False, V), batch)
+    ratio = {k: (s / c).item() for k, (s, c) in m.items()}
+    assert ratio["prior_accuracy"] == 1 and ratio["flip_follow"] == 0
+    symbols = torch.nn.functional.one_hot(torch.zeros_like(batch.targets), V).float() * 10  # always symbol 0
+    assert (TASK.metrics(symbols, batch)["invalid_rate"][0] == 4 * 200).all()
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="k=30"):
+        FlippedICLTask(n_symbols=20, k=30)
+    with pytest.raises(ValueError, match="flip=0.5"):
+        FlippedICLTask(mode="train", flip=0.5)
+    with pytest.raises(ValueError, match="flip=2"):
+        F.flip_prompts(flip=2)
+
+
+def test_smoke_preset_trains_and_reports(tmp_path):
+    specs = F.smoke()
+    store = RunStore(tmp_path / "store")
+    store.add(specs)
+    for d in (8, 16):
+        train_runs([s for s in specs if s.model.d_model == d], store)
+    page = Page("scaling")
+    out, figures, claims, render = F.report_section(runs_by_experiment(store)["flipped"], tmp_path / "out")
+    render(page)
+    assert [r["d"] for r in out["ladder"]] == [8, 16]
+    for r in out["ladder"]:
+        assert all(0 <= r[f"prior_acc_{s}"] <= 1 for s in F.SPLITS) and 0 <= r["invalid_rate"] <= 1
+    assert r["test_accuracy"] > 0.55  # past chance (0.5) on the pretraining mixture after 150 steps
+    assert (tmp_path / "out" / figures["accuracy"]).exists() and "flipped" in page.render()
+    assert {c["verdict"] for c in claims} <= {"agree", "disagree"} and len(claims) == 2
+
+
+def test_flip_prompts():
+    items = F.flip_prompts(k=4, flip=1.0, n_prompts=10)
+    for it in items:
+        lines = it["prompt"].split("\n")
+        assert len(lines) == 10 and lines[-1] == "Output:"
+        query = lines[-2].split(": ")[1]
+        exemplars = [lines[2 * i].split(": ")[1] for i in range(4)]
+        assert query not in exemplars
+        for i, w in enumerate(exemplars):  # every label flipped
+            truth = 0 if w in F.POSITIVE else 1
+            assert lines[2 * i + 1] == f"Output: {('positive', 'negative')[1 - truth]}"
+    assert F.flip_prompts(k=4, n_prompts=3, seed=1) == F.flip_prompts(k=4, n_prompts=3, seed=1)
+
+
+def test_hf_probe_without_transformers_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(ImportError, match="transformers"):
+        F.HFFlipProbe(tmp_path)
+    assert F.main([str(tmp_path / "missing")]) == 2
+
+
+def test_hf_probe_on_a_tiny_random_gpt2(tmp_path):
+    if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("tokenizers") is None:
+        pytest.skip("transformers not installed")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    words = ["[UNK]", "[PAD]", "Input", "Output", ":", "positive", "negative", "foo", "bar", *F.POSITIVE, *F.NEGATIVE]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(words), n_positions=128, n_embd=16, n_layer=1, n_head=2)
+                    ).save_pretrained(tmp_path)
+    probe = F.HFFlipProbe(tmp_path)
+    df = F.run_hf_probe(probe, k=4, n_prompts=6, flips=(0.0, 1.0))
+    assert sorted(zip(df["labels"], df["flip"])) == [("semantic", 0.0), ("semantic", 1.0), ("sul", 0.0), ("sul", 1.0)]
+    assert df["accuracy"].between(0, 1).all() and df["invalid_rate"].between(0, 1).all()
+    pred, invalid = probe.score(F.flip_prompts(k=4, n_prompts=1)[0])
+    assert pred in (0, 1) and isinstance(invalid, bool)
