@@ -1,31 +1,125 @@
-"""The ray executor on a local Ray instance (CPU): same results as local, finished runs skipped on relaunch."""
+"""The ray executor: event batching and lost-worker retries in-process, then a two-node Ray cluster on loopback.
+
+The cluster tests start a head and a second node (``ray.cluster_utils.Cluster``, one CPU each, so two stacks
+must run on different nodes), train tiny counting runs through :func:`run_ray`, compare with the local
+executor, and SIGKILL a worker once its first checkpoint has reached the driver.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
+
 import pytest
 
-from limitlab.executors import run_local
+from limitlab.executors import run_local, train_claimed
 from limitlab.planner import Stack
-from limitlab.ray_executor import gpu_fraction, run_ray, train_stack
+from limitlab.ray_executor import WorkerLost, batch_events, gpu_fraction, remote_events, run_ray, stream_stack
 from limitlab.store import RunStore
+from limitlab.train.events import Event
 from limitlab.train.trainer import TrainOptions
+
+LOOPBACK = "127.0.0.2"  # a loopback address Ray does not rewrite to the host's network address
+OPTIONS = TrainOptions(log_every=1)
 
 
 def _specs(make_spec):
-    # two stacks: d=8 runs (different lengths, padded together or not) and a d=16 run
+    # two stacks: two d=8 runs and a d=16 run
     return [make_spec(m=3, d=8, seed=0, steps=30), make_spec(m=3, d=8, seed=1, steps=30),
             make_spec(m=3, d=16, seed=0, steps=30)]
 
 
-def test_train_stack_claims_and_skips(tmp_path, make_spec):
-    """The task body without Ray: trains what it claims, skips what is done."""
-    specs = _specs(make_spec)[:2]
+def _resumable(make_spec, steps: int = 40):
+    return [make_spec(m=3, d=8, seed=s, steps=steps, train={"checkpoint_every": 10}) for s in (0, 1)]
+
+
+def _logged_steps(store: RunStore, run_id: str) -> list[int]:
+    return [r["step"] for r in store.metrics(run_id) if "train_loss" in r]
+
+
+def _assert_same_results(store: RunStore, reference: RunStore, specs) -> None:
+    for spec in specs:
+        ours, theirs = store.result(spec.run_id), reference.result(spec.run_id)
+        assert ours["step"] == theirs["step"] == spec.train.steps
+        assert ours["test/loss"] == pytest.approx(theirs["test/loss"], abs=1e-4)
+        assert ours["test/accuracy"] == pytest.approx(theirs["test/accuracy"], abs=1e-6)
+
+
+# ---- without Ray ------------------------------------------------------------------------------------------------
+
+def test_batch_events_sums_progress_and_sends_checkpoints_at_once():
+    ticks = iter(range(100))
+    events = [Event("progress", data={"model_steps": 2})] * 3 + [
+        Event("log", "a", {"step": 3}), Event("checkpoint", "a", {}), Event("checkpoint", "b", {}),
+        Event("progress", data={"model_steps": 2}), Event("heartbeat", data={"run_ids": ["a", "b"]}),
+        Event("eval", "a", {"step": 4}), Event("finish", "a", {}), Event("finish", "b", {})]
+    batches = list(batch_events(events, flush_seconds=1000, clock=lambda: next(ticks)))
+    assert [[(e.kind, e.run_id, e.data.get("model_steps")) for e in b] for b in batches] == [
+        [("progress", None, 6), ("log", "a", None), ("checkpoint", "a", None), ("checkpoint", "b", None)],
+        [("progress", None, 2), ("eval", "a", None), ("finish", "a", None), ("finish", "b", None)]]
+    # with a 1-second flush and a clock that ticks a second per read, every event leaves on its own
+    ticks = iter(range(100))
+    timed = list(batch_events(events[:4], flush_seconds=1, clock=lambda: next(ticks)))
+    assert [len(b) for b in timed] == [1, 1, 1, 1]
+
+
+def test_lost_worker_retried_from_its_last_checkpoint(tmp_path, make_spec):
+    """A stream that dies after its first checkpoint: the retry starts from that checkpoint, results unchanged."""
+    specs = _resumable(make_spec)
+    reference = RunStore(tmp_path / "local")
+    run_local(specs, reference, OPTIONS)
     store = RunStore(tmp_path / "store")
     store.add(specs)
-    payload = [s.model_dump_json() for s in specs]
-    assert train_stack(payload, str(tmp_path / "store"), {"device": "cpu"}) == {"trained": 2, "skipped": 0,
-                                                                                 "failed": 0}
-    assert train_stack(payload, str(tmp_path / "store"), {"device": "cpu"})["skipped"] == 2
+    seen: list[dict] = []
+
+    def start(todo, checkpoints):
+        seen.append({k: v and v["step"] for k, v in checkpoints.items()})
+        for batch in stream_stack([s.model_dump_json() for s in todo], checkpoints, {"log_every": 1}):
+            yield batch
+            if len(seen) == 1 and any(e.kind == "checkpoint" for e in batch):
+                raise WorkerLost("worker lost mid-stack (test)")
+
+    lost = []
+    summary = train_claimed(store, specs, lambda todo, sink: remote_events(todo, sink, start, 1, on_lost=lost.append))
+    assert summary == {"trained": 2, "skipped": 0, "failed": 0} and len(lost) == 1
+    assert seen == [{s.run_id: None for s in specs}, {s.run_id: 10 for s in specs}]
+    _assert_same_results(store, reference, specs)
+    for spec in specs:  # steps 1-10 once (from the lost worker), 11-40 once (the retry): nothing trained twice
+        assert _logged_steps(store, spec.run_id) == list(range(1, 41))
+
+
+def test_lost_worker_out_of_retries_releases_runs_with_their_checkpoints(tmp_path, make_spec):
+    specs = _resumable(make_spec)
+    store = RunStore(tmp_path / "store")
+    store.add(specs)
+
+    def start(todo, checkpoints):  # every attempt dies after its first round of checkpoints
+        for batch in stream_stack([s.model_dump_json() for s in todo], checkpoints, {"log_every": 1}):
+            yield batch
+            if any(e.kind == "checkpoint" for e in batch):
+                raise WorkerLost("worker lost mid-stack (test)")
+
+    with pytest.raises(WorkerLost, match="2 attempt.*released"):
+        train_claimed(store, specs, lambda todo, sink: remote_events(todo, sink, start, retries=1))
+    assert store.status_of([s.run_id for s in specs]) == {s.run_id: "pending" for s in specs}
+    assert [store.load_checkpoint(s.run_id)["step"] for s in specs] == [20, 20]  # two attempts, 10 steps each
+    # the next launch resumes them (here locally) and gets the uninterrupted numbers
+    assert run_local(specs, store, OPTIONS)["trained"] == 2
+    reference = RunStore(tmp_path / "local")
+    run_local(specs, reference, OPTIONS)
+    _assert_same_results(store, reference, specs)
+
+
+def test_stream_stack_opens_no_store(tmp_path, make_spec, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a worker opened a RunStore")
+
+    monkeypatch.setattr(RunStore, "__init__", refuse)
+    spec = make_spec(m=3, d=8, steps=5)
+    events = [e for b in stream_stack([spec.model_dump_json()], {}, {}) for e in b]
+    assert events[0].kind == "worker" and events[0].data["pid"] == os.getpid()
+    assert events[-1].kind == "finish" and events[-1].data["result"]["step"] == 5
 
 
 def test_gpu_fraction():
@@ -37,24 +131,80 @@ def test_gpu_fraction():
     assert gpu_fraction(stack(70e9), 80e9) == 1.0
 
 
-@pytest.mark.slow
-def test_ray_trains_like_local_and_resumes(tmp_path, make_spec):
+# ---- a two-node Ray cluster ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cluster():
     ray = pytest.importorskip("ray")
-    specs = _specs(make_spec)
-    local_store = RunStore(tmp_path / "local")
-    run_local(specs, local_store, TrainOptions())
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                          "node_ip_address": LOOPBACK})
     try:
-        path = str(tmp_path / "ray")
-        assert run_ray(specs, path, TrainOptions()) == {"trained": 3, "skipped": 0, "failed": 0}
-        store = RunStore(path)
-        assert store.status_of([s.run_id for s in specs]) == {s.run_id: "done" for s in specs}
-        for spec in specs:  # same stacks, same seeds -> same numbers as the local executor
-            ours, theirs = store.result(spec.run_id), local_store.result(spec.run_id)
-            assert ours["step"] == theirs["step"] == 30
-            assert ours["test/loss"] == pytest.approx(theirs["test/loss"], abs=1e-4)
-        # a relaunched sweep (one new run) trains only what is missing
-        extra = make_spec(m=4, d=8, seed=5, steps=30)
-        assert run_ray([*specs, extra], path, TrainOptions()) == {"trained": 1, "skipped": 3, "failed": 0}
+        nodes.add_node(num_cpus=1, node_ip_address=LOOPBACK)
+        ray.init(address=nodes.address, _node_ip_address=LOOPBACK, log_to_driver=False)
+        yield ray
     finally:
         ray.shutdown()
+        nodes.shutdown()
+
+
+def test_two_nodes_train_like_local_and_skip_finished(cluster, tmp_path, make_spec):
+    specs = _specs(make_spec)
+    reference = RunStore(tmp_path / "local")
+    run_local(specs, reference, OPTIONS)
+    path = str(tmp_path / "ray")
+    summary = run_ray(specs, path, OPTIONS)
+    assert summary == {"trained": 3, "skipped": 0, "failed": 0, "nodes": 2, "workers_lost": 0}
+    store = RunStore(path)
+    assert store.status_of([s.run_id for s in specs]) == {s.run_id: "done" for s in specs}
+    _assert_same_results(store, reference, specs)
+    assert all(_logged_steps(store, s.run_id) == list(range(1, 31)) for s in specs)
+    # a relaunched sweep (one new run) trains only what is missing
+    extra = make_spec(m=4, d=8, seed=5, steps=30)
+    assert run_ray([*specs, extra], path, OPTIONS)["trained"] == 1
+
+
+def _ray_workers(title: bytes) -> list[int]:
+    """Pids of the processes Ray titled ``title`` (a Ray worker runs as 'ray::<function name>')."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().split(b"\0")[0] == title:
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_worker_killed_mid_stack_resumes_from_checkpoint(cluster, tmp_path, make_spec, monkeypatch):
+    specs = _resumable(make_spec, steps=100)
+    reference = RunStore(tmp_path / "local")
+    run_local(specs, reference, OPTIONS)
+    killed: list[int] = []
+    save = RunStore.save_checkpoint
+
+    def save_then_kill(self, run_id, state):  # the driver writes the first checkpoint, then the worker dies
+        save(self, run_id, state)
+        if not killed:
+            killed.extend(_ray_workers(b"ray::stream_stack"))
+            assert len(killed) == 1, killed
+            os.kill(killed[0], signal.SIGKILL)
+
+    monkeypatch.setattr(RunStore, "save_checkpoint", save_then_kill)
+    path = str(tmp_path / "ray")
+    summary = run_ray(specs, path, OPTIONS)
+    assert killed and summary["workers_lost"] == 1
+    assert summary["trained"] == 2 and summary["failed"] == 0
+    store = RunStore(path)
+    assert store.status_of([s.run_id for s in specs]) == {s.run_id: "done" for s in specs}
+    _assert_same_results(store, reference, specs)
+    for spec in specs:
+        steps = _logged_steps(store, spec.run_id)
+        # every step logged; step 1 once (the retry started from the checkpoint, not from scratch); the steps
+        # logged twice are those the killed worker took after its checkpoint (at most one interval)
+        assert sorted(set(steps)) == list(range(1, 101)) and steps.count(1) == 1
+        assert len(steps) - 100 <= 10
+        assert steps[-1] == 100

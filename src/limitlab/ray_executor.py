@@ -1,29 +1,58 @@
-"""The ``ray`` executor: every planned stack is a Ray task; all tasks write to one RunStore.
+"""The ``ray`` executor: stacks train on Ray workers anywhere in a cluster; only the driver touches the store.
 
-Executors decide where a stack trains, never what it computes: a task builds the same
-:class:`~limitlab.train.trainer.StackTrainer` the local executor builds. Each task first *claims* its runs in the
-store, so runs finished (or being trained) elsewhere are skipped and a relaunched sweep resumes where it stopped;
-checkpoints let a run that was cut off continue from its last checkpoint.
+The RunStore is SQLite plus files on a local disk, so workers never open it. The driver (the process that
+called :func:`run_ray`) does what the local executor does, through the same routine
+(:func:`limitlab.executors.train_claimed`): it claims a stack's runs, loads their last checkpoints, and records
+every event of their training. Only the middle step moves: the driver sends the specs and checkpoints to a
+Ray *streaming generator* task (:func:`stream_stack`), which builds the same
+:class:`~limitlab.train.trainer.StackTrainer` and yields its events back in small batches::
+
+    driver                                              worker (any node)
+    claim runs, load checkpoints ── specs + checkpoints ─► StackTrainer(specs, checkpoints).events()
+    write log/eval/checkpoint/finish ◄── [events] ───────  batched: progress summed, flushed every second
+    heartbeat the runs it owns                              and right after each round of checkpoints
+
+A worker that dies mid-stack (killed, out of memory, its node lost) costs at most one checkpoint interval:
+the driver notices the broken stream, reloads the checkpoints it has written, and starts the stack's
+unfinished runs again on another worker, up to ``retries`` times per stack. When those are used up, the runs
+are released (back to 'pending', checkpoints kept) and :func:`run_ray` raises after the other stacks finish,
+so the next launch resumes them. An error raised by the training code itself (a bad spec, a CUDA error) is not
+retried: it would fail again.
 
 Resources: on CUDA a stack asks for a GPU, or a fraction of one when its estimated memory leaves room for
 others (``planner.model_bytes``; fractions of 1/2, 1/4 or 1/8, so small launch-bound stacks share a GPU); on a
-CPU one core per stack. The store must be reachable from every worker at the same path; it is an SQLite file,
-so use one machine (many GPUs) or a filesystem with working POSIX locks.
+CPU one core per stack. Longest stacks are submitted first. Every node needs limitlab installed (the same
+version as the driver); no shared filesystem is needed.
 
->>> run_ray(specs, "runs/", TrainOptions(device="cuda"), max_models=256)    # doctest: +SKIP
+>>> run_ray(specs, "runs/", TrainOptions(device="cuda"), address="auto")    # doctest: +SKIP
 {'trained': 720, 'skipped': 0, 'failed': 0}
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
+from typing import Any
 
+from limitlab.executors import Progress, train_claimed
 from limitlab.planner import DeviceProfile, Stack, plan_stacks
 from limitlab.spec import RunSpec
 from limitlab.store import RunStore
+from limitlab.train.events import Event, StoreSink
 from limitlab.train.trainer import TrainOptions
+
+Checkpoints = dict[str, "dict | None"]  # run_id -> last checkpoint state (None: start from step 0)
+log = logging.getLogger(__name__)
+Start = Callable[[list[RunSpec], Checkpoints], Iterable[list[Event]]]  # one attempt: batches of events
+
+
+class WorkerLost(Exception):
+    """The process training a stack went away (killed, out of memory, node lost) before the stack finished."""
 
 
 def gpu_fraction(stack: Stack, gpu_bytes: float) -> float:
@@ -35,58 +64,179 @@ def gpu_fraction(stack: Stack, gpu_bytes: float) -> float:
     return 1.0
 
 
-def train_stack(spec_json: list[str], store_path: str, options: dict) -> dict[str, int]:
-    """Body of one Ray task (a plain function, so it is testable without Ray): claim, train, record."""
-    from limitlab.train.events import StoreSink
+# ---- the worker side ---------------------------------------------------------------------------------------------
+
+def stream_stack(spec_json: list[str], checkpoints: Checkpoints, options: dict,
+                 flush_seconds: float = 1.0) -> Iterator[list[Event]]:
+    """Body of one Ray task (a plain generator, testable without Ray): train a stack, yield its events in batches.
+
+    ``checkpoints`` come from the driver; nothing here reads or writes a store.
+    """
     from limitlab.train.trainer import StackTrainer
 
     specs = [RunSpec.model_validate_json(s) for s in spec_json]
-    store = RunStore(store_path)
-    try:
-        claimed = set(store.claim([s.run_id for s in specs]))
-        todo = [s for s in specs if s.run_id in claimed]
-        summary = {"trained": 0, "skipped": len(specs) - len(todo), "failed": 0}
-        if not todo:
-            return summary
-        opts = TrainOptions(**options)
-        if opts.device.startswith("cuda"):
-            import torch
+    opts = TrainOptions(**options)
+    if opts.device.startswith("cuda"):
+        import torch
 
-            if not torch.cuda.is_available():  # a task placed on a machine without a GPU: say so, don't hang
-                raise RuntimeError("stack was scheduled with a GPU share but CUDA is not available in the worker")
+        if not torch.cuda.is_available():  # a task placed on a machine without a GPU: say so, don't hang
+            raise RuntimeError("stack was scheduled with a GPU share but CUDA is not available in the worker")
+    trainer = StackTrainer(specs, checkpoints.get, opts)
+    yield [Event("worker", data={"node": _node_id(), "pid": os.getpid()})]  # where the stack runs (driver only)
+    yield from batch_events(trainer.events(), flush_seconds)
+
+
+def _node_id() -> str | None:
+    """The Ray node this process runs on (None outside Ray)."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
+def batch_events(events: Iterable[Event], flush_seconds: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> Iterator[list[Event]]:
+    """Group a trainer's events into batches for the wire.
+
+    Progress events are summed into one per batch (first in the batch). A batch is sent once ``flush_seconds``
+    passed since the last one, as soon as a round of checkpoints is complete (the next event is not a
+    checkpoint), and at the end. Heartbeats are dropped: the driver, which owns the runs, heartbeats them.
+    """
+    buffer: list[Event] = []
+    steps, last, checkpoint_pending = 0, clock(), False
+
+    def flush() -> list[Event]:
+        nonlocal buffer, steps, last, checkpoint_pending
+        batch = ([Event("progress", data={"model_steps": steps})] if steps else []) + buffer
+        buffer, steps, last, checkpoint_pending = [], 0, clock(), False
+        return batch
+
+    for event in events:
+        if checkpoint_pending and event.kind != "checkpoint":
+            yield flush()
+        if event.kind == "progress":
+            steps += event.data["model_steps"]
+        elif event.kind != "heartbeat":
+            buffer.append(event)
+            checkpoint_pending = checkpoint_pending or event.kind == "checkpoint"
+        if not checkpoint_pending and (buffer or steps) and clock() - last >= flush_seconds:
+            yield flush()
+    if buffer or steps:
+        yield flush()
+
+
+# ---- the driver side ---------------------------------------------------------------------------------------------
+
+def remote_events(todo: Sequence[RunSpec], sink: StoreSink, start: Start, retries: int = 2,
+                  heartbeat_seconds: float = 30.0, on_lost: Callable[[WorkerLost], None] | None = None,
+                  clock: Callable[[], float] = time.monotonic) -> Iterator[Event]:
+    """The events of training ``todo`` elsewhere, as :func:`train_claimed` consumes them; retries lost workers.
+
+    ``start(specs, checkpoints)`` launches one attempt and iterates its event batches (an empty batch means
+    "nothing yet"); it raises :class:`WorkerLost` when the worker goes away. Each retry restarts only the runs
+    that have not finished, from the checkpoints ``sink`` holds by then. A heartbeat for the runs is yielded
+    every ``heartbeat_seconds`` while the stack is queued or training. ``on_lost`` hears of every lost worker.
+    """
+    remaining = {s.run_id: s for s in todo}
+    ids = list(remaining)
+    last_beat = clock()
+    for attempt in range(retries + 1):
+        specs = list(remaining.values())
         try:
-            sink = StoreSink(store)
-            results = StackTrainer(todo, sink, opts).run(sink)
-        except BaseException:
-            store.release([s.run_id for s in todo])
-            raise
-        summary["trained"] = len(results)
-        summary["failed"] = len(todo) - len(results)
-        return summary
-    finally:
-        store.close()
+            for batch in start(specs, {s.run_id: sink.load_checkpoint(s.run_id) for s in specs}):
+                for event in batch:
+                    if event.kind in ("finish", "fail"):
+                        remaining.pop(event.run_id, None)
+                    yield event
+                if clock() - last_beat >= heartbeat_seconds:
+                    yield Event("heartbeat", data={"run_ids": ids})
+                    last_beat = clock()
+        except WorkerLost as exc:
+            if on_lost is not None:
+                on_lost(exc)
+            if attempt == retries:
+                raise WorkerLost(f"{exc} ({retries + 1} attempt(s); the runs are released, resume on relaunch)") \
+                    from exc
+            continue
+        if remaining:
+            raise RuntimeError(f"the worker stopped without finishing runs {sorted(remaining)}")
+        return
+
+
+def _ray_start(ray: Any, remote: Any, options: dict, resources: dict, flush_seconds: float,
+               stop: threading.Event, nodes: set) -> Start:
+    """``start`` for :func:`remote_events`: submit :func:`stream_stack` to Ray and iterate its stream.
+
+    The worker's first batch says where it runs; its node goes into ``nodes`` and the batch goes no further.
+    """
+
+    def start(specs: list[RunSpec], checkpoints: Checkpoints) -> Iterator[list[Event]]:
+        from ray.exceptions import RayError, RayTaskError, TaskCancelledError
+
+        stream = remote.options(**resources, max_retries=0).remote(  # retries are ours: they need new checkpoints
+            [s.model_dump_json() for s in specs], checkpoints, options, flush_seconds)
+        finished = False
+        try:
+            while True:
+                if stop.is_set():
+                    raise KeyboardInterrupt("the driver was interrupted")
+                ready, _ = ray.wait([stream], timeout=1.0)
+                if not ready:
+                    yield []  # still queued or between batches: lets the caller heartbeat
+                    continue
+                try:
+                    batch = ray.get(next(stream))
+                except StopIteration:
+                    finished = True
+                    return
+                except RayError as exc:
+                    if isinstance(exc, (RayTaskError, TaskCancelledError)):
+                        raise  # the training code failed, or we cancelled: retrying would not help
+                    raise WorkerLost(f"worker lost mid-stack: {type(exc).__name__}: {str(exc).splitlines()[0]}") \
+                        from None
+                if batch and batch[0].kind == "worker":
+                    nodes.add(batch[0].data["node"])
+                    batch = batch[1:]
+                yield batch
+        finally:
+            if not finished:  # interrupted or failed: do not leave the task running
+                try:
+                    ray.cancel(stream, force=True)
+                except Exception:  # noqa: BLE001 - best effort: the task may be gone already
+                    pass
+
+    return start
 
 
 def run_ray(specs: Sequence[RunSpec], store_path: str, options: TrainOptions, max_models: int = 256,
-            address: str | None = None) -> dict[str, int]:
-    """Train every not-yet-done run of ``specs`` as Ray tasks (one per stack); returns the summed summary.
+            address: str | None = None, retries: int = 2, progress: Progress | None = None,
+            retry_failed: bool = False, flush_seconds: float = 1.0,
+            max_in_flight: int | None = None) -> dict[str, int]:
+    """Train every not-yet-done run of ``specs`` as Ray tasks (one per stack).
+
+    Returns {"trained", "skipped", "failed"} summed over the stacks, plus "nodes" (distinct Ray nodes that
+    trained a stack) and "workers_lost" (workers that died mid-stack; their stacks were retried).
 
     Connects to ``address`` (or ``RAY_ADDRESS``) if given, else to an already initialised Ray, else starts a
-    local instance. Finished runs are skipped before planning; runs claimed by another process are skipped by
-    the task that would train them.
+    local instance. Finished runs are skipped before planning; runs claimed by another process are skipped
+    when their stack's turn comes. ``max_in_flight`` stacks are claimed and submitted at a time (default:
+    twice what the cluster can run at once, so the next stack is queued when one finishes).
     """
     try:
         import ray
     except ImportError as exc:
         raise ValueError("the ray executor needs Ray: pip install 'limitlab[ray]'") from exc
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
 
     store = RunStore(store_path)
     store.add(specs)
     status = store.status_of([s.run_id for s in specs])
     todo = [s for s in specs if status.get(s.run_id) != "done"]
-    summary = {"trained": 0, "skipped": len(specs) - len(todo), "failed": 0}
-    store.close()
+    summary = {"trained": 0, "skipped": len(specs) - len(todo), "failed": 0, "nodes": 0, "workers_lost": 0}
     if not todo:
+        store.close()
         return summary
     if not ray.is_initialized():
         ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
@@ -95,24 +245,60 @@ def run_ray(specs: Sequence[RunSpec], store_path: str, options: TrainOptions, ma
     profile = DeviceProfile.for_device(options.device)
     stacks = plan_stacks(todo, max_models=max_models, profile=profile, eval_batch_size=options.eval_batch_size)
     stacks.sort(key=lambda s: -s.cost_s)  # longest first: better packing across workers
-    payload = asdict(replace(options, device="cuda" if cuda else options.device))
-    remote = ray.remote(train_stack)
-    futures = []
-    for stack in stacks:
-        resources = {"num_gpus": gpu_fraction(stack, profile.memory_bytes), "num_cpus": 1} if cuda \
-            else {"num_cpus": 1}
-        futures.append(remote.options(**resources, max_retries=0).remote(
-            [s.model_dump_json() for s in stack.specs], str(store_path), payload))
-    errors = []
-    for future in futures:  # every stack finishes (or fails) before we report
-        try:
-            part = ray.get(future)
-        except Exception as exc:  # noqa: BLE001 - a failed stack must not hide the others' results
-            errors.append(exc)
-            continue
-        for key in summary:
-            summary[key] += part[key]
+    payload = asdict(replace(options, device="cuda" if cuda else options.device))  # a worker sees its GPU as 0
+    shares = [gpu_fraction(s, profile.memory_bytes) if cuda else 0.0 for s in stacks]
+    if max_in_flight is None:
+        cluster = ray.cluster_resources()
+        slots = cluster.get("GPU", 0) / min(shares) if cuda else cluster.get("CPU", 1)
+        max_in_flight = 2 * max(1, int(slots))
+    remote = ray.remote(stream_stack)
+    stop = threading.Event()
+    lock = threading.Lock()
+    nodes: set = set()
+    lost: list[WorkerLost] = []
+
+    def on_lost(exc: WorkerLost) -> None:
+        with lock:
+            lost.append(exc)
+        log.warning("limitlab ray executor: %s; restarting its unfinished runs from their last checkpoints", exc)
+
+    def report(model_steps: int, finished: int) -> None:  # stacks report from several threads
+        if progress is not None:
+            with lock:
+                progress(model_steps, finished)
+
+    def one_stack(stack: Stack, share: float) -> dict[str, int]:
+        resources = {"num_gpus": share, "num_cpus": 1} if cuda else {"num_cpus": 1}
+        start = _ray_start(ray, remote, payload, resources, flush_seconds, stop, nodes)
+
+        def train(claimed: list[RunSpec], sink: StoreSink) -> Iterable[Event]:
+            return remote_events(claimed, sink, start, retries, options.heartbeat_seconds, on_lost)
+
+        return train_claimed(store, stack.specs, train, report, retry_failed)
+
+    errors: list[BaseException] = []
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(len(stacks), max_in_flight)),
+                                thread_name_prefix="limitlab-ray") as pool:
+            futures = [pool.submit(one_stack, stack, share) for stack, share in zip(stacks, shares)]
+            try:
+                for future in futures:  # every stack finishes (or fails) before we report
+                    try:
+                        part = future.result()
+                    except Exception as exc:  # noqa: BLE001 - a failed stack must not hide the others' results
+                        errors.append(exc)
+                        continue
+                    for key in part:
+                        summary[key] += part[key]
+            except BaseException:  # Ctrl-C: stop every stack (its runs are released), then re-raise
+                stop.set()
+                for future in futures:
+                    future.cancel()
+                raise
+    finally:
+        store.close()
+    summary["nodes"], summary["workers_lost"] = len(nodes - {None}), len(lost)
     if errors:
-        raise RuntimeError(f"{len(errors)} of {len(futures)} stack(s) failed under Ray (their runs are released "
+        raise RuntimeError(f"{len(errors)} of {len(stacks)} stack(s) failed under Ray (their runs are released "
                            f"and train on the next launch); first error: {errors[0]}")
     return summary
