@@ -13,7 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	@# CPU-only machine: take the CPU wheel first, so the torch range below pulls nothing bigger.
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q "$(TORCH_CPU)"; fi
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	@# ray and probe extras too, so the Ray-cluster and Hugging Face tests run instead of skipping
+	$(BIN)/python -m pip install -q -e ".[dev,ray,probe]"
 	touch $@
 
 install: $(VENV)/.installed
