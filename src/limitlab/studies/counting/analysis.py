@@ -1,19 +1,21 @@
 """Counting analysis: the threshold vocabulary m_thr, its spread over seeds, the linear fit m_thr = a·d + b,
-transition sharpness and length generalisation. Pure functions on pandas DataFrames. The agree / disagree / not
-measured verdicts on the paper's claims (and the MFC vs QC comparison) live in :mod:`.claims` and are re-exported
-here.
+transition sharpness and length generalisation. Thin wrappers around :mod:`limitlab.analysis` that name its
+columns for this study (m, accuracy, d, seed); the verdicts on the paper's claims live in :mod:`.claims`.
 
 **m_thr.** For one learning curve (task, variant, d, seed) — test accuracy over the vocabulary grid m — m_thr is
 the first m at which accuracy falls to ``level`` (0.8): the first pair of neighbouring grid points with
-acc(m_i) ≥ level > acc(m_{i+1}), linearly interpolated between them. Censoring, never a made-up number:
+acc(m_i) ≥ level > acc(m_{i+1}), linearly interpolated between them
+(:func:`limitlab.analysis.first_crossing`). Censoring, never a made-up number:
 
 * accuracy ≥ level at every m: **right-censored**, m_thr > max m (label ``'> 24'``);
 * accuracy < level already at the smallest m: **left-censored**, m_thr < min m (label ``'< 4'``).
 
 Example: accuracy 1.0, 0.9, 0.7 at m = 5, 7, 9 crosses 0.8 halfway between 7 and 9, so m_thr = 8.0.
 
-**Spread.** Over seeds: mean, std (ddof=1) and a 95% Student-t interval of the *uncensored* seeds; censored
-seeds are counted and shown next to the mean (``'8.0 ± 0.4; 1 seed > 24'``), never averaged in.
+**Spread.** Over seeds: mean, std (ddof=1) and a 95% Student-t interval of the *uncensored* seeds, clipped at 0
+(m_thr is a vocabulary size; with 2 seeds the raw interval reaches below 0) and flagged ``clipped``; censored seeds
+are counted and shown next to the mean (``'8 ± 0.4 (3 seeds); 1 seed > 24'``, or ``'8 [0, 20.7] (2 seeds)'`` when
+clipped), never averaged in.
 
 **Fit.** m_thr = a·d + b by least squares on the per-seed uncensored points (censored points are excluded and
 their number reported), with R², the slope's standard error and a 95% t-interval. A fit needs ≥ 3 points and ≥ 2
@@ -31,12 +33,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats
+
+from limitlab.analysis import NONNEGATIVE, Crossing, crossings, first_crossing, linear_fit, summarize_crossings
+from limitlab.analysis.frames import column, done
 
 __all__ = [
     "CURVE",
@@ -56,10 +58,7 @@ LEVEL = 0.8
 GROUP = ["task", "variant", "d"]  # one m_thr summary per group
 CURVE = [*GROUP, "seed"]  # one learning curve (accuracy vs m) per key
 MIN_FIT_POINTS = 3
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# from the store's DataFrame to a tidy frame
+Threshold = Crossing  # where one accuracy curve falls to the level: value, censored, bound, recovers, label
 
 
 def tidy(df: pd.DataFrame, statuses: Sequence[str] = ("done",)) -> pd.DataFrame:
@@ -77,67 +76,24 @@ def tidy(df: pd.DataFrame, statuses: Sequence[str] = ("done",)) -> pd.DataFrame:
     cols = ["run_id", "task", "variant", "d", "m", "n", "seed", "accuracy", "ood_accuracy", "train_loss"]
     if df.empty or "status" not in df:
         return pd.DataFrame(columns=cols)
-    df = df[df["status"].isin(list(statuses))]
+    df = done(df, statuses)
     if df.empty:
         return pd.DataFrame(columns=cols)
-
-    def col(name: str, default: Any = np.nan) -> pd.Series:
-        return df[name] if name in df else pd.Series(default, index=df.index)
-
-    m = col("task.m").astype(int)
-    n = col("task.n").where(col("task.n").notna(), 10 * m)  # task default: n = 10·m
-    variant = col("tags.variant", None).where(col("tags.variant", None).notna(), "untagged")
+    m = column(df, "task.m").astype(int)
+    n = column(df, "task.n").where(column(df, "task.n").notna(), 10 * m)  # task default: n = 10·m
+    variant = column(df, "tags.variant", None).where(column(df, "tags.variant", None).notna(), "untagged")
     out = pd.DataFrame({
-        "run_id": col("run_id", None), "task": col("task.kind", "qc"), "variant": variant.astype(str),
-        "d": col("model.d_model").astype(int), "m": m, "n": n.astype(int), "seed": col("seed", 0).astype(int),
-        "accuracy": pd.to_numeric(col("result.test/accuracy"), errors="coerce"),
-        "ood_accuracy": pd.to_numeric(col("result.ood_long/accuracy"), errors="coerce"),
-        "train_loss": pd.to_numeric(col("result.train_loss"), errors="coerce"),
+        "run_id": column(df, "run_id", None), "task": column(df, "task.kind", "qc"), "variant": variant.astype(str),
+        "d": column(df, "model.d_model").astype(int), "m": m, "n": n.astype(int),
+        "seed": column(df, "seed", 0).astype(int),
+        "accuracy": pd.to_numeric(column(df, "result.test/accuracy"), errors="coerce"),
+        "ood_accuracy": pd.to_numeric(column(df, "result.ood_long/accuracy"), errors="coerce"),
+        "train_loss": pd.to_numeric(column(df, "result.train_loss"), errors="coerce"),
     })
     return out.reset_index(drop=True)
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# one curve
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """Where one accuracy curve falls to a level. ``value`` is None unless ``censored == 'none'``.
-
-    censored: 'none' (interpolated crossing), 'right' (never falls: value > bound = max m), 'left' (already below
-    at the smallest m: value < bound = min m), or 'no data'. ``recovers``: accuracy climbs back to ≥ level at a
-    larger m after the first crossing (a non-monotone curve; the first crossing is still the one reported).
-    """
-
-    value: float | None
-    censored: str
-    bound: float | None = None
-    recovers: bool = False
-
-    @property
-    def label(self) -> str:
-        if self.censored == "none":
-            return f"{self.value:.3g}"
-        if self.censored == "right":
-            return f"> {self.bound:g}"
-        if self.censored == "left":
-            return f"< {self.bound:g}"
-        return "—"
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        """The values m_thr can take: [v, v] exact, (max m, ∞) right-, (0, min m) left-censored, (nan, nan)."""
-        if self.censored == "none":
-            return (self.value, self.value)
-        if self.censored == "right":
-            return (self.bound, math.inf)
-        if self.censored == "left":
-            return (0.0, self.bound)
-        return (math.nan, math.nan)
-
-
-def crossing(ms: Sequence[float], accs: Sequence[float], level: float = LEVEL) -> Threshold:
+def crossing(ms: Sequence[float], accs: Sequence[float], level: float = LEVEL) -> Crossing:
     """The first m at which accuracy falls from ≥ level to < level, linearly interpolated on the grid.
 
     Repeated m values are averaged; NaN accuracies are dropped.
@@ -147,24 +103,7 @@ def crossing(ms: Sequence[float], accs: Sequence[float], level: float = LEVEL) -
     >>> crossing([4, 6], [0.9, 0.85]).label, crossing([4, 6], [0.5, 0.1]).label
     ('> 6', '< 4')
     """
-    s = pd.Series(np.asarray(accs, dtype=float), index=np.asarray(ms, dtype=float)).dropna()
-    if s.empty:
-        return Threshold(None, "no data")
-    s = s.groupby(level=0).mean().sort_index()
-    m, a = s.index.to_numpy(), s.to_numpy()
-    if a[0] < level:
-        return Threshold(None, "left", float(m[0]))
-    below = np.flatnonzero(a < level)
-    if below.size == 0:
-        return Threshold(None, "right", float(m[-1]))
-    j = int(below[0])  # a[j-1] >= level > a[j]
-    m0, m1, a0, a1 = m[j - 1], m[j], a[j - 1], a[j]
-    value = float(m0 + (a0 - level) * (m1 - m0) / (a0 - a1))
-    return Threshold(value, "none", None, bool((a[j:] >= level).any()))
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# per curve, per group
+    return first_crossing(ms, accs, level, direction="below", floor=0.0)
 
 
 def thresholds(df: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
@@ -177,71 +116,22 @@ def thresholds(df: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     >>> thresholds(df)[["m_thr", "censored", "bound", "label"]].to_dict("records")
     [{'m_thr': nan, 'censored': 'left', 'bound': 3.0, 'label': '< 3'}]
     """
-    cols = [*CURVE, "m_thr", "censored", "bound", "label", "recovers", "points", "m_min", "m_max"]
-    if df.empty:
-        return pd.DataFrame(columns=cols)
-    rows = []
-    for key, g in df.groupby(CURVE, sort=True):
-        t = crossing(g["m"].to_numpy(), g["accuracy"].to_numpy(), level)
-        ms = g.loc[g["accuracy"].notna(), "m"]
-        rows.append({**dict(zip(CURVE, key)), "m_thr": np.nan if t.value is None else t.value,
-                     "censored": t.censored, "bound": np.nan if t.bound is None else t.bound, "label": t.label,
-                     "recovers": t.recovers, "points": int(ms.nunique()),
-                     "m_min": float(ms.min()) if len(ms) else np.nan, "m_max": float(ms.max()) if len(ms) else np.nan})
-    return pd.DataFrame(rows, columns=cols)
-
-
-def _t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """(std, lo, hi): sample std (ddof=1) and the Student-t interval of the mean; NaNs for fewer than 2 values."""
-    k = len(values)
-    if k < 2:
-        return (math.nan, math.nan, math.nan)
-    mean, std = float(values.mean()), float(values.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, k - 1)) * std / math.sqrt(k)
-    return (std, mean - half, mean + half)
+    cr = crossings(df, CURVE, "m", "accuracy", level)
+    return cr.rename(columns={"value": "m_thr", "x_min": "m_min", "x_max": "m_max"})
 
 
 def summarize_thresholds(thr: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, variant, d): seeds, n_exact / n_right / n_left censored, mean, std, ci_low, ci_high (95% t) of
-    the uncensored m_thr, the interval [lo, hi] every seed's m_thr lies in, and a label for tables.
+    """Per (task, variant, d): seeds, n_exact / n_right / n_left censored, mean, std, ci_low, ci_high (95% t,
+    clipped at 0), clipped, the interval [lo, hi] every seed's m_thr lies in, and a label for tables.
 
     >>> thr = pd.DataFrame({"task": "qc", "variant": "base", "d": 8, "seed": [0, 1, 2],
     ...                     "m_thr": [7.0, 9.0, float("nan")], "censored": ["none", "none", "right"],
     ...                     "bound": [float("nan"), float("nan"), 24.0]})
     >>> summarize_thresholds(thr)[["mean", "n_exact", "n_right", "label"]].to_dict("records")
-    [{'mean': 8.0, 'n_exact': 2, 'n_right': 1, 'label': '8 ± 12.7 (2 seeds); 1 seed > 24'}]
+    [{'mean': 8.0, 'n_exact': 2, 'n_right': 1, 'label': '8 [0, 20.7] (2 seeds); 1 seed > 24'}]
     """
-    cols = [*GROUP, "seeds", "n_exact", "n_right", "n_left", "mean", "std", "ci_low", "ci_high", "lo", "hi",
-            "label"]
-    if thr.empty:
-        return pd.DataFrame(columns=cols)
-    rows = []
-    for key, g in thr.groupby(GROUP, sort=True):
-        exact = g.loc[g["censored"] == "none", "m_thr"].to_numpy(dtype=float)
-        right, left = g[g["censored"] == "right"], g[g["censored"] == "left"]
-        mean = float(exact.mean()) if len(exact) else math.nan
-        std, lo_ci, hi_ci = _t_interval(exact)
-        lows = [*exact, *right["bound"], *([0.0] * len(left))]
-        highs = [*exact, *([math.inf] * len(right)), *left["bound"]]
-        parts = []
-        if len(exact):
-            spread = f" ± {(hi_ci - lo_ci) / 2:.3g}" if len(exact) > 1 else ""
-            parts.append(f"{mean:.3g}{spread} ({len(exact)} seed{'s' * (len(exact) != 1)})")
-        for frame, sign, pick in ((right, ">", min), (left, "<", max)):
-            if len(frame):
-                who = "all seeds" if len(frame) == len(g) and len(g) > 1 else (
-                    f"{len(frame)} seed{'s' * (len(frame) != 1)}")
-                bound = pick(frame["bound"])
-                parts.append(f"{sign} {bound:g}" if len(frame) == len(g) else f"{who} {sign} {bound:g}")
-        rows.append({**dict(zip(GROUP, key)), "seeds": len(g), "n_exact": len(exact), "n_right": len(right),
-                     "n_left": len(left), "mean": mean, "std": std, "ci_low": lo_ci, "ci_high": hi_ci,
-                     "lo": min(lows) if lows else math.nan, "hi": max(highs) if highs else math.nan,
-                     "label": "; ".join(parts) or "—"})
-    return pd.DataFrame(rows, columns=cols)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# linear fit
+    s = summarize_crossings(thr.rename(columns={"m_thr": "value"}), GROUP, bounds=NONNEGATIVE, unit="seed")
+    return s.rename(columns={"curves": "seeds"})
 
 
 def fit_lines(thr: pd.DataFrame, by: Sequence[str] = ("task", "variant"), min_points: int = MIN_FIT_POINTS
@@ -266,34 +156,21 @@ def fit_lines(thr: pd.DataFrame, by: Sequence[str] = ("task", "variant"), min_po
     for key, g in thr.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         ok = g[g["censored"] == "none"]
-        x, y = ok["d"].to_numpy(dtype=float), ok["m_thr"].to_numpy(dtype=float)
         n_cens = int((g["censored"] != "none").sum())
-        row: dict[str, Any] = {**dict(zip(by, key)), "status": "ok", "reason": "", "a": None, "b": None, "r2": None,
-                               "a_stderr": None, "a_ci_low": None, "a_ci_high": None, "n_points": len(x),
-                               "n_d": int(np.unique(x).size), "n_censored": n_cens,
+        f = linear_fit(ok["d"].to_numpy(dtype=float), ok["m_thr"].to_numpy(dtype=float), min_points=min_points)
+        row: dict[str, Any] = {**dict(zip(by, key)), "status": f.status, "reason": f.reason, "a": f.slope,
+                               "b": f.intercept, "r2": f.r2, "a_stderr": f.slope_stderr,
+                               "a_ci_low": f.slope_ci[0] if f.slope_ci else None,
+                               "a_ci_high": f.slope_ci[1] if f.slope_ci else None, "n_points": f.n_points,
+                               "n_d": f.n_x, "n_censored": n_cens,
                                "censored": f"{n_cens} censored point(s) excluded from the fit"}
-        if len(x) < min_points or np.unique(x).size < 2:
-            row["status"] = "too few points"
-            row["reason"] = (f"{len(x)} uncensored point(s) over {np.unique(x).size} distinct d; a fit needs "
+        if f.status != "ok":
+            row["reason"] = (f"{f.n_points} uncensored point(s) over {f.n_x} distinct d; a fit needs "
                              f"≥ {min_points} points and ≥ 2 distinct d")
-            rows.append(row)
-            continue
-        a, b = np.polyfit(x, y, 1)
-        resid = y - (a * x + b)
-        ss_res, ss_tot = float((resid ** 2).sum()), float(((y - y.mean()) ** 2).sum())
-        sxx = float(((x - x.mean()) ** 2).sum())
-        stderr = math.sqrt(ss_res / (len(x) - 2) / sxx) if len(x) > 2 else math.nan
-        half = float(stats.t.ppf(0.975, len(x) - 2)) * stderr if len(x) > 2 else math.nan
-        row.update(a=float(a), b=float(b), r2=(1.0 - ss_res / ss_tot) if ss_tot > 0 else math.nan,
-                   a_stderr=stderr, a_ci_low=float(a) - half, a_ci_high=float(a) + half)
-        if ss_tot == 0:
+        elif f.reason:
             row["reason"] = "m_thr is the same at every point: R² undefined"
         rows.append(row)
     return pd.DataFrame(rows, columns=cols)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# transition sharpness, OOD
 
 
 def transition_points(df: pd.DataFrame, thr: pd.DataFrame, lower: float = 0.5) -> pd.DataFrame:

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from limitlab.studies.counting.common import pairs, pick, show
+from limitlab.report.tables import ClaimsTable, not_measured, show
+from limitlab.report.tables import verdict as _verdict
+from limitlab.studies.counting.common import pairs, pick
 
 __all__ = [
     "claim_histogram",
@@ -59,11 +61,6 @@ def compare_tasks(summary: pd.DataFrame, first: str = "mfc", second: str = "qc")
         rows.append({"variant": variant, "d": d, "first": a.get("label", a["mean"]),
                      "second": b.get("label", b["mean"]), "result": result})
     return pd.DataFrame(rows, columns=cols)
-
-
-def _verdict(ours: str, criterion: str, verdict: str) -> dict[str, str]:
-    assert verdict in ("agree", "disagree", "not measured")
-    return {"ours": ours, "criterion": criterion, "verdict": verdict}
 
 
 def claim_linear(fit: pd.Series | dict, min_r2: float = 0.7) -> dict[str, str]:
@@ -158,11 +155,8 @@ def paper_claims(runs: pd.DataFrame, summary: pd.DataFrame, fits: pd.DataFrame, 
                  ood: pd.DataFrame, cons: dict[str, Any]) -> list[dict[str, Any]]:
     """The claims table: one row ``{claim, source, scope, ours, criterion, verdict}`` per claim and scope, from
     the report's frames (tidy runs, m_thr summary, fits, transition points, OOD summary) and its constructions."""
-    claims = []
-
-    def add(claim: str, source: str, scope: str, verdict: dict[str, str]) -> None:
-        claims.append({"claim": claim, "source": source, "scope": scope, **verdict})
-
+    table = ClaimsTable()
+    add = table.add
     found = pairs(runs)
     for task, variant in found or [("qc", "—")]:
         f = pick(fits, task, variant)
@@ -205,8 +199,8 @@ def paper_claims(runs: pd.DataFrame, summary: pd.DataFrame, fits: pd.DataFrame, 
             "[A] our simulation (counting.md §3.2)", "hand-wired CountAttend, QC", verdict)
     else:
         add("d ≥ m suffices: transformers can perfectly maintain token counts", "[V] v3 abstract", "constructions",
-            _verdict(f"constructions not evaluated: {cons.get('error')}", "—", "not measured"))
+            not_measured(f"constructions not evaluated: {cons.get('error')}"))
     add("pretrained LLMs fail similarly as the vocabulary grows (Gemini 1.5, MAE vs binary baseline)",
         "[V] v3 abstract; [B] details", "pretrained LM",
-        _verdict("not part of this report; run limitlab.studies.counting.probe", "—", "not measured"))
-    return claims
+        not_measured("not part of this report; run limitlab.studies.counting.probe"))
+    return table.rows

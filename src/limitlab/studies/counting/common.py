@@ -1,36 +1,16 @@
-"""Small helpers the counting report's modules share: the distinct values of a column and how they are shown, the
-order of variants and of (task, variant) pairs, and one pair's rows of a frame."""
+"""Small helpers the counting report's modules share: the order of variants and of (task, variant) pairs, and
+one pair's rows of a frame. ``distinct`` and ``show`` come from the shared layer and are re-exported here."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import pandas as pd
 
+from limitlab.analysis.frames import distinct
+from limitlab.report.tables import show
+
 __all__ = ["base_first", "distinct", "pairs", "pick", "show"]
-
-
-def distinct(raw: pd.DataFrame, column: str) -> list:
-    """The distinct values of ``raw[column]`` (NaN as None), sorted where they compare, None last; [] if absent."""
-    if column not in raw:
-        return []
-    out = []
-    for v in raw[column]:
-        v = None if (isinstance(v, float) and math.isnan(v)) else v
-        if v not in out:
-            out.append(v)
-    try:
-        return sorted(out, key=lambda v: (v is None, v))
-    except TypeError:
-        return out
-
-
-def show(vals: Sequence) -> str:
-    """'a, b, c' for tables and prose: floats with :g, None as 'default', '—' for no values."""
-    if not vals:
-        return "—"
-    return ", ".join("default" if v is None else f"{v:g}" if isinstance(v, float) else str(v) for v in vals)
 
 
 def base_first(variants: Iterable[str]) -> list[str]:

@@ -8,50 +8,29 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from limitlab.report.figures import COLORS, heatmap, new_figure
 from limitlab.studies.counting import analysis as A
 from limitlab.studies.counting.common import base_first, pairs, pick
 from limitlab.studies.counting.results import Report
 
-__all__ = ["write_figures"]
+__all__ = ["make_figures"]
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name))
 
 
-def _new_figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=110, layout="constrained")
-
-
 def _heatmap(ax: Any, pivot: pd.DataFrame, title: str, marks: dict[int, float] | None = None,
              diagonal: bool = True) -> Any:
-    """pivot: index d, columns m, values accuracy in [0, 1] (NaN = missing, drawn grey)."""
-    import matplotlib
-
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
-    data = np.ma.masked_invalid(pivot.to_numpy(dtype=float))
-    im = ax.imshow(data, origin="lower", aspect="auto", cmap=cmap, vmin=0.0, vmax=1.0)
+    """The shared heatmap of accuracy over d (rows) × m (columns), plus the line m = d (white dashes) and the mean
+    m_thr per d (red ×) where they fall inside the m grid."""
+    im = heatmap(ax, pivot, title, xlabel="vocabulary m", ylabel="embedding d")
     ms, ds = list(pivot.columns), list(pivot.index)
-    ax.set_xticks(range(len(ms)), [str(m) for m in ms], fontsize=7, rotation=90 if len(ms) > 12 else 0)
-    ax.set_yticks(range(len(ds)), [str(d) for d in ds], fontsize=8)
-    ax.set_xlabel("vocabulary m")
-    ax.set_ylabel("embedding d")
-    ax.set_title(title, fontsize=9)
-    if len(ms) * len(ds) <= 200:
-        for i in range(len(ds)):
-            for j in range(len(ms)):
-                v = data[i, j]
-                if v is not np.ma.masked:
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
-                            color="black" if v > 0.6 else "white")
     idx = np.arange(len(ms), dtype=float)
     for i, d in enumerate(ds):
         if diagonal and len(ms) > 1 and ms[0] <= d <= ms[-1]:
@@ -62,28 +41,27 @@ def _heatmap(ax: Any, pivot: pd.DataFrame, title: str, marks: dict[int, float] |
     return im
 
 
-def _fig_heatmap(rep: Report, task: str, variant: str, path: Path) -> None:
+def _fig_heatmap(rep: Report, task: str, variant: str) -> Any:
     g = pick(rep.runs, task, variant)
     pivot = g.groupby(["d", "m"])["accuracy"].mean().unstack("m").sort_index().sort_index(axis=1)
     s = pick(rep.summary, task, variant)
     marks = {int(r["d"]): float(r["mean"]) for r in s.to_dict("records")}
-    fig = _new_figure(min(2.0 + 0.45 * pivot.shape[1], 13), 1.6 + 0.4 * pivot.shape[0])
+    fig = new_figure(min(2.0 + 0.45 * pivot.shape[1], 13), 1.6 + 0.4 * pivot.shape[0])
     ax = fig.subplots()
     im = _heatmap(ax, pivot, f"{task.upper()} / {variant}: test accuracy, mean over seeds\n"
                              "white dashes: m = d; red ×: mean m_thr", marks)
     fig.colorbar(im, ax=ax, label="accuracy")
-    fig.savefig(path)
+    return fig
 
 
-def _fig_mthr(rep: Report, task: str, path: Path) -> None:
-    fig = _new_figure(6.4, 4.4)
+def _fig_mthr(rep: Report, task: str) -> Any:
+    fig = new_figure(6.4, 4.4)
     ax = fig.subplots()
-    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
     t_all = rep.thresholds[rep.thresholds["task"] == task]
     ds = sorted(rep.runs.loc[rep.runs["task"] == task, "d"].unique())
     drawn = False
     for k, variant in enumerate(sorted(t_all["variant"].unique())):
-        c = colors[k % len(colors)]
+        c = COLORS[k % len(COLORS)]
         t = t_all[t_all["variant"] == variant]
         ex = t[t["censored"] == "none"]
         ax.scatter(ex["d"], ex["m_thr"], color=c, alpha=0.35, s=14)
@@ -93,7 +71,7 @@ def _fig_mthr(rep: Report, task: str, path: Path) -> None:
             err = np.vstack([s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]])
             err = np.where(np.isnan(err), 0.0, err)
             ax.errorbar(s["d"], s["mean"], yerr=err, color=c, marker="o", capsize=3, lw=0, elinewidth=1.2,
-                        label=f"{variant}: mean ± 95% CI")
+                        label=f"{variant}: mean, 95% t-CI clipped at 0")
             drawn = True
         for cens, marker, text in (("right", "^", "> max m"), ("left", "v", "< min m")):
             cc = t[t["censored"] == cens]
@@ -116,10 +94,10 @@ def _fig_mthr(rep: Report, task: str, path: Path) -> None:
     ax.set_title(f"{task.upper()}: threshold vocabulary vs embedding size", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.savefig(path)
+    return fig
 
 
-def _fig_constructed(rep: Report, task: str, path: Path) -> None:
+def _fig_constructed(rep: Report, task: str) -> Any:
     all_cells = [c for c in rep.results["constructions"]["cells"] if c["task"] == task]
     cells = pd.DataFrame(all_cells)
     variants = base_first({v for c in all_cells for v in c["trained"]})
@@ -130,18 +108,18 @@ def _fig_constructed(rep: Report, task: str, path: Path) -> None:
     if cells["count_attend"].notna().any():
         panels.append(("hand-wired CountAttend (m ≥ d)", cells.assign(acc=cells["count_attend"])))
     n_m, n_d = cells["m"].nunique(), cells["d"].nunique()
-    fig = _new_figure(min(14, (1.6 + 0.4 * n_m) * len(panels)), 1.8 + 0.4 * n_d)
+    fig = new_figure(min(14, (1.6 + 0.4 * n_m) * len(panels)), 1.8 + 0.4 * n_d)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     im = None
     for ax, (title, frame) in zip(axes, panels):
         pivot = frame.groupby(["d", "m"])["acc"].mean().unstack("m").sort_index().sort_index(axis=1)
         im = _heatmap(ax, pivot.astype(float), title)
     fig.colorbar(im, ax=list(axes), label="test accuracy")
-    fig.savefig(path)
+    return fig
 
 
-def _fig_ood(rep: Report, path: Path) -> None:
-    fig = _new_figure(5.2, 4.6)
+def _fig_ood(rep: Report) -> Any:
+    fig = new_figure(5.2, 4.6)
     ax = fig.subplots()
     markers = {"qc": "o", "mfc": "s"}
     g = rep.runs[rep.runs["ood_accuracy"].notna()]
@@ -157,26 +135,25 @@ def _fig_ood(rep: Report, path: Path) -> None:
     ax.set_title("Length generalisation: one point per run", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.savefig(path)
+    return fig
 
 
-def write_figures(rep: Report, out: Path) -> dict[str, str]:
-    """Draw every figure the report's data allow into ``out``; returns {key: file name}, e.g. "mthr/qc"."""
-    figs: dict[str, str] = {}
+def make_figures(rep: Report) -> tuple[dict[str, str], dict[str, Any]]:
+    """Every figure the report's data allow: ({key: file name}, e.g. "mthr/qc": "mthr_qc.png"; {file name: Figure})."""
+    keys: dict[str, str] = {}
+    figs: dict[str, Any] = {}
+
+    def add(key: str, name: str, fig: Any) -> None:
+        keys[key], figs[name] = name, fig
+
     for task, variant in pairs(rep.runs):
-        name = f"heatmap_{_safe(task)}_{_safe(variant)}.png"
-        _fig_heatmap(rep, task, variant, out / name)
-        figs[f"heatmap/{task}/{variant}"] = name
+        add(f"heatmap/{task}/{variant}", f"heatmap_{_safe(task)}_{_safe(variant)}.png",
+            _fig_heatmap(rep, task, variant))
     for task in dict.fromkeys(t for t, _ in pairs(rep.runs)):
-        name = f"mthr_{_safe(task)}.png"
-        _fig_mthr(rep, task, out / name)
-        figs[f"mthr/{task}"] = name
+        add(f"mthr/{task}", f"mthr_{_safe(task)}.png", _fig_mthr(rep, task))
     cons = rep.results["constructions"]
     for task in cons.get("tasks", []) if cons.get("available") else []:
-        name = f"constructed_{_safe(task)}.png"
-        _fig_constructed(rep, task, out / name)
-        figs[f"constructed/{task}"] = name
+        add(f"constructed/{task}", f"constructed_{_safe(task)}.png", _fig_constructed(rep, task))
     if rep.runs["ood_accuracy"].notna().any():
-        _fig_ood(rep, out / "ood.png")
-        figs["ood"] = "ood.png"
-    return figs
+        add("ood", "ood.png", _fig_ood(rep))
+    return keys, figs

@@ -8,7 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from limitlab.studies.counting.common import base_first, distinct, show
+from limitlab.analysis.frames import distinct
+from limitlab.report.tables import ProtocolTable
+from limitlab.studies.counting.common import base_first
 from limitlab.studies.counting.study import PAPER_DS, PAPER_MS
 
 __all__ = ["protocol_table"]
@@ -47,17 +49,6 @@ def _per_run(raw: pd.DataFrame) -> pd.DataFrame:
     }, index=raw.index)
 
 
-def _ours(per_run: pd.DataFrame, column: str) -> tuple[list, str]:
-    """(distinct values, display): one list, or 'variant: values' per variant when the variants differ."""
-    vals = distinct(per_run, column)
-    if len(vals) <= 1 or per_run["variant"].nunique() < 2:
-        return vals, show(vals)
-    by = {v: distinct(g, column) for v, g in per_run.groupby("variant", sort=False)}
-    if all(len(x) == 1 for x in by.values()):
-        return vals, "; ".join(f"{v}: {show(by[v])}" for v in base_first(by))
-    return vals, show(vals)
-
-
 def protocol_table(raw: pd.DataFrame) -> list[dict[str, Any]]:
     """One row per protocol item: item, paper (value and source tag), ours (the distinct values in the runs, per
     variant where they differ), status ('same' | 'departure' | 'paper unknown'), note. ``raw`` is the store's
@@ -65,20 +56,10 @@ def protocol_table(raw: pd.DataFrame) -> list[dict[str, Any]]:
     if raw.empty:
         return []
     per_run = _per_run(raw)
-    rows: list[dict[str, Any]] = []
+    table = ProtocolTable(per_run, group="variant", order=base_first)
 
-    def add(item: str, column: str | None, paper: Any, source: str = "[B]", known: bool = True,
-            same: bool | None = None, note: str = "", values: list | None = None) -> None:
-        vals, shown = _ours(per_run, column) if column else (values or [], show(values or []))
-        if not known:
-            status = "paper unknown"
-        elif same if same is not None else (len(vals) == 1 and vals[0] == paper):
-            status = "same"
-        else:
-            status = "departure"
-        text = paper if isinstance(paper, str) else show([paper])
-        rows.append({"item": item, "paper": f"{text} {source}".strip(), "ours": shown, "status": status,
-                     "note": note})
+    def add(item: str, column: str | None, paper: Any, source: str = "[B]", **kw: Any) -> None:
+        table.add(item, column, paper, source, **kw)
 
     ds, ms = distinct(per_run, "d"), distinct(per_run, "m")
     seeds = raw.assign(variant=per_run["variant"]).groupby(["task.kind", "variant", "model.d_model", "task.m"])[
@@ -102,4 +83,4 @@ def protocol_table(raw: pd.DataFrame) -> list[dict[str, Any]]:
     add("causal mask", "causal", "unknown", "", known=False)
     add("BOS token", "bos", "unknown", "", known=False)
     add("query / readout", "readout", "query = last token [R]; readout unknown", "", known=False)
-    return rows
+    return table.rows

@@ -12,14 +12,16 @@ protocol table is read from the stored specs, never assumed. Files written to ``
     ood.png                       ood_long (2·n tokens) accuracy vs test accuracy, one point per run
     index.html                    all of the above, with the paper-vs-ours table
 
-results.json (``"schema": "limitlab.counting.report/1"``; NaN is written as null)::
+results.json (``"schema": "limitlab.counting.report/2"``, typed by :class:`.schema.CountingResults` and validated
+before it is written; NaN is written as null)::
 
     runs         {total, done, failed, pending, running, used}
     grid         {tasks, variants, d, m, seeds}               what the finished runs cover
     protocol     [{item, paper, ours, status, note}]          status: same | departure | paper unknown
     results      {task: {variant: {
                    accuracy:   [{d, m, seeds, mean, std, ood_mean}],
-                   m_thr:      [{d, seeds, n_exact, n_right, n_left, mean, std, ci95: [lo, hi] | null, label,
+                   m_thr:      [{d, seeds, n_exact, n_right, n_left, mean, std, ci95: [lo, hi] | null,
+                                 ci95_clipped, label,
                                  per_seed: [{seed, m_thr | null, censored, bound, label, recovers}]}],
                    fit:        {status, reason, a, b, r2, a_stderr, a_ci95, n_points, n_d, n_censored, censored},
                    transition: {curves, median_ratio, median_width},
@@ -33,8 +35,11 @@ results.json (``"schema": "limitlab.counting.report/1"``; NaN is written as null
     figures      {key: file name}, e.g. "mthr/qc": "mthr_qc.png"
     level, store, study, schema
 
-Modules: :mod:`.results` computes the numbers (:func:`analyze`), :mod:`.protocol` the protocol table,
-:mod:`.claims` the verdicts, :mod:`.figures` the PNGs; this module writes the files and the page.
+Version 2 of the schema (was 1): ``ci95`` of m_thr is the t-interval clipped at 0 and ``ci95_clipped`` says when
+the clip bit (with 2 seeds the raw interval reaches below 0). Modules: :mod:`.results` computes the numbers
+(:func:`analyze`) with :mod:`limitlab.analysis`, :mod:`.protocol` the protocol table, :mod:`.claims` the verdicts,
+:mod:`.figures` the figures; this module builds the page and writes everything with
+:func:`limitlab.report.write_report`.
 
 >>> from limitlab.store import RunStore                                    # doctest: +SKIP
 >>> write_report(RunStore("limitlab-store"), "reports/counting")           # doctest: +SKIP
@@ -43,16 +48,16 @@ PosixPath('reports/counting/index.html')
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from limitlab.report.html import VERDICT_CLASSES, Page
+from limitlab.report import VERDICT_CLASSES, Page, show
+from limitlab.report import write_report as write_folder
 from limitlab.studies.counting import analysis as A
-from limitlab.studies.counting.common import show
-from limitlab.studies.counting.figures import write_figures
+from limitlab.studies.counting.figures import make_figures
 from limitlab.studies.counting.protocol import protocol_table
 from limitlab.studies.counting.results import RESULTS_SCHEMA, Report, analyze
+from limitlab.studies.counting.schema import CountingResults
 
 __all__ = ["RESULTS_SCHEMA", "Report", "analyze", "protocol_table", "write_report"]
 
@@ -93,8 +98,9 @@ def _page(rep: Report, store_root: str) -> Page:
                    "linearly interpolated between grid points, per (task, variant, d, seed). A curve that never falls "
                    "is right-censored ('> max m'), one already below at the smallest m is left-censored ('< min m'); "
                    "censored values are shown as bounds, never averaged, and excluded from the fit. Spread: std and "
-                   "a 95% Student-t interval over the uncensored seeds. Fit: least squares m_thr = a·d + b on the "
-                   "per-seed uncensored points; a fit needs ≥ 3 points over ≥ 2 distinct d.")
+                   "a 95% Student-t interval over the uncensored seeds, clipped at 0 (m_thr cannot be negative; with "
+                   "2 seeds the t-interval is very wide) and then shown as [low, high]. Fit: least squares "
+                   "m_thr = a·d + b on the per-seed uncensored points; a fit needs ≥ 3 points over ≥ 2 distinct d.")
     fit_rows = []
     for task, by_variant in r["results"].items():
         for variant, res in by_variant.items():
@@ -109,7 +115,8 @@ def _page(rep: Report, store_root: str) -> Page:
             page.figure(rep.figures[f"mthr/{task}"], f"{task.upper()}: m_thr vs d (dotted: m = d; dashed: fit)")
         for variant, res in by_variant.items():
             rows = [{"d": x["d"], "m_thr": x["label"], "mean": x["mean"], "std": x["std"], "95% CI": x["ci95"],
-                     "seeds": x["seeds"], "censored >": x["n_right"], "censored <": x["n_left"]} for x in res["m_thr"]]
+                     "CI clipped at 0": x["ci95_clipped"], "seeds": x["seeds"], "censored >": x["n_right"],
+                     "censored <": x["n_left"]} for x in res["m_thr"]]
             page.table(rows, caption=f"{task}/{variant}: m_thr per d")
 
     page.heading("Accuracy over d × m", anchor="heatmaps")
@@ -171,16 +178,11 @@ def write_report(store: Any, out_dir: str | Path, level: float = A.LEVEL, constr
     >>> write_report(RunStore("limitlab-store"), "reports/counting")      # doctest: +SKIP
     PosixPath('reports/counting/index.html')
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     raw = store.to_dataframe("counting")
     rep = analyze(raw, level, constructions, construction_sequences)
-    if len(rep.runs):
-        rep.figures = write_figures(rep, out)
-    rep.results["figures"] = dict(rep.figures)
+    keys, figures = make_figures(rep) if len(rep.runs) else ({}, {})
+    rep.figures = keys
+    rep.results["figures"] = dict(keys)
     rep.results["store"] = str(getattr(store, "root", ""))
-    blob = json.dumps(rep.results, indent=2, allow_nan=False)
-    tmp = out / ".results.json.tmp"
-    tmp.write_text(blob)
-    tmp.replace(out / "results.json")
-    return _page(rep, str(getattr(store, "root", ""))).write(out / "index.html")
+    page = _page(rep, str(getattr(store, "root", "")))
+    return write_folder(out_dir, rep.results, figures, page, CountingResults)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from limitlab.report.schema import clean
 from limitlab.studies.counting import analysis as A
 from limitlab.studies.counting.claims import paper_claims
 from limitlab.studies.counting.common import base_first, distinct, pairs, pick, show
@@ -20,7 +21,7 @@ from limitlab.studies.counting.protocol import protocol_table
 
 __all__ = ["RESULTS_SCHEMA", "Report", "analyze"]
 
-RESULTS_SCHEMA = "limitlab.counting.report/1"
+RESULTS_SCHEMA = "limitlab.counting.report/2"  # /2: m_thr ci95 clipped at 0, ci95_clipped
 _CONSTRUCTION_BUDGET_S = 120.0  # CPU seconds per construction kind, for the automatic number of test sequences
 _SECONDS_PER_UNIT = 8e-11  # measured: one sequence of n tokens through a width-d construction ≈ 8e-11·d·n² s
 
@@ -35,19 +36,6 @@ class Report:
     summary: pd.DataFrame  # one row per (task, variant, d)
     fits: pd.DataFrame  # one row per (task, variant)
     figures: dict[str, str] = field(default_factory=dict)
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-safe: numpy -> python, NaN/inf -> None, tuples -> lists."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _ci(lo: float, hi: float) -> list[float] | None:
@@ -114,7 +102,8 @@ def analyze(raw: pd.DataFrame, level: float = A.LEVEL, constructions: bool = Tru
             seeds = t[t["d"] == row["d"]]
             m_thr.append({"d": row["d"], "seeds": row["seeds"], "n_exact": row["n_exact"], "n_right": row["n_right"],
                           "n_left": row["n_left"], "mean": row["mean"], "std": row["std"],
-                          "ci95": _ci(row["ci_low"], row["ci_high"]), "label": row["label"],
+                          "ci95": _ci(row["ci_low"], row["ci_high"]), "ci95_clipped": bool(row["clipped"]),
+                          "label": row["label"],
                           "per_seed": [{"seed": r["seed"], "m_thr": r["m_thr"], "censored": r["censored"],
                                         "bound": r["bound"], "label": r["label"], "recovers": r["recovers"]}
                                        for r in seeds.to_dict("records")]})
@@ -138,7 +127,7 @@ def analyze(raw: pd.DataFrame, level: float = A.LEVEL, constructions: bool = Tru
     results["constructions"] = cons
     results["claims"] = paper_claims(runs, summary, fits, trans, ood, cons)
     results["warnings"] = warnings
-    return Report(_clean(results), runs, thr, summary, fits)
+    return Report(clean(results), runs, thr, summary, fits)
 
 
 def _constructions(trained: pd.DataFrame, raw: pd.DataFrame, n_sequences: int | None,
