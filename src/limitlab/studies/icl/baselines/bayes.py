@@ -1,0 +1,303 @@
+"""Exact Bayes-optimal predictors: the posterior mean of y_i under the task's own generative model.
+
+Every family here is, given a discrete latent z (a support, a frequency, a family), *linear-Gaussian*:
+
+    y = φ_z(x)ᵀ·b + σ·ε,    b ~ N(0, diag(τ_z²)),    z ~ prior π
+
+For one z, Bayesian linear regression run along the prompt gives, at each index i, the predictive
+N(μ_i, v_i) of y_i from the first i examples (rank-one covariance updates, float64). The chain rule turns the
+predictive densities of the earlier examples into the marginal likelihood of the prefix,
+
+    log p(y_<i | x_<i, z) = Σ_{j<i} log N(y_j; μ_j, v_j),
+
+so the posterior over z at index i is π_z·p(y_<i | z) normalised, and the Bayes prediction is
+Σ_z p(z | prefix)·μ_i(z). That one scan serves every predictor below:
+
+* :class:`DenseBayes`  — w ~ N(0, τ²I): one z; the ridge solution with α = σ²/τ².
+* :class:`SparseBayes` — w has exactly k non-zero coordinates on a uniform random support, entries N(0, τ²):
+  z = the support, all C(d, k) enumerated (φ = x restricted to it).
+* :class:`SineGridBayes` — the ``icl_sine`` task: f = α·wᵀx + (1−α)·Σ_j a_j sin(ω x_j) + b_j cos(ω x_j),
+  w, a, b ~ N(0, τ²I), ω uniform on a grid: z = ω, φ = [x, sin(ωx), cos(ωx)] with prior variances
+  (α²τ², (1−α)²τ², (1−α)²τ²). Amplitudes and phases are integrated exactly; ω is summed over its grid.
+* :class:`MixtureBayes` — families drawn per sequence with weights: z = the family, each family's own
+  posterior mean and marginal likelihood combined the same way.
+
+Noiseless tasks (σ = 0) have a degenerate likelihood; the predictors then use a small jitter
+σ = ``jitter`` (default 1e-3·τ) and say so: it is far above float32 rounding of y (≈1e-7·|y|), which a smaller
+value would mistake for misfit, and far below any misfit of a wrong support, frequency or family.
+``from_task`` builds the Bayes predictor of an ``icl_*`` task config.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from limitlab.studies.icl.baselines.base import check_inputs, prompt_chunks
+
+Features = Callable[[torch.Tensor], torch.Tensor]  # x (P, d) -> φ (P, S, p) for every latent z
+
+
+def gaussian_scan(features: Features, prior_var: torch.Tensor, log_prior: torch.Tensor, noise_var: float,
+                  xs: torch.Tensor, ys: torch.Tensor, with_posterior: bool = False):
+    """Bayes over a discrete latent z of linear-Gaussian models, along every prompt at once.
+
+    features maps x_i (P, d) to φ_z(x_i) for all S latents (P, S, p); prior_var (S, p) is the prior variance of
+    b per latent; log_prior (S,) the log prior of z. Returns (mean (P, n), log_evidence (P, n)) and, with
+    ``with_posterior``, p(z | prefix) (P, n, S). mean[:, i] is E[y_i | x_≤i, y_<i]; log_evidence[:, i] is
+    log p(y_<i | x_<i) with z summed out (0 at i = 0). Float64.
+    """
+    p_, n, _ = xs.shape
+    x, y = xs.double(), ys.double()
+    s, p = prior_var.shape
+    mean_b = torch.zeros(p_, s, p, dtype=torch.float64, device=xs.device)  # posterior mean of b per z
+    cov = torch.diag_embed(prior_var).expand(p_, s, p, p).clone()  # (P, S, p, p) posterior covariance
+    log_ev = torch.zeros(p_, s, dtype=torch.float64, device=xs.device)  # log p(y_<i | x_<i, z)
+    out_mean = torch.zeros(p_, n, dtype=torch.float64, device=xs.device)
+    out_ev = torch.zeros(p_, n, dtype=torch.float64, device=xs.device)
+    post = torch.zeros(p_, n, s, dtype=torch.float64, device=xs.device) if with_posterior else None
+    for i in range(n):
+        phi = features(x[:, i])  # (P, S, p)
+        c_phi = (cov @ phi[..., None])[..., 0]  # (P, S, p)
+        mu = (phi * mean_b).sum(-1)  # (P, S) predictive mean of y_i per z
+        var = (phi * c_phi).sum(-1).clamp(min=0) + noise_var  # (P, S) predictive variance
+        joint = log_prior + log_ev  # (P, S): log π_z + log p(y_<i | z)
+        out_ev[:, i] = torch.logsumexp(joint, dim=-1)
+        weight = torch.softmax(joint, dim=-1)  # (P, S) = p(z | prefix)
+        out_mean[:, i] = (weight * mu).sum(-1)
+        if post is not None:
+            post[:, i] = weight
+        resid = y[:, i, None] - mu  # (P, S)
+        log_ev = log_ev - 0.5 * (torch.log(2 * math.pi * var) + resid ** 2 / var)
+        gain = c_phi / var[..., None]  # (P, S, p)
+        mean_b = mean_b + gain * resid[..., None]
+        cov = cov - gain[..., :, None] * c_phi[..., None, :]
+        cov = 0.5 * (cov + cov.mT)
+    return (out_mean, out_ev, post) if with_posterior else (out_mean, out_ev)
+
+
+def _noise_var(noise_std: float, jitter: float) -> float:
+    return noise_std ** 2 if noise_std > 0 else jitter ** 2
+
+
+class _ScanBayes:
+    """Shared call path: a family defined by its features, prior variances and latent prior."""
+
+    def _model(self, d: int, device: torch.device) -> tuple[Features, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _noise(self) -> float:
+        return _noise_var(self.noise_std, self.jitter * self.w_std)
+
+    def evidence(self, xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(posterior-mean prediction (P, n), log p(y_<i | x_<i) (P, n)), both float64."""
+        check_inputs(xs, ys)
+        p, n, d = xs.shape
+        feats, prior_var, log_prior = self._model(d, xs.device)
+        s, q = prior_var.shape
+        means, evs = [], []
+        for sl in prompt_chunks(p, bytes_per_prompt=8 * s * (3 * q * q + 8 * q) + 16 * n):
+            m, e = gaussian_scan(feats, prior_var, log_prior, self._noise(), xs[sl], ys[sl])
+            means.append(m)
+            evs.append(e)
+        return torch.cat(means), torch.cat(evs)
+
+    def posterior(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        """p(latent | prefix) at every index: (P, n, S) (supports, frequencies); small inputs only."""
+        check_inputs(xs, ys)
+        feats, prior_var, log_prior = self._model(xs.shape[-1], xs.device)
+        return gaussian_scan(feats, prior_var, log_prior, self._noise(), xs, ys, with_posterior=True)[2]
+
+    def __call__(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        return self.evidence(xs, ys)[0].to(ys.dtype)
+
+
+@dataclass(frozen=True)
+class DenseBayes(_ScanBayes):
+    """Posterior mean for dense linear regression: w ~ N(0, w_std²·I), y = x·w + N(0, noise_std²).
+
+    Equals Ridge(alpha = noise_std²/w_std²); with noise_std = 0 it uses σ = jitter·w_std and approaches
+    minimum-norm least squares.
+    """
+
+    noise_std: float = 0.0
+    w_std: float = 1.0
+    jitter: float = 1e-3
+
+    @property
+    def name(self) -> str:
+        return "bayes_dense"
+
+    def _model(self, d, device):
+        prior_var = torch.full((1, d), self.w_std ** 2, dtype=torch.float64, device=device)
+        return (lambda x: x[:, None, :]), prior_var, torch.zeros(1, dtype=torch.float64, device=device)
+
+
+@dataclass(frozen=True)
+class SparseBayes(_ScanBayes):
+    """Posterior mean for k-sparse linear regression with known k, by enumerating all C(d, k) supports.
+
+    Prior: the support is uniform over the k-subsets of the d coordinates (of the first ``active`` ones if set,
+    as under Garg's curriculum); its entries are N(0, w_std²), the rest 0; y = x·w + N(0, noise_std²)
+    (σ = jitter·w_std when noise_std = 0). Cost grows with C(d, k): 1,140 supports for d = 20, k = 3.
+    """
+
+    k: int = 3
+    noise_std: float = 0.0
+    w_std: float = 1.0
+    jitter: float = 1e-3
+    active: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"SparseBayes k={self.k} must be >= 1")
+
+    @property
+    def name(self) -> str:
+        return f"bayes_sparse_{self.k}"
+
+    def _model(self, d, device):
+        dims = d if self.active is None else self.active
+        if not self.k <= dims <= d:
+            raise ValueError(f"SparseBayes k={self.k} needs k <= active dims ({dims}) <= d ({d})")
+        supports = torch.tensor(list(itertools.combinations(range(dims), self.k)), device=device)  # (S, k)
+        prior_var = torch.full(supports.shape, self.w_std ** 2, dtype=torch.float64, device=device)
+        log_prior = torch.full((len(supports),), -math.log(len(supports)), dtype=torch.float64, device=device)
+        return (lambda x: x[:, supports]), prior_var, log_prior
+
+
+@dataclass(frozen=True)
+class SineGridBayes(_ScanBayes):
+    """Posterior mean for the ``icl_sine`` family (see the module docstring), ω uniform on ``freqs``.
+
+    f(x) = α·wᵀx + (1−α)·Σ_j [a_j sin(ω x_j) + b_j cos(ω x_j)], w, a, b ~ N(0, w_std²·I),
+    y = f(x) + N(0, noise_std²) (σ = jitter·w_std when noise_std = 0). ``freq_weights``: the prior over the grid
+    (default uniform). A continuous frequency prior is approximated by a fine grid with quadrature weights.
+    """
+
+    freqs: tuple[float, ...] = (1.0, 1.5, 2.0)
+    alpha: float = 0.0
+    noise_std: float = 0.0
+    w_std: float = 1.0
+    jitter: float = 1e-3
+    freq_weights: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.freqs:
+            raise ValueError("SineGridBayes needs at least one frequency in freqs")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"SineGridBayes alpha={self.alpha} must be in [0, 1]")
+        if self.freq_weights is not None and (len(self.freq_weights) != len(self.freqs)
+                                              or min(self.freq_weights) < 0 or sum(self.freq_weights) <= 0):
+            raise ValueError(f"freq_weights {self.freq_weights} must be {len(self.freqs)} non-negative numbers")
+
+    @property
+    def name(self) -> str:
+        return "bayes_sine" if self.alpha == 0 else f"bayes_sine_alpha_{self.alpha:g}"
+
+    def _model(self, d, device):
+        omega = torch.tensor(self.freqs, dtype=torch.float64, device=device)  # (F,)
+        parts = [part for part, scale in (("lin", self.alpha), ("sin", 1 - self.alpha)) if scale > 0]
+        var = {"lin": [self.alpha ** 2] * d, "sin": [(1 - self.alpha) ** 2] * (2 * d)}
+        prior = torch.tensor(sum((var[k] for k in parts), []), dtype=torch.float64, device=device) * self.w_std ** 2
+        prior_var = prior.expand(len(self.freqs), -1)  # (F, p)
+        weights = torch.ones_like(omega) if self.freq_weights is None else torch.tensor(
+            self.freq_weights, dtype=torch.float64, device=device)
+        log_prior = torch.log(weights / weights.sum())
+
+        def features(x: torch.Tensor) -> torch.Tensor:  # (P, d) -> (P, F, p)
+            out = []
+            if "lin" in parts:
+                out.append(x[:, None, :].expand(-1, len(omega), -1))
+            if "sin" in parts:
+                phase = omega[:, None] * x[:, None, :]  # (P, F, d)
+                out += [torch.sin(phase), torch.cos(phase)]
+            return torch.cat(out, dim=-1)
+
+        return features, prior_var, log_prior
+
+
+@dataclass(frozen=True)
+class MixtureBayes:
+    """Posterior mean for a per-sequence mixture of families: Σ_f p(f | prefix)·E_f[y_i | prefix].
+
+    ``families``: Bayes predictors with an ``evidence`` method (DenseBayes, SparseBayes, SineGridBayes, or a
+    nested MixtureBayes), each stating its own prior; ``weights``: the mixture's family probabilities.
+    p(f | prefix) ∝ weight_f · p_f(y_<i | x_<i), each family's exact marginal likelihood.
+    """
+
+    families: tuple = field(default_factory=lambda: (DenseBayes(), SineGridBayes()))
+    weights: tuple[float, ...] = (0.5, 0.5)
+
+    def __post_init__(self) -> None:
+        if len(self.families) != len(self.weights) or not self.families:
+            raise ValueError(f"MixtureBayes needs one weight per family, got {len(self.weights)} weights for "
+                             f"{len(self.families)} families")
+        if min(self.weights) < 0 or abs(sum(self.weights) - 1) > 1e-6:
+            raise ValueError(f"MixtureBayes weights {self.weights} must be >= 0 and sum to 1")
+
+    @property
+    def name(self) -> str:
+        return "bayes_mixture"
+
+    def _joint(self, xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pieces = [fam.evidence(xs, ys) for fam in self.families]
+        means = torch.stack([m for m, _ in pieces], dim=-1)  # (P, n, F)
+        prior = torch.tensor(self.weights, dtype=torch.float64, device=xs.device)
+        joint = torch.stack([e for _, e in pieces], dim=-1) + torch.log(prior)  # (P, n, F)
+        return means, joint
+
+    def evidence(self, xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(posterior-mean prediction (P, n), log p(y_<i | x_<i) (P, n)), both float64."""
+        means, joint = self._joint(xs, ys)
+        return (torch.softmax(joint, -1) * means).sum(-1), torch.logsumexp(joint, -1)
+
+    def family_posterior(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        """p(family | x_<i, y_<i) at every index: (P, n, F)."""
+        return torch.softmax(self._joint(xs, ys)[1], -1)
+
+    def __call__(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        return self.evidence(xs, ys)[0].to(ys.dtype)
+
+
+def from_task(task, jitter: float = 1e-3) -> DenseBayes | SparseBayes | SineGridBayes | MixtureBayes:
+    """The exact Bayes predictor of an ``icl_linear`` / ``icl_sine`` / ``icl_mixture`` task config.
+
+    Follows the task's noise_std, renormalize and y_scale (they rescale the prior and the noise). Families
+    without a closed-form posterior (relu, tree) raise ValueError.
+    """
+    noise = float(getattr(task, "noise_std", 0.0))
+    scale = float(getattr(task, "y_scale", 1.0))
+    if getattr(task, "renormalize", False) and noise > 0:
+        base = task.scale()
+        scale *= math.sqrt(base / (base + noise ** 2))
+    kw = {"noise_std": noise * scale, "w_std": scale, "jitter": jitter}
+    name = getattr(task, "name", type(task).__name__)
+
+    def family(kind: str, src) -> DenseBayes | SparseBayes | SineGridBayes:
+        if kind == "dense":
+            return DenseBayes(**kw)
+        if kind == "sparse":
+            return SparseBayes(k=src.sparsity, **kw)
+        if kind == "sine":
+            return SineGridBayes(freqs=tuple(_grid(src)), alpha=float(getattr(src, "alpha", 0.0)), **kw)
+        raise ValueError(f"no exact Bayes predictor for family {kind!r}; allowed: dense, sparse, sine")
+
+    if name == "icl_linear":
+        return family("dense" if task.sparsity is None else "sparse", task)
+    if name == "icl_sine":
+        return family("sine", task)
+    if name == "icl_mixture":
+        fams = tuple(family(f, task) for f, w in zip(task.families, task.weights))
+        return MixtureBayes(families=fams, weights=tuple(float(w) for w in task.weights))
+    raise ValueError(f"no exact Bayes predictor for task {name!r}; allowed: icl_linear, icl_sine, icl_mixture")
+
+
+def _grid(task) -> Sequence[float]:
+    if hasattr(task, "frequencies"):
+        return task.frequencies()
+    return torch.linspace(task.freq_min, task.freq_max, task.n_freqs, dtype=torch.float64).tolist()

@@ -1,0 +1,276 @@
+"""icl baselines against closed forms, brute-force loops, numpy and scikit-learn, on small cases."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+from sklearn.linear_model import Lasso as SkLasso
+
+from limitlab.studies.icl.baselines import (
+    BASELINES,
+    KNN,
+    Averaging,
+    DecisionTree,
+    DenseBayes,
+    GradientBoosting,
+    Lasso,
+    LeastSquares,
+    MixtureBayes,
+    Ridge,
+    SineGridBayes,
+    SparseBayes,
+    TwoLayerNN,
+    Zero,
+    make_baseline,
+)
+
+
+def linear_prompts(p: int, n: int, d: int, k: int | None = None, noise: float = 0.0, seed: int = 0):
+    """Prompts of (sparse) linear regression, float64: xs (P, n, d), ys (P, n)."""
+    g = torch.Generator().manual_seed(seed)
+    xs = torch.randn(p, n, d, generator=g, dtype=torch.float64)
+    w = torch.randn(p, d, generator=g, dtype=torch.float64)
+    if k is not None:
+        keep = torch.rand(p, d, generator=g).argsort(-1) < k  # k random coordinates per prompt
+        w = w * keep
+    ys = (xs * w[:, None]).sum(-1) + noise * torch.randn(p, n, generator=g, dtype=torch.float64)
+    return xs, ys
+
+
+def sine_prompts(p: int, n: int, d: int, freqs, alpha: float, noise: float, seed: int = 0):
+    """Prompts of the icl_sine family (one grid frequency per prompt), float64."""
+    g = torch.Generator().manual_seed(seed)
+    xs = torch.randn(p, n, d, generator=g, dtype=torch.float64)
+    w, a, b = torch.randn(3, p, 1, d, generator=g, dtype=torch.float64)
+    omega = torch.tensor(freqs, dtype=torch.float64)[torch.randint(len(freqs), (p,), generator=g)][:, None, None]
+    f = alpha * (xs * w).sum(-1) + (1 - alpha) * (a * torch.sin(omega * xs) + b * torch.cos(omega * xs)).sum(-1)
+    return xs, f + noise * torch.randn(p, n, generator=g, dtype=torch.float64)
+
+
+# --- closed forms -----------------------------------------------------------------------------------------
+def test_least_squares_matches_numpy_lstsq_per_prefix():
+    xs, ys = linear_prompts(5, 9, 4, noise=0.1)
+    xs[:, :, 3] = xs[:, :, 2]  # a repeated column: rank-deficient at every prefix, min-norm decides
+    got = LeastSquares()(xs, ys)
+    for a, i in itertools.product(range(5), range(1, 9)):
+        w = np.linalg.lstsq(xs[a, :i].numpy(), ys[a, :i].numpy(), rcond=None)[0]
+        assert got[a, i].item() == pytest.approx(float(xs[a, i].numpy() @ w), abs=1e-9)
+    assert torch.all(got[:, 0] == 0)
+
+
+def test_least_squares_float32_input_drops_float32_noise_directions():
+    """Garg's half-subspace prompts in float32: rank d/2 up to float32 rounding; the fit must not blow up."""
+    g = torch.Generator().manual_seed(1)
+    basis = torch.linalg.qr(torch.randn(6, 6, generator=g))[0][:, :3]  # (6, 3)
+    xs = (torch.randn(50, 12, 3, generator=g) @ basis.T).float()  # (P, n, 6) in a 3-dim subspace
+    w = torch.randn(50, 6, generator=g)
+    ys = (xs * w[:, None]).sum(-1)
+    err = (LeastSquares()(xs, ys) - ys)[:, 4:] ** 2  # from 4 > 3 examples on, exact
+    assert err.max().item() < 1e-6
+
+
+def test_ridge_closed_form():
+    xs, ys = linear_prompts(4, 7, 3, noise=0.3)
+    got = Ridge(alpha=0.7)(xs, ys)
+    for a, i in itertools.product(range(4), range(1, 7)):
+        x, y = xs[a, :i].numpy(), ys[a, :i].numpy()
+        w = np.linalg.solve(x.T @ x + 0.7 * np.eye(3), x.T @ y)
+        assert got[a, i].item() == pytest.approx(float(xs[a, i].numpy() @ w), abs=1e-10)
+
+
+def test_averaging_closed_form():
+    xs, ys = linear_prompts(3, 6, 2)
+    got = Averaging()(xs, ys)
+    for a, i in itertools.product(range(3), range(1, 6)):
+        w = (ys[a, :i, None] * xs[a, :i]).mean(0)
+        assert got[a, i].item() == pytest.approx(float(xs[a, i] @ w), abs=1e-12)
+    assert torch.all(got[:, 0] == 0)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_knn_matches_brute_force(k):
+    xs, ys = linear_prompts(4, 10, 3, seed=2)
+    got = KNN(k=k)(xs, ys)
+    for a, i in itertools.product(range(4), range(1, 10)):
+        dist = [float((xs[a, j] - xs[a, i]).norm()) for j in range(i)]
+        nearest = sorted(range(i), key=lambda j: dist[j])[:k]
+        assert got[a, i].item() == pytest.approx(float(np.mean([ys[a, j].item() for j in nearest])), abs=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.1, 0.01])
+def test_lasso_matches_sklearn(alpha):
+    """Same objective as sklearn: (1/(2·n_samples))·|y − Xw|² + α|w|₁ on each prefix."""
+    xs, ys = linear_prompts(4, 9, 5, k=2, noise=0.05, seed=3)
+    got = Lasso(alpha=alpha)(xs, ys)
+    for a, i in itertools.product(range(4), range(1, 9)):
+        model = SkLasso(alpha=alpha, fit_intercept=False, tol=1e-12, max_iter=1_000_000)
+        model.fit(xs[a, :i].numpy(), ys[a, :i].numpy())
+        assert got[a, i].item() == pytest.approx(float(model.predict(xs[a, i:i + 1].numpy())[0]), abs=1e-6)
+
+
+def test_lasso_large_alpha_predicts_zero():
+    xs, ys = linear_prompts(3, 6, 4)
+    assert torch.all(Lasso(alpha=1e6)(xs, ys) == 0)
+
+
+# --- Bayes ----------------------------------------------------------------------------------------------------
+def test_dense_bayes_is_ridge_and_its_evidence_is_the_gaussian_marginal():
+    xs, ys = linear_prompts(3, 6, 3, noise=0.5, seed=4)
+    bayes = DenseBayes(noise_std=0.5, w_std=1.5)
+    mean, log_ev = bayes.evidence(xs, ys)
+    assert torch.allclose(mean, Ridge(alpha=0.25 / 2.25)(xs, ys), atol=1e-10)
+    for a, i in itertools.product(range(3), range(1, 6)):
+        x = xs[a, :i].numpy()
+        cov = 2.25 * x @ x.T + 0.25 * np.eye(i)
+        assert log_ev[a, i].item() == pytest.approx(multivariate_normal(np.zeros(i), cov).logpdf(ys[a, :i]), abs=1e-9)
+    assert torch.all(log_ev[:, 0] == 0)
+
+
+def brute_sparse_posterior_mean(x: np.ndarray, y: np.ndarray, q: np.ndarray, k: int, noise: float) -> float:
+    """Posterior mean of y at query q by enumerating supports with the batch (not sequential) formulas."""
+    d = x.shape[1]
+    logs, means = [], []
+    for s in itertools.combinations(range(d), k):
+        xs = x[:, s]
+        cov = xs @ xs.T + noise ** 2 * np.eye(len(y))
+        logs.append(multivariate_normal(np.zeros(len(y)), cov).logpdf(y) if len(y) else 0.0)
+        w = np.linalg.solve(xs.T @ xs + noise ** 2 * np.eye(k), xs.T @ y) if len(y) else np.zeros(k)
+        means.append(q[list(s)] @ w)
+    logs = np.array(logs)
+    weight = np.exp(logs - logs.max())
+    return float((weight * np.array(means)).sum() / weight.sum())
+
+
+def test_sparse_bayes_matches_brute_force_enumeration():
+    xs, ys = linear_prompts(3, 7, 4, k=2, noise=0.3, seed=5)
+    got = SparseBayes(k=2, noise_std=0.3)(xs, ys)
+    for a, i in itertools.product(range(3), range(7)):
+        want = brute_sparse_posterior_mean(xs[a, :i].numpy(), ys[a, :i].numpy(), xs[a, i].numpy(), 2, 0.3)
+        assert got[a, i].item() == pytest.approx(want, abs=1e-9)
+
+
+def test_sparse_bayes_posterior_finds_the_support_noiseless():
+    xs, ys = linear_prompts(2, 8, 5, k=2, seed=6)
+    post = SparseBayes(k=2).posterior(xs, ys)  # (P, n, 10 supports)
+    assert post.shape == (2, 8, 10)
+    assert torch.allclose(post[:, 0], torch.full((2, 10), 0.1, dtype=torch.float64))
+    assert post[:, -1].max(-1).values.min().item() > 0.999  # one support, after 7 noiseless examples
+
+
+def test_sparse_bayes_is_never_worse_than_least_squares_on_sparse_data():
+    """Bayes-optimal means lowest expected error: per prefix size, averaged over 600 prompts, within 5% of Var y."""
+    d, k, n = 8, 2, 14
+    xs, ys = linear_prompts(600, n, d, k=k, noise=0.1, seed=7)
+    err_b = ((SparseBayes(k=k, noise_std=0.1)(xs, ys) - ys) ** 2).mean(0)  # (n,)
+    err_ls = ((LeastSquares()(xs, ys) - ys) ** 2).mean(0)
+    err_lasso = ((Lasso(alpha=0.01)(xs, ys) - ys) ** 2).mean(0)
+    assert torch.all(err_b <= err_ls + 0.05 * k)
+    assert torch.all(err_b <= err_lasso + 0.05 * k)
+    assert err_b[3:d].mean() < 0.5 * err_ls[3:d].mean()  # the gap is real below i = d
+
+
+def test_dense_bayes_noiseless_approaches_min_norm_least_squares():
+    xs, ys = linear_prompts(20, 12, 5, seed=8)
+    assert torch.allclose(DenseBayes()(xs, ys), LeastSquares()(xs, ys), atol=1e-3)
+
+
+def test_mixture_posterior_concentrates_on_the_true_family():
+    d, n, freqs = 3, 20, (1.0, 1.5, 2.0)
+    mix = MixtureBayes(families=(DenseBayes(noise_std=0.1), SineGridBayes(freqs=freqs, noise_std=0.1)),
+                       weights=(0.3, 0.7))
+    for true, (xs, ys) in enumerate([linear_prompts(50, n, d, noise=0.1, seed=9),
+                                     sine_prompts(50, n, d, freqs, alpha=0.0, noise=0.1, seed=9)]):
+        post = mix.family_posterior(xs, ys)  # (P, n, 2)
+        assert torch.allclose(post[:, 0], torch.tensor([0.3, 0.7], dtype=torch.float64))
+        assert post[:, -1, true].mean().item() > 0.99
+        assert post[:, -1, true].mean() > post[:, 3, true].mean()  # weight grows with the examples
+
+
+def test_mixture_of_one_family_is_that_family():
+    xs, ys = linear_prompts(4, 6, 3, noise=0.2, seed=10)
+    fam = SparseBayes(k=1, noise_std=0.2)
+    assert torch.allclose(MixtureBayes(families=(fam,), weights=(1.0,))(xs, ys), fam(xs, ys))
+
+
+def test_sine_grid_posterior_matches_numerical_integration():
+    """d = 1, two frequencies, α = 0.4: the posterior mean by brute-force integration over (w, a, b)."""
+    freqs, alpha, noise = (1.0, 2.5), 0.4, 0.5
+    xs, ys = sine_prompts(1, 4, 1, freqs, alpha, noise, seed=11)
+    got = SineGridBayes(freqs=freqs, alpha=alpha, noise_std=noise)(xs, ys)
+    grid = np.linspace(-6, 6, 121)
+    step = grid[1] - grid[0]
+    w, a, b = np.meshgrid(grid, grid, grid, indexing="ij")
+    prior = np.exp(-0.5 * (w ** 2 + a ** 2 + b ** 2))  # N(0, 1)³ up to a constant
+    x, y = xs[0, :, 0].numpy(), ys[0].numpy()
+    for i in range(4):
+        num = den = 0.0
+        for omega in freqs:
+            f = [alpha * w * x[j] + (1 - alpha) * (a * math.sin(omega * x[j]) + b * math.cos(omega * x[j]))
+                 for j in range(i + 1)]
+            like = prior * np.exp(sum(-0.5 * (f[j] - y[j]) ** 2 / noise ** 2 for j in range(i)))
+            num += (like * f[i]).sum() * step ** 3
+            den += like.sum() * step ** 3
+        assert got[0, i].item() == pytest.approx(num / den, abs=1e-4)
+
+
+# --- networks and scikit-learn models ----------------------------------------------------------------------
+def test_stacked_networks_equal_networks_trained_one_at_a_time():
+    xs, ys = (t.float() for t in linear_prompts(2, 5, 3, seed=12))
+    nn_gd = TwoLayerNN(hidden=8, steps=20)
+    init = nn_gd.init(2, 5, 3, torch.Generator().manual_seed(0), xs.device)
+    stacked = nn_gd.fit(xs, ys, [p.detach().clone().requires_grad_() for p in init])
+    for a, i in [(0, 1), (1, 3), (1, 4)]:
+        one = [p[a:a + 1, i:i + 1].detach().clone().requires_grad_() for p in init]
+        net = TwoLayerNN(hidden=8, steps=20).fit(xs[a:a + 1, :i + 1], ys[a:a + 1, :i + 1],
+                                                [p.expand(1, i + 1, *p.shape[2:]).detach().clone().requires_grad_()
+                                                 for p in one])
+        assert net[0, i].item() == pytest.approx(stacked[a, i].item(), abs=1e-5)
+
+
+def test_network_baseline_learns_linear_functions():
+    xs, ys = (t.float() for t in linear_prompts(8, 30, 2, seed=13))
+    err = ((TwoLayerNN(hidden=32)(xs, ys) - ys) ** 2)[:, 20:].mean()
+    assert err.item() < 0.5 * (ys[:, 20:] ** 2).mean().item()
+
+
+def test_trees_interpolate_a_repeated_point():
+    xs, ys = linear_prompts(2, 6, 2, seed=14)
+    xs[:, 5] = xs[:, 2]  # the last query repeats example 2
+    for model in (DecisionTree(max_depth=None), GradientBoosting(n_estimators=200, learning_rate=0.5)):
+        got = model(xs, ys)
+        assert torch.all(got[:, 0] == 0)
+        assert torch.allclose(got[:, 5], ys[:, 2], atol=1e-2)
+
+
+# --- registry and bad input ----------------------------------------------------------------------------------
+def test_registry_builds_every_baseline_with_a_name():
+    xs, ys = linear_prompts(2, 4, 3, seed=15)
+    for name in BASELINES:
+        settings = {"k": 2} if name == "bayes_sparse" else {}
+        model = make_baseline(name, **settings)
+        if name in ("nn_gd",):
+            model = make_baseline(name, steps=2, hidden=4)
+        out = model(xs, ys)
+        assert out.shape == ys.shape and out.dtype == ys.dtype and isinstance(model.name, str)
+    assert torch.all(Zero()(xs, ys) == 0)
+
+
+def test_bad_input_is_a_one_line_value_error():
+    xs, ys = linear_prompts(2, 4, 3)
+    with pytest.raises(ValueError, match="ys must be"):
+        LeastSquares()(xs, ys[:, :3])
+    with pytest.raises(ValueError, match="xs must be"):
+        LeastSquares()(xs[0], ys)
+    with pytest.raises(ValueError, match="unknown baseline 'ols'"):
+        make_baseline("ols")
+    with pytest.raises(ValueError, match="alpha"):
+        Lasso(alpha=0)
+    with pytest.raises(ValueError, match="k=5"):
+        SparseBayes(k=5)(xs, ys)
+    with pytest.raises(ValueError, match="weights"):
+        MixtureBayes(families=(DenseBayes(),), weights=(0.5,))
