@@ -196,3 +196,35 @@ def test_report_on_an_empty_store(tmp_path):
     assert r["runs"]["total"] == 0 and r["results"] == {} and r["figures"] == {}
     assert all(c["verdict"] == "not measured" for c in r["claims"])
     assert "No finished counting runs" in index.read_text()
+
+
+def test_two_seed_interval_stays_non_negative_and_schema_enforces_it(tmp_path):
+    # 2 seeds with m_thr 3 and 7 at d = 8: the raw t-interval is 5 ± 25.4, i.e. below zero
+    specs = counting_specs(ds=(8, 16), ms=(2, 4, 6, 8, 10, 12), tasks=("qc",), seeds=2, steps=10, n_per_m=2)
+    store = RunStore(tmp_path / "store")
+    store.add(specs)
+    store.claim([s.run_id for s in specs])
+    for spec in specs:
+        t = spec.tags
+        thr = (3.0 if t["seed"] == 0 else 7.0) if t["d"] == 8 else 9.0 + t["seed"]
+        acc = float(np.clip(0.8 - 0.05 * (t["m"] - thr), 0.0, 1.0))
+        store.finish(spec.run_id, {"step": 10, "train_loss": 1.0, "test/accuracy": acc})
+    write_report(store, tmp_path / "report", constructions=False)
+    r = json.loads((tmp_path / "report" / "results.json").read_text())
+    by_d = {x["d"]: x for x in r["results"]["qc"]["base"]["m_thr"]}
+    raw_half = 12.706204736174707 * math.sqrt(8.0) / math.sqrt(2)  # t(0.975, 1) · std / √2, std of 3 and 7 = √8
+    assert by_d[8]["mean"] == pytest.approx(5.0) and by_d[8]["ci95"] == pytest.approx([0.0, 5.0 + raw_half])
+    assert by_d[8]["ci95_clipped"] and by_d[8]["label"] == f"5 [0, {5.0 + raw_half:.3g}] (2 seeds)"
+    half16 = 12.706204736174707 * math.sqrt(0.5) / math.sqrt(2)  # 9 and 10: 9.5 ± 6.35 stays above 0, unclipped
+    assert by_d[16]["ci95"] == pytest.approx([9.5 - half16, 9.5 + half16]) and not by_d[16]["ci95_clipped"]
+    assert by_d[16]["label"] == f"9.5 ± {half16:.3g} (2 seeds)"
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert "CI clipped at 0" in html
+
+    from limitlab.report import validate_results
+    from limitlab.studies.counting.schema import CountingResults
+
+    validate_results(r, CountingResults)
+    by_d[8]["ci95"] = [-1.0, 10.0]
+    with pytest.raises(ValueError, match="0 ≤ low ≤ high"):
+        validate_results(r, CountingResults)
