@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from limitlab.executors import run_local, train_claimed
 from limitlab.planner import Stack
 from limitlab.ray_executor import WorkerLost, batch_events, gpu_fraction, remote_events, run_ray, stream_stack
 from limitlab.store import RunStore
-from limitlab.train.events import Event
+from limitlab.train.events import Event, StoreSink
 from limitlab.train.trainer import TrainOptions
 
 LOOPBACK = "127.0.0.2"  # a loopback address Ray does not rewrite to the host's network address
@@ -30,8 +31,8 @@ def _specs(make_spec):
             make_spec(m=3, d=16, seed=0, steps=30)]
 
 
-def _resumable(make_spec, steps: int = 40):
-    return [make_spec(m=3, d=8, seed=s, steps=steps, train={"checkpoint_every": 10}) for s in (0, 1)]
+def _resumable(make_spec, steps: int = 30, every: int = 10):
+    return [make_spec(m=3, d=8, seed=s, steps=steps, train={"checkpoint_every": every}) for s in (0, 1)]
 
 
 def _logged_steps(store: RunStore, run_id: str) -> list[int]:
@@ -85,8 +86,8 @@ def test_lost_worker_retried_from_its_last_checkpoint(tmp_path, make_spec):
     assert summary == {"trained": 2, "skipped": 0, "failed": 0} and len(lost) == 1
     assert seen == [{s.run_id: None for s in specs}, {s.run_id: 10 for s in specs}]
     _assert_same_results(store, reference, specs)
-    for spec in specs:  # steps 1-10 once (from the lost worker), 11-40 once (the retry): nothing trained twice
-        assert _logged_steps(store, spec.run_id) == list(range(1, 41))
+    for spec in specs:  # steps 1-10 once (from the lost worker), 11-30 once (the retry): nothing trained twice
+        assert _logged_steps(store, spec.run_id) == list(range(1, 31))
 
 
 def test_lost_worker_out_of_retries_releases_runs_with_their_checkpoints(tmp_path, make_spec):
@@ -120,6 +121,13 @@ def test_stream_stack_opens_no_store(tmp_path, make_spec, monkeypatch):
     events = [e for b in stream_stack([spec.model_dump_json()], {}, {}) for e in b]
     assert events[0].kind == "worker" and events[0].data["pid"] == os.getpid()
     assert events[-1].kind == "finish" and events[-1].data["result"]["step"] == 5
+
+
+def test_missing_ray_is_a_one_line_error(tmp_path, make_spec, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` raise ImportError
+    with pytest.raises(ValueError, match=r"needs Ray: pip install 'limitlab\[ray\]'") as err:
+        run_ray([make_spec(m=3, d=8, steps=5)], str(tmp_path / "store"), OPTIONS)
+    assert "\n" not in str(err.value)
 
 
 def test_gpu_fraction():
@@ -180,7 +188,7 @@ def _ray_workers(title: bytes) -> list[int]:
 
 
 def test_worker_killed_mid_stack_resumes_from_checkpoint(cluster, tmp_path, make_spec, monkeypatch):
-    specs = _resumable(make_spec, steps=100)
+    specs = _resumable(make_spec, steps=150, every=5)  # many steps after the first checkpoint: time to kill
     reference = RunStore(tmp_path / "local")
     run_local(specs, reference, OPTIONS)
     killed: list[int] = []
@@ -194,9 +202,19 @@ def test_worker_killed_mid_stack_resumes_from_checkpoint(cluster, tmp_path, make
             os.kill(killed[0], signal.SIGKILL)
 
     monkeypatch.setattr(RunStore, "save_checkpoint", save_then_kill)
+    sent: list[int | None] = []  # the step of each checkpoint the driver sends with a stack
+    load = StoreSink.load_checkpoint
+
+    def load_and_note(self, run_id):
+        state = load(self, run_id)
+        sent.append(state and state["step"])
+        return state
+
+    monkeypatch.setattr(StoreSink, "load_checkpoint", load_and_note)
     path = str(tmp_path / "ray")
     summary = run_ray(specs, path, OPTIONS)
     assert killed and summary["workers_lost"] == 1
+    assert sent[:2] == [None, None] and len(sent) == 4 and all(step >= 5 for step in sent[2:])  # retry: resumed
     assert summary["trained"] == 2 and summary["failed"] == 0
     store = RunStore(path)
     assert store.status_of([s.run_id for s in specs]) == {s.run_id: "done" for s in specs}
@@ -205,6 +223,6 @@ def test_worker_killed_mid_stack_resumes_from_checkpoint(cluster, tmp_path, make
         steps = _logged_steps(store, spec.run_id)
         # every step logged; step 1 once (the retry started from the checkpoint, not from scratch); the steps
         # logged twice are those the killed worker took after its checkpoint (at most one interval)
-        assert sorted(set(steps)) == list(range(1, 101)) and steps.count(1) == 1
-        assert len(steps) - 100 <= 10
-        assert steps[-1] == 100
+        assert sorted(set(steps)) == list(range(1, 151)) and steps.count(1) == 1
+        assert len(steps) - 150 <= 5
+        assert steps[-1] == 150
