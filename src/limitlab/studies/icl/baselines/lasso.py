@@ -1,23 +1,22 @@
-"""Batched Lasso: coordinate descent on every prompt and every prefix at once.
+"""Batched Lasso on every prompt and every prefix at once: the LARS homotopy, checked by a duality gap.
 
 For the first i examples of a prompt, Lasso minimises scikit-learn's objective (``Lasso(fit_intercept=False)``)
 
     (1 / (2i))·|y − Xw|² + α·|w|₁
 
-Coordinate descent needs the data only through the prefix's Gram matrix G = XᵀX and r = Xᵀy, which are
-cumulative sums over the prompt. So all P·(n−1) problems (prompt × prefix length) are one batch of
-(d × d, d) pairs, and a sweep updates coordinate j of every problem together:
+Both solvers need the data only through the prefix's Gram matrix G = XᵀX and r = Xᵀy, cumulative sums over the
+prompt, so all P·(n−1) problems (prompt × prefix length) form one batch of (d × d, d) pairs.
 
-    w_j ← S(r_j − Σ_{l≠j} G_jl w_l, i·α) / G_jj,     S(z, t) = sign(z)·max(|z| − t, 0)
+1. **LARS homotopy** (:func:`lasso_lars`) follows the exact piecewise-linear solution path from w = 0 at
+   λ = max|r| down to λ = i·α, at most a few segments per coordinate. It is exact up to rounding however
+   ill-conditioned the prefix — which matters here: with i < d examples the columns are strongly correlated
+   and coordinate descent (scikit-learn's solver) needs thousands of sweeps there, or stops early and inexact.
+2. **Coordinate descent** (:func:`lasso_gram`) then checks every problem's duality gap, scikit-learn's stopping
+   rule (gap ≤ tol·|y|²), and sweeps the few the path left short of it, with scikit-learn's update
 
-(the same update as scikit-learn's, written for G and r). Sweeps repeat until a problem's duality gap is at most
-``tol``·|y|² — scikit-learn's stopping rule, with its default tol = 1e-4 — and converged problems drop out of
-the batch. A coordinate whose column is all zero in the prefix stays 0. Float64 throughout; the query
-prediction is x_i·w.
+       w_j ← S(r_j − Σ_{l≠j} G_jl w_l, i·α) / G_jj,     S(z, t) = sign(z)·max(|z| − t, 0).
 
-Coordinate descent is slow on the underdetermined prefixes (i < d: the columns are strongly correlated), for
-scikit-learn as here: a tight tol can take thousands of sweeps there, and a loose one leaves those prefixes'
-solutions inexact (within the gap, not within a distance of w).
+Float64 throughout; the query prediction is x_i·w; at i = 0 it is 0. A zero column stays at 0.
 """
 
 from __future__ import annotations
@@ -31,23 +30,33 @@ from limitlab.studies.icl.baselines.base import check_inputs, prompt_chunks
 
 
 def lasso_gram(gram: torch.Tensor, rhs: torch.Tensor, yy: torch.Tensor, penalty: torch.Tensor, tol: float = 1e-8,
-               max_sweeps: int = 10_000, check_every: int = 5) -> tuple[torch.Tensor, int]:
+               max_sweeps: int = 10_000, check_every: int = 5,
+               w0: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """Solve min ½|y − Xw|² + penalty·|w|₁ for a batch by coordinate descent, from the Gram form.
 
     gram = XᵀX (B, d, d), rhs = Xᵀy (B, d), yy = yᵀy (B,), penalty (B,) -> (w (B, d), number of problems not
     converged). With penalty = i·α this is scikit-learn's Lasso objective times i. A problem stops when its
     duality gap is at most tol·yᵀy (scikit-learn's rule, in these units), which bounds its distance to the
-    optimal objective.
+    optimal objective; the gap is checked before the first sweep, so a warm start ``w0`` that is already
+    optimal costs no sweep.
     """
     b, d = rhs.shape
-    w = torch.zeros(b, d, dtype=gram.dtype, device=gram.device)
+    w = torch.zeros(b, d, dtype=gram.dtype, device=gram.device) if w0 is None else w0.clone()
     diag = torch.diagonal(gram, dim1=-2, dim2=-1)  # (B, d)
     dg = torch.where(diag > 0, diag, torch.ones_like(diag))
     todo = torch.arange(b, device=gram.device)
-    g, r, y2, pen, w_a, q = gram, rhs, yy, penalty, w.clone(), torch.zeros_like(w)  # q = G·w
+    g, r, y2, pen, w_a = gram, rhs, yy, penalty, w.clone()
+    q = (g @ w_a[..., None])[..., 0]  # (B, d) = G·w
     cols = g.mT.contiguous()  # (B, d, d): cols[:, j] is column j of G
     sweeps = 0
-    while todo.numel() > 0 and sweeps < max_sweeps:
+    while todo.numel() > 0:
+        done = duality_gap(r, y2, pen, w_a, q) <= tol * y2
+        if bool(done.any()):
+            w[todo[done]] = w_a[done]
+            keep = ~done
+            todo, g, r, y2, pen, dg, w_a, q, cols = (t[keep] for t in (todo, g, r, y2, pen, dg, w_a, q, cols))
+        if todo.numel() == 0 or sweeps >= max_sweeps:
+            break
         for _ in range(check_every):
             for j in range(d):
                 z = r[:, j] - q[:, j] + g[:, j, j] * w_a[:, j]  # (B',)
@@ -57,14 +66,101 @@ def lasso_gram(gram: torch.Tensor, rhs: torch.Tensor, yy: torch.Tensor, penalty:
                 w_a[:, j] = new
                 q += cols[:, j] * delta[:, None]
             sweeps += 1
-        done = duality_gap(r, y2, pen, w_a, q) <= tol * y2
-        if bool(done.any()):
-            w[todo[done]] = w_a[done]
-            keep = ~done
-            todo, g, r, y2, pen, dg, w_a, q, cols = (t[keep] for t in (todo, g, r, y2, pen, dg, w_a, q, cols))
     if todo.numel() > 0:
         w[todo] = w_a
     return w, int(todo.numel())
+
+
+def lasso_lars(gram: torch.Tensor, rhs: torch.Tensor, penalty: torch.Tensor, max_steps: int | None = None,
+               eps: float = 1e-12) -> torch.Tensor:
+    """The Lasso solution at ``penalty`` by the LARS homotopy (exact up to rounding), batched: (B, d).
+
+    Start at λ = max|r| with w = 0 and follow the piecewise-linear solution path w(λ) down to the penalty.
+    On a segment the active set A and its signs s are fixed and dw/d(−λ) = (G_AA)⁻¹ s_A; the segment ends when
+    an inactive correlation |r_j − (Gw)_j| reaches λ (j joins) or an active w_j reaches 0 (j leaves). The
+    inverse of G_AA is kept by rank-one bordering updates, so a step is element-wise work on (B, d, d).
+    Each problem stops at its own penalty; finished problems drop out of the batch.
+    """
+    b, d = rhs.shape
+    dt, dev = gram.dtype, gram.device
+    max_steps = 8 * d + 8 if max_steps is None else max_steps
+    w = torch.zeros(b, d, dtype=dt, device=dev)
+    lam = rhs.abs().amax(-1)  # (B,)
+    todo = torch.nonzero(lam > penalty).flatten()
+    eye = torch.eye(d, dtype=dt, device=dev)
+    g, r, pen, lam = gram[todo], rhs[todo], penalty[todo], lam[todo]
+    n_act = torch.zeros(len(todo), d, dtype=torch.bool, device=dev)
+    sign = torch.zeros(len(todo), d, dtype=dt, device=dev)
+    inv = torch.zeros(len(todo), d, d, dtype=dt, device=dev)  # (G_AA)⁻¹ embedded in d × d
+    banned = torch.zeros(len(todo), d, dtype=torch.bool, device=dev)  # cannot join (degenerate column)
+    left = torch.zeros(len(todo), d, dtype=dt, device=dev)  # sign of a coordinate that left in the last step
+    wa = torch.zeros(len(todo), d, dtype=dt, device=dev)
+    rows = torch.arange(len(todo), device=dev)
+
+    def join(sel: torch.Tensor, j: torch.Tensor, sgn: torch.Tensor) -> None:
+        """Add coordinate j[k] to the active set of problem sel[k] (bordering update of the inverse)."""
+        gi, ii = g[sel], inv[sel]
+        col = gi[torch.arange(len(sel), device=dev), :, j] * n_act[sel]  # (k, d): G_{A j}
+        u = (ii @ col[..., None])[..., 0]  # (k, d)
+        schur = gi[torch.arange(len(sel), device=dev), j, j] - (col * u).sum(-1)
+        ok = schur > eps * gi[torch.arange(len(sel), device=dev), j, j].clamp(min=eps)
+        v = u - eye[j]  # (k, d)
+        inv[sel] = ii + torch.where(ok[:, None, None], v[:, :, None] * v[:, None, :] / schur[:, None, None], 0.0)
+        n_act[sel[ok], j[ok]] = True
+        sign[sel[ok], j[ok]] = sgn[ok]
+        banned[sel[~ok], j[~ok]] = True
+
+    first = r.abs().argmax(-1)
+    join(rows, first, torch.sign(r[rows, first]))
+    for _ in range(max_steps):
+        if len(todo) == 0:
+            break
+        corr = r - (g @ wa[..., None])[..., 0]  # (B', d): correlations with the residual
+        delta = (inv @ sign[..., None])[..., 0]  # (B', d): dw per unit decrease of λ (0 off A)
+        a = (g @ delta[..., None])[..., 0]  # (B', d)
+        big = torch.full_like(corr, float("inf"))
+        tiny = eps * lam[:, None]
+        g1 = (lam[:, None] - corr) / (1 - a)
+        g2 = (lam[:, None] + corr) / (1 + a)
+        free = ~n_act & ~banned
+        g1 = torch.where(free & (g1 > tiny) & (left <= 0), g1, big)  # a leaver does not re-enter with its sign
+        g2 = torch.where(free & (g2 > tiny) & (left >= 0), g2, big)
+        gj = torch.minimum(g1, g2)
+        gd = torch.where(n_act & (delta != 0), -wa / delta, big)
+        gd = torch.where(gd > tiny, gd, big)
+        join_g, join_j = gj.min(-1)
+        drop_g, drop_j = gd.min(-1)
+        end_g = lam - pen
+        step = torch.minimum(torch.minimum(join_g, drop_g), end_g)  # (B',)
+        wa = wa + step[:, None] * delta
+        lam = lam - step
+        finished = step >= end_g
+        dropping = ~finished & (drop_g <= join_g)
+        joining = ~finished & ~dropping
+        left.zero_()
+        if bool(dropping.any()):
+            sel, j = rows[dropping], drop_j[dropping]
+            wa[sel, j] = 0.0
+            ii = inv[sel]
+            piv = ii[torch.arange(len(sel), device=dev), j, j]
+            cj = ii[torch.arange(len(sel), device=dev), :, j]  # (k, d)
+            inv[sel] = ii - cj[:, :, None] * cj[:, None, :] / piv[:, None, None]
+            n_act[sel, j] = False
+            left[sel, j] = sign[sel, j]
+            sign[sel, j] = 0.0
+        if bool(joining.any()):
+            sel, j = rows[joining], join_j[joining]
+            new_corr = corr[sel, j] - step[sel] * a[sel, j]
+            join(sel, j, torch.sign(new_corr))
+        if bool(finished.any()):
+            w[todo[finished]] = wa[finished]
+            keep = ~finished
+            todo, g, r, pen, lam, n_act, sign, inv, banned, left, wa = (
+                t[keep] for t in (todo, g, r, pen, lam, n_act, sign, inv, banned, left, wa))
+            rows = torch.arange(len(todo), device=dev)
+    if len(todo):
+        w[todo] = wa  # not at the penalty yet: the caller's coordinate descent finishes these
+    return w
 
 
 def duality_gap(rhs: torch.Tensor, yy: torch.Tensor, penalty: torch.Tensor, w: torch.Tensor,
@@ -84,15 +180,16 @@ def duality_gap(rhs: torch.Tensor, yy: torch.Tensor, penalty: torch.Tensor, w: t
 
 @dataclass(frozen=True)
 class Lasso:
-    """Lasso with scikit-learn's scaling (1/(2i))|y − Xw|² + α|w|₁ per prefix; batched coordinate descent.
+    """Lasso with scikit-learn's scaling (1/(2i))|y − Xw|² + α|w|₁ per prefix: batched LARS, then a gap check.
 
-    ``tol``: stop at duality gap ≤ tol·|y|² (scikit-learn's rule and default); ``max_sweeps`` as Garg's
-    max_iter. After a call, a RuntimeWarning says how many problems hit ``max_sweeps`` unconverged.
+    ``tol``: a problem is solved when its duality gap is ≤ tol·|y|² (scikit-learn's rule; its default tol is
+    1e-4, the path usually reaches ~1e-12). Problems above it get coordinate-descent sweeps, at most
+    ``max_sweeps``; after a call, a RuntimeWarning says how many were left unconverged.
     """
 
     alpha: float = 0.01
-    tol: float = 1e-4
-    max_sweeps: int = 100_000
+    tol: float = 1e-8
+    max_sweeps: int = 10_000
 
     def __post_init__(self) -> None:
         if not self.alpha > 0:
@@ -116,8 +213,8 @@ class Lasso:
             count = torch.arange(1, n, dtype=torch.float64, device=xs.device)  # prefix sizes 1..n-1
             yy = torch.cumsum(y ** 2, dim=1)[:, :-1]  # (p', n-1)
             pen = (self.alpha * count).expand(x.shape[0], n - 1)
-            w, left = lasso_gram(gram.flatten(0, 1), rhs.flatten(0, 1), yy.flatten(), pen.flatten(), self.tol,
-                                 self.max_sweeps)
+            g, r, yy, pen = gram.flatten(0, 1), rhs.flatten(0, 1), yy.flatten(), pen.flatten()
+            w, left = lasso_gram(g, r, yy, pen, self.tol, self.max_sweeps, w0=lasso_lars(g, r, pen))
             stuck += left
             out[sl, 1:] = (w.view(x.shape[0], n - 1, d) * x[:, 1:]).sum(-1)
         if stuck:
