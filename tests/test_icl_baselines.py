@@ -300,3 +300,47 @@ def test_bad_input_is_a_one_line_value_error():
         SparseBayes(k=5)(xs, ys)
     with pytest.raises(ValueError, match="weights"):
         MixtureBayes(families=(DenseBayes(),), weights=(0.5,))
+
+
+# --- the Bayes predictors know the tasks' own generative models ------------------------------------------------
+def task_prompts(task, n_prompts: int, seed: int = 3):
+    """Prompts from the task's own sampler (evaluation stream): xs (P, n, d), ys (P, n), family (P,) or None."""
+    from limitlab.rng import TEST, StackRNG
+    from limitlab.tasks.base import TaskStack
+    from limitlab.tasks.icl_common import draw_prompts
+
+    p = draw_prompts(type(task), TaskStack([task]), StackRNG([seed], stream=TEST), n_prompts, 0)
+    return p.xs[0], p.ys[0], None if p.family is None else p.family[0]
+
+
+def test_from_task_bayes_beats_least_squares_on_the_tasks_own_prompts():
+    from limitlab.studies.icl.baselines import from_task
+    from limitlab.tasks.icl_linear import ICLLinear
+    from limitlab.tasks.icl_sine import ICLSine
+
+    for task, kind in [(ICLLinear(d=6, n_points=10, sparsity=2), SparseBayes),
+                       (ICLLinear(d=4, n_points=8, noise_std=0.5), DenseBayes),
+                       (ICLSine(d=2, n_points=12, n_freqs=5, alpha=0.5), SineGridBayes)]:
+        bayes = from_task(task)
+        assert isinstance(bayes, kind)
+        xs, ys, _ = task_prompts(task, 400)
+        err_b = ((bayes(xs, ys) - ys) ** 2).mean(0)  # (n,)
+        err_ls = ((LeastSquares()(xs, ys) - ys) ** 2).mean(0)
+        assert torch.all(err_b <= err_ls + 0.05 * task.scale()), (task, err_b, err_ls)
+        assert err_b[1:].mean() < err_ls[1:].mean()
+
+
+def test_from_task_mixture_recognises_each_sequences_family():
+    from limitlab.studies.icl.baselines import from_task
+    from limitlab.tasks.icl_mixture import ICLMixture
+
+    task = ICLMixture(d=3, n_points=16, families=("dense", "sparse", "sine"), weights=(0.4, 0.3, 0.3), sparsity=1,
+                      n_freqs=3)
+    bayes = from_task(task)
+    assert isinstance(bayes, MixtureBayes) and len(bayes.families) == 3
+    xs, ys, family = task_prompts(task, 300)
+    post = bayes.family_posterior(xs, ys)[:, -1]  # (P, 3) after 15 examples
+    picked = post[torch.arange(len(family)), family]
+    assert picked.mean().item() > 0.9  # (dense vs 1-sparse can stay ambiguous only on a few prompts)
+    with pytest.raises(ValueError, match="relu"):
+        from_task(ICLMixture(d=3, families=("dense", "relu"), weights=(0.5, 0.5)))
