@@ -344,3 +344,16 @@ def test_from_task_mixture_recognises_each_sequences_family():
     assert picked.mean().item() > 0.9  # (dense vs 1-sparse can stay ambiguous only on a few prompts)
     with pytest.raises(ValueError, match="relu"):
         from_task(ICLMixture(d=3, families=("dense", "relu"), weights=(0.5, 0.5)))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_baselines_match_cpu():
+    """On the device (pseudo-inverse instead of gelsd, the same LARS and scan): the CPU's numbers."""
+    xs, ys = linear_prompts(16, 9, 4, k=2, noise=0.1, seed=18)
+    xs[:, :, 3] = xs[:, :, 2]  # rank-deficient prefixes
+    for model in (LeastSquares(), Ridge(0.1), KNN(3), Averaging(), Lasso(0.01), SparseBayes(k=2, noise_std=0.1),
+                  DenseBayes(noise_std=0.1), SineGridBayes(noise_std=0.1)):
+        got = model(xs.cuda(), ys.cuda())
+        assert got.device.type == "cuda"
+        assert torch.allclose(got.cpu(), model(xs, ys), atol=1e-6), model.name
