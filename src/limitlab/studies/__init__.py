@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from limitlab.studies.arithmetic import STUDY as ARITHMETIC
 from limitlab.studies.base import Study
 from limitlab.studies.cope import STUDY as COPE
 from limitlab.studies.counting import STUDY as COUNTING
@@ -11,6 +12,7 @@ STUDIES: dict[str, Study] = {
     COUNTING.name: COUNTING,
     COPE.name: COPE,
     SCALING.name: SCALING,
+    ARITHMETIC.name: ARITHMETIC,
 }
 
 __all__ = ["STUDIES", "Study"]

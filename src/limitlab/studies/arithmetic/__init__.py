@@ -1,0 +1,28 @@
+"""Arithmetic study (Xu et al. 2024, arXiv 2407.17963): length generalization per position encoding."""
+
+from __future__ import annotations
+
+from limitlab.studies.arithmetic.study import beyond, paper, quick, smoke
+from limitlab.studies.base import Study
+
+
+def _report(store, out_dir):
+    from limitlab.studies.arithmetic.report import write_report
+
+    return write_report(store, out_dir)
+
+
+STUDY = Study(
+    name="arithmetic",
+    question="Length generalization of addition vs multiplication, mod 100 vs mod 101, per position encoding",
+    reproduces="Xu et al. 2024, 'Relating the seemingly unrelated…' (arXiv 2407.17963); Abacus (McLeish et al. 2024)",
+    presets={"smoke": smoke, "quick": quick, "paper": paper, "beyond": beyond},
+    report=_report,
+    preset_notes={
+        "smoke": "3 tiny runs (APE addition, mod 100, mod 101), seconds on a CPU",
+        "quick": "APE on D≤4 addition and mod 100 / mod 101 addition, plus the mod-101 remainder scratchpad; "
+                 "minutes on a CPU",
+        "paper": "the paper's runs (mini-GPT) × 7 encodings × 3 seeds, for a GPU",
+        "beyond": "Abacus on reversed addition (≤20 → 100 digits) and the mod-101 remainder scratchpad, for a GPU",
+    },
+)
