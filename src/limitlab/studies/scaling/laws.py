@@ -1,0 +1,130 @@
+"""Experiment 1, scaling laws that predict: a ladder of model sizes × token budgets on two corpora.
+
+* ``markov`` — a random sparse order-2 Markov language (:class:`~limitlab.tasks.markov_lm.MarkovLMTask`) whose
+  entropy rate H is known in closed form, so the fitted irreducible loss E can be checked against the truth.
+* ``stdlib`` — byte-level Python standard-library source (:class:`~limitlab.tasks.stdlib_lm.StdlibLMTask`).
+
+Every (size, budget) cell is its own run with a warmup + cosine schedule ending at its own budget (Hoffmann et
+al.: never reuse intermediate checkpoints of a longer run). The budgets of one size share a stack (runs may
+differ in steps), so a ladder costs one stack per size. Each spec's tags carry what the fits need:
+
+    corpus, size (index in the ladder), n_layers, d_model, n_params (all parameters, embeddings included — Pearce &
+    Song 2024 show non-embedding counts bias small-scale exponents), n_params_nonembedding, steps,
+    tokens D = steps · batch · scored tokens per sequence, flops C (below), entropy_floor (markov: H in nats)
+
+Training compute, counted as in Kaplan et al. (forward = 2 FLOPs per weight per token plus attention over the
+context; backward = 2× forward):  C = 6·N_matmul·D + 6·n_layers·T·d_model·D, where N_matmul excludes the token
+embedding (a lookup, no FLOPs) and includes the output head.
+
+The analysis and the report section are in :mod:`.laws_report`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+from limitlab.nn.model import ModelConfig, StackedTransformer
+from limitlab.spec import RunSpec
+from limitlab.tasks.markov_lm import MarkovLMTask
+from limitlab.tasks.stdlib_lm import StdlibLMTask
+
+Size = tuple[int, int, int]  # (n_layers, d_model, n_heads)
+
+# quick: ~0.6k .. 60k parameters (embeddings included) on the Markov language
+QUICK_SIZES: tuple[Size, ...] = ((1, 4, 1), (1, 8, 1), (1, 12, 1), (1, 16, 2), (2, 16, 2), (2, 24, 2), (2, 32, 4),
+                                 (2, 48, 4))
+PAPER_SIZES: tuple[Size, ...] = ((2, 32, 4), (2, 48, 4), (2, 64, 4), (3, 96, 4), (4, 128, 4), (4, 192, 6),
+                                 (6, 256, 8), (6, 384, 8), (8, 512, 8), (10, 640, 10))
+MARKOV = {"symbols": 16, "order": 2, "branching": 4, "concentration": 0.5}
+CORPORA = ("markov", "stdlib")
+
+
+def task_for(corpus: str, length: int) -> dict:
+    if corpus == "markov":
+        return {"name": "markov_lm", "length": length, **MARKOV}
+    if corpus == "stdlib":
+        return {"name": "stdlib_lm", "length": length}
+    raise ValueError(f"unknown corpus {corpus!r}; allowed: {', '.join(CORPORA)}")
+
+
+def param_counts(model: ModelConfig, vocab: int) -> tuple[int, int]:
+    """(all parameters, non-embedding parameters) of one model of this shape."""
+    return _param_counts(model.model_dump_json(), vocab)
+
+
+@functools.lru_cache(maxsize=256)
+def _param_counts(model_json: str, vocab: int) -> tuple[int, int]:
+    net = StackedTransformer(ModelConfig.model_validate_json(model_json), 1, vocab, vocab)
+    return net.n_params(embedding=True), net.n_params(embedding=False)
+
+
+def train_flops(model: ModelConfig, vocab: int, length: int, tokens: int) -> float:
+    """C = 6·N_matmul·D + 6·n_layers·T·d·D (see the module docstring)."""
+    total, _ = param_counts(model, vocab)
+    matmul = total - vocab * model.d_model  # everything but the embedding lookup
+    return 6.0 * matmul * tokens + 6.0 * model.n_layers * length * model.d_model * tokens
+
+
+def laws_specs(corpus: str, sizes: Sequence[Size], steps: Sequence[int], seeds: int | Sequence[int] = 1,
+               batch_size: int = 32, length: int = 32, lr: float = 1e-2, warmup_frac: float = 0.05,
+               eval_size: int = 512, eval_every: int = 0) -> list[RunSpec]:
+    """The (size × budget × seed) ladder of one corpus as RunSpecs; tags as in the module docstring."""
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if len(set(steps)) != len(steps) or min(steps) < 1:
+        raise ValueError(f"steps must be distinct positive budgets, got {list(steps)}")
+    task = task_for(corpus, length)
+    task_obj = (MarkovLMTask if corpus == "markov" else StdlibLMTask).model_validate(
+        {k: v for k, v in task.items() if k != "name"})
+    vocab, scored = task_obj.vocab_size(), task_obj.scored_tokens
+    floor = task_obj.entropy_rate() if corpus == "markov" else None
+    specs = []
+    for i, (n_layers, d, heads) in enumerate(sizes):
+        model = ModelConfig(n_layers=n_layers, d_model=d, n_heads=heads, max_len=length, position="learned")
+        n_all, n_nonemb = param_counts(model, vocab)
+        for budget in steps:
+            tokens = budget * batch_size * scored
+            for seed in seed_list:
+                specs.append(RunSpec(
+                    study="scaling", task=task, model=model, seed=seed,
+                    optim={"optimizer": "adamw", "lr": lr, "beta2": 0.99, "schedule": "cosine",
+                           "warmup_steps": max(1, int(warmup_frac * budget)), "min_lr_ratio": 0.1, "grad_clip": 1.0},
+                    train={"steps": budget, "batch_size": batch_size, "eval_size": eval_size, "eval_every": eval_every},
+                    tags={"experiment": "laws", "corpus": corpus, "size": i, "n_layers": n_layers, "d_model": d,
+                          "n_params": n_all, "n_params_nonembedding": n_nonemb, "steps": budget, "tokens": tokens,
+                          "flops": train_flops(model, vocab, length, tokens), "entropy_floor": floor, "seed": seed},
+                ))
+    return specs
+
+
+def smoke(steps: Sequence[int] = (20, 60)) -> list[RunSpec]:
+    """Seconds on a CPU: 3 tiny sizes × 2 budgets on the Markov language, 2 sizes × 1 budget on stdlib."""
+    specs = laws_specs("markov", QUICK_SIZES[1:7:2], steps, eval_size=128, batch_size=16)
+    return specs + laws_specs("stdlib", QUICK_SIZES[1:4:2], steps[:1], eval_size=128, batch_size=16)
+
+
+def quick(steps: Sequence[int] = (60, 180, 540), stdlib_steps: Sequence[int] = (60, 180, 540),
+          corpora: Sequence[str] = CORPORA, seeds: int = 1) -> list[RunSpec]:
+    """8 sizes (0.6k–60k parameters) × 3 budgets (9× apart) per corpus, batch 32 × 32 tokens, AdamW 1e-2 cosine."""
+    specs: list[RunSpec] = []
+    for corpus in corpora:
+        specs += laws_specs(corpus, QUICK_SIZES, steps if corpus == "markov" else stdlib_steps, seeds)
+    return specs
+
+
+def paper(steps: Sequence[int] = (2000, 6000, 18000, 54000), corpora: Sequence[str] = CORPORA,
+          seeds: int = 1) -> list[RunSpec]:
+    """For one GPU: 10 sizes (~40k–50M parameters) × 4 budgets (27× apart), batch 64 × 256 tokens, AdamW 3e-3."""
+    specs: list[RunSpec] = []
+    for corpus in corpora:
+        specs += laws_specs(corpus, PAPER_SIZES, steps, seeds, batch_size=64, length=256, lr=3e-3, eval_size=2048)
+    return specs
+
+
+PRESETS = {"smoke": smoke, "quick": quick, "paper": paper}
+
+
+def report_section(runs, out_dir):  # noqa: ANN001, ANN201 - the contract of limitlab.studies.scaling
+    from limitlab.studies.scaling.laws_report import report_section as section
+
+    return section(runs, out_dir)

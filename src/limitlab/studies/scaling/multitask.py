@@ -1,0 +1,80 @@
+"""Experiment 2, multitask next-token prediction: multitask sparse parity (Michaud et al. 2023).
+
+Wei's intuition: next-token prediction is massively multitask; the overall loss falls smoothly with scale while
+single tasks are learned abruptly. Here K parity subtasks with power-law frequencies
+(:class:`~limitlab.tasks.sparse_parity.SparseParityTask`) train a ladder of model sizes, evaluated every
+``eval_every`` steps on the training mixture (``test`` split: the overall loss) and on a uniform mixture
+(``uniform`` split: ``loss_by_subtask`` and ``accuracy_by_subtask``, as many test sequences per subtask).
+
+What the report measures (:func:`analyze`):
+
+* **learning step** of each (size, subtask): the first evaluation at which the subtask's accuracy reaches
+  ``LEARNED`` (90%); censored (``None``) when it never does.
+* **abruptness**: the 10%→90% width of a loss curve's drop, in steps, as a fraction of the run's length —
+  per subtask and for the overall loss. Michaud's picture: subtask widths are narrow, the overall one wide.
+* **order**: Spearman's ρ between a subtask's frequency rank and its learning step (or the smallest size that
+  learns it) — positive when frequent subtasks are learned first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from limitlab.nn.model import ModelConfig, StackedTransformer
+from limitlab.spec import RunSpec
+from limitlab.tasks.sparse_parity import SparseParityTask
+
+Size = tuple[int, int, int]  # (n_layers, d_model, n_heads)
+QUICK_SIZES: tuple[Size, ...] = ((2, 16, 2), (2, 32, 4), (2, 64, 4))
+PAPER_SIZES: tuple[Size, ...] = ((2, 32, 4), (2, 64, 4), (3, 96, 4), (4, 128, 4), (4, 192, 6), (6, 256, 8))
+
+
+def multitask_specs(sizes: Sequence[Size], steps: int, task: dict, seeds: int | Sequence[int] = 1,
+                    batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 0.01, eval_every: int = 100,
+                    eval_size: int = 512) -> list[RunSpec]:
+    """One run per (size, seed) of the multitask sparse-parity mixture, evaluated every ``eval_every`` steps."""
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    t = SparseParityTask.model_validate(task)
+    specs = []
+    for i, (n_layers, d, heads) in enumerate(sizes):
+        model = ModelConfig(n_layers=n_layers, d_model=d, n_heads=heads, max_len=t.seq_len(), position="learned")
+        n_params = StackedTransformer(model, 1, t.vocab_size(), t.n_outputs()).n_params(embedding=True)
+        for seed in seed_list:
+            specs.append(RunSpec(
+                study="scaling", task={"name": "sparse_parity", **task}, model=model, seed=seed,
+                optim={"optimizer": "adamw", "lr": lr, "weight_decay": weight_decay, "beta2": 0.98},
+                train={"steps": steps, "batch_size": batch_size, "eval_every": eval_every, "eval_size": eval_size},
+                tags={"experiment": "multitask", "size": i, "n_layers": n_layers, "d_model": d, "n_params": n_params,
+                      "subtasks": t.subtasks, "zipf": t.zipf, "frequencies": t.frequencies().tolist(), "seed": seed},
+            ))
+    return specs
+
+
+QUICK_TASK = {"n_bits": 12, "k": 3, "subtasks": 4, "zipf": 1.4, "control": "token"}
+
+
+def smoke(steps: int = 60) -> list[RunSpec]:
+    """Seconds: two tiny sizes, 3 subtasks, evaluated every 20 steps."""
+    task = {"n_bits": 6, "k": 2, "subtasks": 3, "zipf": 1.4, "control": "token"}
+    return multitask_specs(QUICK_SIZES[:2], steps, task, eval_every=20, eval_size=96, batch_size=32)
+
+
+def quick(steps: int = 2000, seeds: int = 1, sizes: Sequence[Size] = QUICK_SIZES) -> list[RunSpec]:
+    """A CPU-sized mixture (see QUICK_TASK) over 3 sizes, evaluated every 100 steps."""
+    return multitask_specs(sizes, steps, QUICK_TASK, seeds)
+
+
+def paper(steps: int = 50_000, seeds: int = 3) -> list[RunSpec]:
+    """Michaud-like: n = 100 bits, k = 3, 100 subtasks (one-hot control), 6 sizes, batch 512, for one GPU."""
+    task = {"n_bits": 100, "k": 3, "subtasks": 100, "zipf": 1.4, "control": "onehot"}
+    return multitask_specs(PAPER_SIZES, steps, task, seeds, batch_size=512, lr=1e-3, eval_every=1000,
+                           eval_size=4096)
+
+
+PRESETS = {"smoke": smoke, "quick": quick, "paper": paper}
+
+
+def report_section(runs, out_dir):  # noqa: ANN001, ANN201 - the contract of limitlab.studies.scaling
+    from limitlab.studies.scaling.multitask_report import report_section as section
+
+    return section(runs, out_dir)
