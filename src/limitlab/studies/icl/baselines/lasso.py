@@ -25,6 +25,7 @@ import warnings
 from dataclasses import dataclass
 
 import torch
+from torch.nn import functional as F
 
 from limitlab.studies.icl.baselines.base import check_inputs, prompt_chunks
 
@@ -71,6 +72,27 @@ def lasso_gram(gram: torch.Tensor, rhs: torch.Tensor, yy: torch.Tensor, penalty:
     return w, int(todo.numel())
 
 
+def _join(g: torch.Tensor, inv: torch.Tensor, n_act: torch.Tensor, sign: torch.Tensor, banned: torch.Tensor,
+          mask: torch.Tensor, j: torch.Tensor, sgn: torch.Tensor, eps: float) -> tuple[torch.Tensor, ...]:
+    """Where ``mask``, add coordinate j (sign ``sgn``) to the active set: bordering update of (G_AA)⁻¹.
+
+    With u = (G_AA)⁻¹G_Aj and Schur complement c = G_jj − G_jAu, the new inverse is the old plus vvᵀ/c,
+    v = u − e_j. A coordinate whose c is ~0 (a column already spanned by the active ones) is banned instead.
+    """
+    rows = torch.arange(len(j), device=g.device)
+    onehot = F.one_hot(j, g.shape[-1]).bool()  # (B, d)
+    col = g[rows, :, j] * n_act  # (B, d): G_Aj
+    u = (inv @ col[..., None])[..., 0]
+    g_jj = g[rows, j, j]
+    schur = g_jj - (col * u).sum(-1)
+    ok = mask & (schur > eps * g_jj.clamp(min=eps))
+    v = u - onehot.to(u.dtype)
+    inv = inv + (ok / torch.where(ok, schur, torch.ones_like(schur)))[:, None, None] * v[:, :, None] * v[:, None, :]
+    add = onehot & ok[:, None]
+    return (inv, n_act | add, torch.where(add, sgn[:, None], sign),
+            banned | (onehot & (mask & ~ok)[:, None]))
+
+
 def lasso_lars(gram: torch.Tensor, rhs: torch.Tensor, penalty: torch.Tensor, max_steps: int | None = None,
                eps: float = 1e-12) -> torch.Tensor:
     """The Lasso solution at ``penalty`` by the LARS homotopy (exact up to rounding), batched: (B, d).
@@ -87,7 +109,6 @@ def lasso_lars(gram: torch.Tensor, rhs: torch.Tensor, penalty: torch.Tensor, max
     w = torch.zeros(b, d, dtype=dt, device=dev)
     lam = rhs.abs().amax(-1)  # (B,)
     todo = torch.nonzero(lam > penalty).flatten()
-    eye = torch.eye(d, dtype=dt, device=dev)
     g, r, pen, lam = gram[todo], rhs[todo], penalty[todo], lam[todo]
     n_act = torch.zeros(len(todo), d, dtype=torch.bool, device=dev)
     sign = torch.zeros(len(todo), d, dtype=dt, device=dev)
@@ -97,24 +118,13 @@ def lasso_lars(gram: torch.Tensor, rhs: torch.Tensor, penalty: torch.Tensor, max
     wa = torch.zeros(len(todo), d, dtype=dt, device=dev)
     rows = torch.arange(len(todo), device=dev)
 
-    def join(sel: torch.Tensor, j: torch.Tensor, sgn: torch.Tensor) -> None:
-        """Add coordinate j[k] to the active set of problem sel[k] (bordering update of the inverse)."""
-        gi, ii = g[sel], inv[sel]
-        col = gi[torch.arange(len(sel), device=dev), :, j] * n_act[sel]  # (k, d): G_{A j}
-        u = (ii @ col[..., None])[..., 0]  # (k, d)
-        schur = gi[torch.arange(len(sel), device=dev), j, j] - (col * u).sum(-1)
-        ok = schur > eps * gi[torch.arange(len(sel), device=dev), j, j].clamp(min=eps)
-        v = u - eye[j]  # (k, d)
-        inv[sel] = ii + torch.where(ok[:, None, None], v[:, :, None] * v[:, None, :] / schur[:, None, None], 0.0)
-        n_act[sel[ok], j[ok]] = True
-        sign[sel[ok], j[ok]] = sgn[ok]
-        banned[sel[~ok], j[~ok]] = True
-
     first = r.abs().argmax(-1)
-    join(rows, first, torch.sign(r[rows, first]))
+    inv, n_act, sign, banned = _join(g, inv, n_act, sign, banned, torch.ones_like(lam, dtype=torch.bool), first,
+                                     torch.sign(r[rows, first]), eps)
     for _ in range(max_steps):
         if len(todo) == 0:
             break
+        rows = torch.arange(len(todo), device=dev)
         corr = r - (g @ wa[..., None])[..., 0]  # (B', d): correlations with the residual
         delta = (inv @ sign[..., None])[..., 0]  # (B', d): dw per unit decrease of λ (0 off A)
         a = (g @ delta[..., None])[..., 0]  # (B', d)
@@ -137,27 +147,22 @@ def lasso_lars(gram: torch.Tensor, rhs: torch.Tensor, penalty: torch.Tensor, max
         finished = step >= end_g
         dropping = ~finished & (drop_g <= join_g)
         joining = ~finished & ~dropping
-        left.zero_()
-        if bool(dropping.any()):
-            sel, j = rows[dropping], drop_j[dropping]
-            wa[sel, j] = 0.0
-            ii = inv[sel]
-            piv = ii[torch.arange(len(sel), device=dev), j, j]
-            cj = ii[torch.arange(len(sel), device=dev), :, j]  # (k, d)
-            inv[sel] = ii - cj[:, :, None] * cj[:, None, :] / piv[:, None, None]
-            n_act[sel, j] = False
-            left[sel, j] = sign[sel, j]
-            sign[sel, j] = 0.0
-        if bool(joining.any()):
-            sel, j = rows[joining], join_j[joining]
-            new_corr = corr[sel, j] - step[sel] * a[sel, j]
-            join(sel, j, torch.sign(new_corr))
+        # leave: remove drop_j from the inverse (Schur complement), zero it, remember its sign for one step
+        out = F.one_hot(drop_j, d).bool() & dropping[:, None]  # (B', d)
+        c_j = inv[rows, :, drop_j]  # (B', d)
+        piv = torch.where(dropping, inv[rows, drop_j, drop_j], torch.ones_like(lam))
+        inv = inv - (dropping / piv)[:, None, None] * c_j[:, :, None] * c_j[:, None, :]
+        wa = wa.masked_fill(out, 0.0)
+        left = torch.where(out, sign, torch.zeros_like(sign))
+        sign = sign.masked_fill(out, 0.0)
+        n_act = n_act & ~out
+        new_sign = torch.sign(corr[rows, join_j] - step * a[rows, join_j])
+        inv, n_act, sign, banned = _join(g, inv, n_act, sign, banned, joining, join_j, new_sign, eps)
         if bool(finished.any()):
             w[todo[finished]] = wa[finished]
             keep = ~finished
             todo, g, r, pen, lam, n_act, sign, inv, banned, left, wa = (
                 t[keep] for t in (todo, g, r, pen, lam, n_act, sign, inv, banned, left, wa))
-            rows = torch.arange(len(todo), device=dev)
     if len(todo):
         w[todo] = wa  # not at the penalty yet: the caller's coordinate descent finishes these
     return w
