@@ -1,0 +1,33 @@
+"""In-context regression study (Garg et al. 2022; Yadlowsky et al. 2023).
+
+Transformers pretrained on prompts (x_1, f(x_1), …, x_n, f(x_n)) of function families — dense and sparse linear,
+2-layer ReLU nets, decision trees, sinusoids and per-sequence mixtures of them (tasks ``icl_*``) — are evaluated
+against least squares, Lasso, k-NN, averaging and exact Bayes-optimal predictors (:mod:`.baselines`) on the same
+prompts (:mod:`.evaluate`), with Garg's out-of-distribution prompt sets and Yadlowsky's sweeps (:mod:`.report`).
+"""
+
+from __future__ import annotations
+
+from limitlab.studies.base import Study
+from limitlab.studies.icl.study import paper, quick, smoke
+
+
+def _report(store, out_dir):
+    from limitlab.studies.icl.report import write_report
+
+    return write_report(store, out_dir)
+
+
+STUDY = Study(
+    name="icl",
+    question="In-context regression on function classes and mixtures vs least squares, Lasso and exact Bayes",
+    reproduces="Garg et al. 2022 (arXiv 2208.01066); Yadlowsky et al. 2023 (arXiv 2311.00871)",
+    presets={"smoke": smoke, "quick": quick, "paper": paper},
+    report=_report,
+    preset_notes={
+        "smoke": "2 runs (dense, dense+sine mixture; d = 3, 60 steps), seconds on a CPU",
+        "quick": "6 runs (dense and sparse linear, d = 5, 3 seeds), minutes on a CPU",
+        "paper": "27 runs (Garg's 12-layer model, 500k steps, 9 pretraining distributions × 3 seeds), for a GPU",
+    },
+    save_weights=True,
+)
