@@ -159,6 +159,7 @@ def cluster():
         nodes.shutdown()
 
 
+@pytest.mark.slow
 def test_two_nodes_train_like_local_and_skip_finished(cluster, tmp_path, make_spec):
     specs = _specs(make_spec)
     reference = RunStore(tmp_path / "local")
@@ -187,8 +188,9 @@ def _ray_workers(title: bytes) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_stack_resumes_from_checkpoint(cluster, tmp_path, make_spec, monkeypatch):
-    specs = _resumable(make_spec, steps=150, every=5)  # many steps after the first checkpoint: time to kill
+    specs = _resumable(make_spec, steps=80, every=5)  # many steps after the first checkpoint: time to kill
     reference = RunStore(tmp_path / "local")
     run_local(specs, reference, OPTIONS)
     killed: list[int] = []
@@ -223,6 +225,12 @@ def test_worker_killed_mid_stack_resumes_from_checkpoint(cluster, tmp_path, make
         steps = _logged_steps(store, spec.run_id)
         # every step logged; step 1 once (the retry started from the checkpoint, not from scratch); the steps
         # logged twice are those the killed worker took after its checkpoint (at most one interval)
-        assert sorted(set(steps)) == list(range(1, 151)) and steps.count(1) == 1
-        assert len(steps) - 150 <= 5
-        assert steps[-1] == 150
+        assert sorted(set(steps)) == list(range(1, 81)) and steps.count(1) == 1
+        assert len(steps) - 80 <= 5
+        assert steps[-1] == 80
+
+
+def test_cuda_on_a_cluster_without_gpus_is_a_one_line_error(cluster, tmp_path, make_spec):
+    with pytest.raises(ValueError, match="asks for GPUs but the Ray cluster has none") as err:
+        run_ray([make_spec(m=3, d=8, steps=5)], str(tmp_path / "store"), TrainOptions(device="cuda"))
+    assert "\n" not in str(err.value)

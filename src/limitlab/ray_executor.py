@@ -231,24 +231,37 @@ def run_ray(specs: Sequence[RunSpec], store_path: str, options: TrainOptions, ma
         raise ValueError(f"retries must be >= 0, got {retries}")
 
     store = RunStore(store_path)
-    store.add(specs)
-    status = store.status_of([s.run_id for s in specs])
-    todo = [s for s in specs if status.get(s.run_id) != "done"]
-    summary = {"trained": 0, "skipped": len(specs) - len(todo), "failed": 0, "nodes": 0, "workers_lost": 0}
-    if not todo:
-        store.close()
+    try:
+        store.add(specs)
+        status = store.status_of([s.run_id for s in specs])
+        todo = [s for s in specs if status.get(s.run_id) != "done"]
+        summary = {"trained": 0, "skipped": len(specs) - len(todo), "failed": 0, "nodes": 0, "workers_lost": 0}
+        if todo:
+            if not ray.is_initialized():
+                ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
+                         log_to_driver=False, ignore_reinit_error=True)
+            _train_stacks(ray, store, todo, summary, options, max_models, retries, progress, retry_failed,
+                          flush_seconds, max_in_flight)
         return summary
-    if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-                 log_to_driver=False, ignore_reinit_error=True)
+    finally:
+        store.close()
+
+
+def _train_stacks(ray: Any, store: RunStore, todo: list[RunSpec], summary: dict[str, int], options: TrainOptions,
+                  max_models: int, retries: int, progress: Progress | None, retry_failed: bool,
+                  flush_seconds: float, max_in_flight: int | None) -> None:
+    """Plan ``todo`` into stacks, train them on Ray (several at a time, one driver thread each), add to summary."""
     cuda = options.device.startswith("cuda")
     profile = DeviceProfile.for_device(options.device)
     stacks = plan_stacks(todo, max_models=max_models, profile=profile, eval_batch_size=options.eval_batch_size)
     stacks.sort(key=lambda s: -s.cost_s)  # longest first: better packing across workers
     payload = asdict(replace(options, device="cuda" if cuda else options.device))  # a worker sees its GPU as 0
     shares = [gpu_fraction(s, profile.memory_bytes) if cuda else 0.0 for s in stacks]
+    cluster = ray.cluster_resources()
+    if cuda and not cluster.get("GPU"):
+        raise ValueError(f"device {options.device!r} asks for GPUs but the Ray cluster has none "
+                         f"(resources: {cluster}); use --device cpu or add GPU nodes")
     if max_in_flight is None:
-        cluster = ray.cluster_resources()
         slots = cluster.get("GPU", 0) / min(shares) if cuda else cluster.get("CPU", 1)
         max_in_flight = 2 * max(1, int(slots))
     remote = ray.remote(stream_stack)
@@ -277,28 +290,24 @@ def run_ray(specs: Sequence[RunSpec], store_path: str, options: TrainOptions, ma
         return train_claimed(store, stack.specs, train, report, retry_failed)
 
     errors: list[BaseException] = []
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, min(len(stacks), max_in_flight)),
-                                thread_name_prefix="limitlab-ray") as pool:
-            futures = [pool.submit(one_stack, stack, share) for stack, share in zip(stacks, shares)]
-            try:
-                for future in futures:  # every stack finishes (or fails) before we report
-                    try:
-                        part = future.result()
-                    except Exception as exc:  # noqa: BLE001 - a failed stack must not hide the others' results
-                        errors.append(exc)
-                        continue
-                    for key in part:
-                        summary[key] += part[key]
-            except BaseException:  # Ctrl-C: stop every stack (its runs are released), then re-raise
-                stop.set()
-                for future in futures:
-                    future.cancel()
-                raise
-    finally:
-        store.close()
+    with ThreadPoolExecutor(max_workers=max(1, min(len(stacks), max_in_flight)),
+                            thread_name_prefix="limitlab-ray") as pool:
+        futures = [pool.submit(one_stack, stack, share) for stack, share in zip(stacks, shares)]
+        try:
+            for future in futures:  # every stack finishes (or fails) before we report
+                try:
+                    part = future.result()
+                except Exception as exc:  # noqa: BLE001 - a failed stack must not hide the others' results
+                    errors.append(exc)
+                    continue
+                for key in part:
+                    summary[key] += part[key]
+        except BaseException:  # Ctrl-C: stop every stack (its runs are released), then re-raise
+            stop.set()
+            for future in futures:
+                future.cancel()
+            raise
     summary["nodes"], summary["workers_lost"] = len(nodes - {None}), len(lost)
     if errors:
         raise RuntimeError(f"{len(errors)} of {len(stacks)} stack(s) failed under Ray (their runs are released "
                            f"and train on the next launch); first error: {errors[0]}")
-    return summary
