@@ -112,6 +112,24 @@ def test_lost_worker_out_of_retries_releases_runs_with_their_checkpoints(tmp_pat
     _assert_same_results(store, reference, specs)
 
 
+class _NoCheckpoints:
+    def load_checkpoint(self, run_id):
+        return None
+
+
+def test_remote_events_heartbeats_while_waiting_and_refuses_a_short_stream(make_spec):
+    spec = make_spec(m=3, d=8, steps=5)
+    ticks = iter(range(0, 1000, 10))
+
+    def start(todo, checkpoints):
+        yield from ([], [], [Event("finish", spec.run_id, {})])  # queued, queued, done
+
+    events = remote_events([spec], _NoCheckpoints(), start, heartbeat_seconds=15, clock=lambda: next(ticks))
+    assert [(e.kind, e.data.get("run_ids")) for e in events] == [("heartbeat", [spec.run_id]), ("finish", None)]
+    with pytest.raises(RuntimeError, match="without finishing runs"):
+        list(remote_events([spec], _NoCheckpoints(), lambda todo, checkpoints: iter([[]])))
+
+
 def test_stream_stack_opens_no_store(tmp_path, make_spec, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a worker opened a RunStore")
