@@ -14,7 +14,7 @@ Lasso the difference of the mean squared error (scikit-learn's default tol stops
 prefixes, i < d, while the batched path is exact, so single predictions may differ there). Benchmarks are not
 tests: run by hand, e.g.
 
-    python benchmarks/icl_baselines.py --case 128 11 5 --case 1280 41 20 --json > benchmarks/results/icl_baselines.json
+    python benchmarks/icl_baselines.py --case 128 11 5 --case 1280 41 20 --json > benchmarks/results/icl_baselines.jsonl
 """
 
 from __future__ import annotations
@@ -80,6 +80,19 @@ def run_case(p: int, n: int, d: int, alpha: float, rounds: int, sk_prompts: int 
             "load_start": load0, "load_end": os.getloadavg()[0], "rows": rows}
 
 
+def print_table(res: dict) -> None:
+    print(f"\nP={res['P']} n={res['n']} d={res['d']} (k={res['k']} sparse, noiseless), torch threads "
+          f"{res['threads']}, load {res['load_start']:.1f} -> {res['load_end']:.1f}")
+    print("| baseline | batched s | normalised MSE | sklearn loop s (prompts) | speed-up | max abs diff "
+          "(all i; i > d) | sklearn normalised MSE |")
+    print("|---|---|---|---|---|---|---|")
+    for r in res["rows"]:
+        ref = (f"{r['sklearn_loop_s']:.2f} ({r['ref_prompts']}) | {r['speedup']:.1f}× | {r['max_abs_diff']:.1e}; "
+               f"{r['max_abs_diff_i_gt_d'] or 0:.1e} | {r['mse_norm_sklearn']:.4f}"
+               if "sklearn_loop_s" in r else "— | — | — | —")
+        print(f"| {r['baseline']} | {r['batched_s']:.3f} | {r['mse_norm']:.4f} | {ref} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--case", nargs=3, type=int, action="append", metavar=("P", "N", "D"),
@@ -89,26 +102,23 @@ def main() -> None:
     ap.add_argument("--sk-prompts", type=int, default=None, help="run the scikit-learn loops on this many prompts")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--nn", action="store_true", help="also time the stacked 2-layer networks (slow on a CPU)")
-    ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ap.add_argument("--json", action="store_true", help="print one JSON line per case instead of a table")
+    ap.add_argument("--render", metavar="JSONL", help="print the tables of a saved --json output and exit")
     args = ap.parse_args()
+    if args.render:
+        with open(args.render) as f:
+            for line in f:
+                print_table(json.loads(line))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     cases = args.case or [[128, 11, 5], [1280, 41, 20]]
-    results = [run_case(p, n, d, args.alpha, args.rounds, args.sk_prompts, args.nn) for p, n, d in cases]
-    if args.json:
-        print(json.dumps(results, indent=1))
-        return
-    for res in results:
-        print(f"\nP={res['P']} n={res['n']} d={res['d']} (k={res['k']} sparse, noiseless), torch threads "
-              f"{res['threads']}, load {res['load_start']:.1f} -> {res['load_end']:.1f}")
-        print("| baseline | batched s | normalised MSE | sklearn loop s (prompts) | speed-up | max abs diff "
-              "(all i; i > d) | sklearn normalised MSE |")
-        print("|---|---|---|---|---|---|---|")
-        for r in res["rows"]:
-            ref = (f"{r['sklearn_loop_s']:.2f} ({r['ref_prompts']}) | {r['speedup']:.1f}× | {r['max_abs_diff']:.1e}; "
-                   f"{r['max_abs_diff_i_gt_d'] or 0:.1e} | {r['mse_norm_sklearn']:.4f}"
-                   if "sklearn_loop_s" in r else "— | — | — | —")
-            print(f"| {r['baseline']} | {r['batched_s']:.3f} | {r['mse_norm']:.4f} | {ref} |")
+    for p, n, d in cases:
+        res = run_case(p, n, d, args.alpha, args.rounds, args.sk_prompts, args.nn)
+        if args.json:
+            print(json.dumps(res), flush=True)
+        else:
+            print_table(res)
 
 
 if __name__ == "__main__":
