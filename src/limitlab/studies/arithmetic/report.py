@@ -71,11 +71,16 @@ def claims(ood: list[dict], modulus: list[dict], curves: list[dict]) -> list[dic
                   _unlearned(all_add[all_add["position"] == "learned"], "learned-PE addition"))
     elif len(ape):
         worst_exact, worst_trunc = ape["outward"].max(), ape["outward vs truncated"].min()
-        result = "agree" if worst_exact < 0.05 and worst_trunc > 0.9 else "disagree"
-        table.add("Learned absolute PE trained on ≤ n digits: 0% exact beyond n, ~100% against the truncated target "
-                  "f(a mod 10^n, b mod 10^n)", "[nb] Test_Accuracy_Table", ", ".join(ape["experiment"]),
-                  verdict(f"outward exact ≤ {_pct(worst_exact)}, outward vs truncated ≥ {_pct(worst_trunc)}",
-                          "agree if every learned-PE addition run has outward exact < 5% and truncated > 90%", result))
+        scope = ", ".join(ape["experiment"])
+        table.add("Learned absolute PE trained on ≤ n digits scores 0% exact match beyond n digits",
+                  "[nb] Test_Accuracy_Table", scope,
+                  verdict(f"outward exact ≤ {_pct(worst_exact)}", "agree if every learned-PE addition run group "
+                          "has outward exact < 5%", "agree" if worst_exact < 0.05 else "disagree"))
+        table.add("… and ~100% against the truncated target f(a mod 10^n, b mod 10^n) at every longer length",
+                  "[nb] Test_Accuracy_Table", scope,
+                  verdict(f"outward vs truncated ≥ {_pct(worst_trunc)} (mean over the outward lengths)",
+                          "agree if every learned-PE addition run group scores > 90% against the truncated target",
+                          "agree" if worst_trunc > 0.9 else "disagree"))
     else:
         table.add("Learned absolute PE: 0% beyond n, ~100% vs truncated target", "[nb]", "addition",
                   not_measured("no learned-PE addition runs"))
@@ -123,6 +128,12 @@ def claims(ood: list[dict], modulus: list[dict], curves: list[dict]) -> list[dic
                   "[src] abstract (2); [nb] mod-mul tables", ", ".join(sorted({p[1] for p in pairs})),
                   verdict(ours, "agree if, for every encoding, mod 100 ≥ 90% outward and mod 101 ≤ max(5%, 3× its "
                                 "predicted accuracy)", "agree" if ok else "disagree"))
+        gap = min(a - b for _, _, a, b, _ in pairs)
+        table.add("(weaker form) Beyond the training length mod 100 stays clearly above mod 101", "[src] abstract (2)",
+                  ", ".join(sorted({p[1] for p in pairs})),
+                  verdict(f"smallest gap mod 100 − mod 101: {100 * gap:.1f} points", "agree if mod 100 exceeds mod 101 "
+                          "by ≥ 10 points of outward exact match for every encoding",
+                          "agree" if gap >= 0.1 else "disagree"))
     else:
         why = "no pair of mod-100 and mod-101 run groups with the same encoding that both learned (in distribution: "
         why += ", ".join(f"{r['experiment']} {r['position']} {_pct(r['in_distribution'])}"

@@ -109,7 +109,7 @@ def _cpu_spec(op: str, digits: Sequence[int], *, steps: int, d_model: int, n_lay
                            warmup=50, **kw)
 
 
-def quick(seeds: int | Sequence[int] = 1, steps: int = 2000, mod_steps: int = 1000, remainder_steps: int = 2000,
+def quick(seeds: int | Sequence[int] = 1, steps: int = 2000, mod_steps: int = 2000, remainder_steps: int = 2000,
           d_model: int = 64, n_layers: int = 2, remainder: bool = True) -> list[RunSpec]:
     """CPU-sized, test digit counts 1..9 in the fixed format with operand width 10:
 
