@@ -39,6 +39,18 @@ def _logged_steps(store: RunStore, run_id: str) -> list[int]:
     return [r["step"] for r in store.metrics(run_id) if "train_loss" in r]
 
 
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    """``local(specs)``: a store holding the local executor's results for ``specs`` (each run trained once)."""
+    store = RunStore(tmp_path_factory.mktemp("local"))
+
+    def train(specs) -> RunStore:
+        run_local(specs, store, OPTIONS)  # runs already there are skipped
+        return store
+
+    return train
+
+
 def _assert_same_results(store: RunStore, reference: RunStore, specs) -> None:
     for spec in specs:
         ours, theirs = store.result(spec.run_id), reference.result(spec.run_id)
@@ -65,11 +77,10 @@ def test_batch_events_sums_progress_and_sends_checkpoints_at_once():
     assert [len(b) for b in timed] == [1, 1, 1, 1]
 
 
-def test_lost_worker_retried_from_its_last_checkpoint(tmp_path, make_spec):
+def test_lost_worker_retried_from_its_last_checkpoint(tmp_path, make_spec, local):
     """A stream that dies after its first checkpoint: the retry starts from that checkpoint, results unchanged."""
     specs = _resumable(make_spec)
-    reference = RunStore(tmp_path / "local")
-    run_local(specs, reference, OPTIONS)
+    reference = local(specs)
     store = RunStore(tmp_path / "store")
     store.add(specs)
     seen: list[dict] = []
@@ -90,7 +101,7 @@ def test_lost_worker_retried_from_its_last_checkpoint(tmp_path, make_spec):
         assert _logged_steps(store, spec.run_id) == list(range(1, 31))
 
 
-def test_lost_worker_out_of_retries_releases_runs_with_their_checkpoints(tmp_path, make_spec):
+def test_lost_worker_out_of_retries_releases_runs_with_their_checkpoints(tmp_path, make_spec, local):
     specs = _resumable(make_spec)
     store = RunStore(tmp_path / "store")
     store.add(specs)
@@ -107,8 +118,7 @@ def test_lost_worker_out_of_retries_releases_runs_with_their_checkpoints(tmp_pat
     assert [store.load_checkpoint(s.run_id)["step"] for s in specs] == [20, 20]  # two attempts, 10 steps each
     # the next launch resumes them (here locally) and gets the uninterrupted numbers
     assert run_local(specs, store, OPTIONS)["trained"] == 2
-    reference = RunStore(tmp_path / "local")
-    run_local(specs, reference, OPTIONS)
+    reference = local(specs)
     _assert_same_results(store, reference, specs)
 
 
@@ -178,10 +188,9 @@ def cluster():
 
 
 @pytest.mark.slow
-def test_two_nodes_train_like_local_and_skip_finished(cluster, tmp_path, make_spec):
+def test_two_nodes_train_like_local_and_skip_finished(cluster, tmp_path, make_spec, local):
     specs = _specs(make_spec)
-    reference = RunStore(tmp_path / "local")
-    run_local(specs, reference, OPTIONS)
+    reference = local(specs)
     path = str(tmp_path / "ray")
     summary = run_ray(specs, path, OPTIONS)
     assert summary == {"trained": 3, "skipped": 0, "failed": 0, "nodes": 2, "workers_lost": 0}
@@ -207,10 +216,9 @@ def _ray_workers(title: bytes) -> list[int]:
 
 
 @pytest.mark.slow
-def test_worker_killed_mid_stack_resumes_from_checkpoint(cluster, tmp_path, make_spec, monkeypatch):
+def test_worker_killed_mid_stack_resumes_from_checkpoint(cluster, tmp_path, make_spec, monkeypatch, local):
     specs = _resumable(make_spec, steps=80, every=5)  # many steps after the first checkpoint: time to kill
-    reference = RunStore(tmp_path / "local")
-    run_local(specs, reference, OPTIONS)
+    reference = local(specs)
     killed: list[int] = []
     save = RunStore.save_checkpoint
 
@@ -248,6 +256,7 @@ def test_worker_killed_mid_stack_resumes_from_checkpoint(cluster, tmp_path, make
         assert steps[-1] == 80
 
 
+@pytest.mark.slow  # needs the cluster
 def test_cuda_on_a_cluster_without_gpus_is_a_one_line_error(cluster, tmp_path, make_spec):
     with pytest.raises(ValueError, match="asks for GPUs but the Ray cluster has none") as err:
         run_ray([make_spec(m=3, d=8, steps=5)], str(tmp_path / "store"), TrainOptions(device="cuda"))
