@@ -174,7 +174,8 @@ def _ray_start(ray: Any, remote: Any, options: dict, resources: dict, flush_seco
     def start(specs: list[RunSpec], checkpoints: Checkpoints) -> Iterator[list[Event]]:
         from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 
-        stream = remote.options(**resources, max_retries=0).remote(  # retries are ours: they need new checkpoints
+        # max_retries=0: Ray would re-run the task with the old checkpoints; remote_events retries with newer ones
+        stream = remote.options(**resources, num_returns="streaming", max_retries=0).remote(
             [s.model_dump_json() for s in specs], checkpoints, options, flush_seconds)
         finished = False
         try:
