@@ -41,7 +41,8 @@ def test_add_is_idempotent(tmp_path: Path) -> None:
     assert sql(store, "SELECT COUNT(*) FROM runs") == [(5,)]
     assert store.spec(ids[2]) == specs[2]
     assert RunSpec.model_validate_json((store.runs_dir / ids[2] / "spec.json").read_text()) == specs[2]
-    assert store.counts() == {"counting": {"pending": 4, "running": 0, "done": 1, "failed": 0, "stale": 0}}
+    assert store.counts() == {"counting": {"pending": 4, "running": 0, "done": 1, "failed": 0, "damaged": 0,
+                                           "stale": 0}}
     with pytest.raises(KeyError):
         store.spec("0123456789abcdef")
 
@@ -88,7 +89,7 @@ def test_stale_claims_are_reclaimable_live_ones_are_not(tmp_path: Path) -> None:
     # 3) an owner on another host, fresh heartbeat: we cannot check its pid, so it is live
     sql(first, "UPDATE runs SET owner=? WHERE run_id=?", f"elsewhere.invalid:{dead.pid}:0000", ids[2])
 
-    assert second.counts()["counting"] == {"pending": 0, "running": 1, "done": 0, "failed": 0, "stale": 2}
+    assert second.counts()["counting"] == {"pending": 0, "running": 1, "done": 0, "failed": 0, "damaged": 0, "stale": 2}
     assert second.claim(ids) == ids[:2]
     assert second.claim(ids) == []
     first.heartbeat(ids[:2])  # the old owner lost them: its heartbeat must not steal them back
@@ -150,7 +151,8 @@ def test_two_processes_never_claim_the_same_run(tmp_path: Path) -> None:
     assert not set(a) & set(b) and set(a) | set(b) == set(ids)
     store = RunStore(root)
     assert sql(store, "PRAGMA integrity_check") == [("ok",)]
-    assert store.counts() == {"counting": {"pending": 0, "running": 0, "done": n, "failed": 0, "stale": 0}}
+    assert store.counts() == {"counting": {"pending": 0, "running": 0, "done": n, "failed": 0, "damaged": 0,
+                                           "stale": 0}}
     for name, done in finished.items():
         for run_id in done:
             assert store.metrics(run_id) == [{"step": 1, "worker": name}]  # trained exactly once

@@ -5,7 +5,10 @@ For every shape (or every representative stack of a study preset) and every mode
 
 * ``stacked``: one :class:`~limitlab.train.trainer.StackTrainer` of M models (fast path on: CPU model chunks
   timed once per shape, foreach optimizer, bf16 autocast on CUDA);
-* ``loop``: single-model trainers (M = 1) trained one after another — the one-model-at-a-time baseline;
+* ``plain``: the headline baseline — what a user would write instead: one ordinary nanoGPT-style model and one
+  ``torch.optim.Adam(foreach=True)`` per run, trained one after another (:mod:`limitlab.bench_plain`; same
+  parameters, FLOPs and data per model-step as the stack);
+* ``loop``: limitlab's own trainer at M = 1, one model after another (shows limitlab's per-step bookkeeping);
 * ``dense``: the ceiling of the stacked step's dense kernels alone — one layer's stacked matmuls and SDPA,
   forward + backward, times the number of layers (informative only on a CPU).
 
@@ -59,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset-max-models", type=int, default=0,
                         help="measure at most this many models of a preset stack (0: 8 on CPU, all on CUDA)")
     parser.add_argument("--modes", default="auto", help="eager,compiled (auto: both on CUDA, eager on CPU)")
-    parser.add_argument("--no-loop", action="store_true", help="skip the one-model-at-a-time baseline")
+    parser.add_argument("--no-loop", action="store_true", help="skip the one-model-at-a-time baselines")
     parser.add_argument("--loop-models", type=int, default=4, help="distinct single models timed for the loop")
     parser.add_argument("--seconds", type=float, default=3.0, help="least timed seconds per side (stacked, loop)")
     parser.add_argument("--repeat", type=int, default=3, help="alternating stacked/loop rounds; best of each kept")
@@ -154,15 +157,26 @@ def warm_up(trainer: StackTrainer, device: str, max_steps: int = 20) -> None:
     _sync(device)
 
 
-def timed_steps(trainers: Sequence[StackTrainer], steps: int, device: str) -> float:
-    """Seconds per step over ``steps`` steps of each trainer, stepped in turn."""
+def timed_steps(trainers: Sequence, steps: int, device: str) -> float:
+    """Seconds per step over ``steps`` steps of each trainer (a StackTrainer or a PlainLoop), stepped in turn."""
     _sync(device)
     start = time.perf_counter()
     for _ in range(steps):
         for trainer in trainers:
-            trainer.train_step()
+            trainer.train_step() if isinstance(trainer, StackTrainer) else trainer.step()
     _sync(device)
     return (time.perf_counter() - start) / (steps * len(trainers))
+
+
+def _plain_loop(specs: Sequence[RunSpec], device: str):
+    """The plain-PyTorch baseline for ``specs``, or None where it does not cover the shape."""
+    from limitlab.bench_plain import PlainLoop, check_supported
+
+    try:
+        check_supported(specs[0])
+    except ValueError:
+        return None
+    return PlainLoop(specs, device)
 
 
 def dense_ceiling(spec: RunSpec, n_models: int, seq_len: int, device: str, seconds: float) -> float:
@@ -247,24 +261,33 @@ def measure(specs: Sequence[RunSpec], modes: Sequence[str], device: str, seconds
         options = mode_options(mode, device)
         stack = StackTrainer(specs, None, options)
         singles = [StackTrainer([s], None, options) for s in specs[:min(loop_models, n)]] if loop else []
+        plain = _plain_loop(specs[:min(loop_models, n)], device) if loop and mode == "eager" else None
         for trainer in [stack, *singles]:
             warm_up(trainer, device)
+        if plain is not None:
+            plain.step()
         rounds = max(repeat, 1)
         first_step = timed_steps([stack], 1, device)
         steps = max(1, math.ceil(seconds / rounds / first_step))  # stacked steps per round
-        loop_steps = math.ceil(n * steps / max(len(singles), 1))  # the same model-steps for the loop
-        best_stack, best_loop = first_step / n, math.inf
-        for _ in range(rounds):  # alternate, equal work per round: background load hits both sides alike
+        loop_steps = math.ceil(n * steps / max(len(singles), 1))  # the same model-steps for the loops
+        best_stack, best_loop, best_plain = first_step / n, math.inf, math.inf
+        for _ in range(rounds):  # alternate, equal work per round: background load hits every side alike
             best_stack = min(best_stack, timed_steps([stack], steps, device) / n)
             if singles:
                 best_loop = min(best_loop, timed_steps(singles, loop_steps, device))
+            if plain is not None:
+                best_plain = min(best_plain, timed_steps([plain], loop_steps, device) / len(plain.models))
         chunk = stack.chunk
         out = {"stacked": _rates(best_stack, row, peak), "chunk": chunk}
+        if plain is not None:
+            out["plain"] = _rates(best_plain, row, peak)
+            out["speedup_vs_plain"] = best_plain / best_stack
+            out["own_loop_vs_plain"] = best_plain / best_loop if singles else None
         if singles:
             out["loop"] = _rates(best_loop, row, peak)
             out["speedup"] = best_loop / best_stack
         row["modes"][mode] = out
-        del stack, singles
+        del stack, singles, plain
     part = chunk if device == "cpu" else n
     dense = dense_ceiling(first, part, t, device, seconds) / part
     row["dense"] = _rates(dense, row, peak)
@@ -360,17 +383,22 @@ def render(report: dict) -> str:
     info = report["info"]
     lines = [f"device: {info['name']} ({info['device']}), torch {info['torch']}, threads {info['threads']}, "
              f"load avg {info['load_avg']} -> {info.get('load_avg_end')}",
+             "vs plain = stacked / a plain PyTorch loop (one nanoGPT-style model + torch.optim.Adam per run); "
+             "speedup = stacked / limitlab at M = 1; M=1/plain = limitlab at M = 1 / the plain loop",
              f"peak for MFU: {_fmt(info['peak_flops'])} FLOP/s ({info['peak_source']}); "
              f"MFU FLOPs = 6·N_nonembed + 12·L·T·d per token, last layer at the read-outs only"]
-    head = (f"{'mode':<9}{'d':>4}{'T':>6}{'M':>5} {'stacked m-steps/s':>17}{'loop m-steps/s':>15}{'speedup':>8}"
+    head = (f"{'mode':<9}{'d':>4}{'T':>6}{'M':>5} {'stacked m-steps/s':>17}{'plain m-steps/s':>16}{'vs plain':>9}"
+            f"{'loop m-steps/s':>15}{'speedup':>8}{'M=1/plain':>10}"
             f"{'stacked tok/s':>14}{'MFU':>9}{'loop MFU':>9}{'dense ceil':>11}{'chunk':>6}")
     lines.append(head)
     for r in report["rows"]:
         for mode, out in r["modes"].items():
-            st, lp = out["stacked"], out.get("loop")
+            st, lp, pl = out["stacked"], out.get("loop"), out.get("plain")
             lines.append(
                 f"{mode:<9}{r['d']:>4}{r['T']:>6}{r['models']:>5} {st['model_steps_per_s']:>17.1f}"
+                f"{_fmt(pl and pl['model_steps_per_s'], '.1f'):>16}{_fmt(out.get('speedup_vs_plain'), '.2f'):>9}"
                 f"{_fmt(lp and lp['model_steps_per_s'], '.1f'):>15}{_fmt(out.get('speedup'), '.2f'):>8}"
+                f"{_fmt(out.get('own_loop_vs_plain'), '.2f'):>10}"
                 f"{st['tokens_per_s']:>14.3g}{_fmt(st['mfu'], '.2%'):>9}{_fmt(lp and lp['mfu'], '.2%'):>9}"
                 f"{r['dense']['model_steps_per_s']:>11.1f}{_fmt(out['chunk'], 'd'):>6}")
     preset = report.get("preset")

@@ -8,8 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,8 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
+            if raw.strip()[:1] in ("[", "{", '"'):
+                raise CliError(f"--set {key}={raw}: not valid JSON (a list looks like [8,16])") from None
             out[key] = raw
     return out
 
@@ -72,9 +77,8 @@ def _open_store(path: str):
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
     from limitlab.planner import plan
+    from limitlab.progress import SweepProgress
     from limitlab.train.trainer import TrainOptions
 
     study = _study(args.study)
@@ -83,34 +87,33 @@ def cmd_run(args: argparse.Namespace) -> None:
     store = _open_store(args.store)
     store.add(specs)
     status = store.status_of([s.run_id for s in specs])
-    todo = [s for s in specs if status.get(s.run_id) != "done"]
+    failed = sum(1 for s in specs if status.get(s.run_id) == "failed")
+    skip = {"done"} if args.retry_failed else {"done", "failed"}
+    todo = [s for s in specs if status.get(s.run_id) not in skip]
     stacks = plan(todo, max_models=args.max_stack, device=device)
-    print(f"{study.name}/{args.preset}: {len(specs)} runs, {len(specs) - len(todo)} already done, "
-          f"{len(todo)} to train in {len(stacks)} stack(s) on {device}; store {args.store}")
+    done = sum(1 for s in specs if status.get(s.run_id) == "done")
+    print(f"{study.name}/{args.preset}: {len(specs)} runs, {done} already done, {len(todo)} to train in "
+          f"{len(stacks)} stack(s) on {device}; store {args.store}")
+    if failed and not args.retry_failed:
+        print(f"{failed} run(s) failed earlier and are not retried (add --retry-failed; `limitlab status --runs` "
+              "shows why)")
     options = TrainOptions(device=device, compile=args.compile, amp=not args.no_amp, cuda_graphs=args.cuda_graphs,
-                           foreach=not args.no_foreach, chunk_models=args.chunk_models, save_weights=args.save_weights)
-    total_steps = sum(s.train.steps for s in todo)
-    bar = tqdm(total=total_steps, unit="model-step", unit_scale=True, dynamic_ncols=True,
-               disable=args.quiet or None)
-    runs_done = len(specs) - len(todo)
+                           foreach=not args.no_foreach, chunk_models=args.chunk_models,
+                           save_weights=args.save_weights or study.save_weights,
+                           checkpoint_seconds=60.0 * args.checkpoint_minutes)
+    progress = SweepProgress(sum(s.train.steps for s in todo), len(specs), len(specs) - len(todo),
+                             interval=args.log_seconds, quiet=args.quiet)
     start = time.monotonic()
-
-    def progress(model_steps: int, finished: int) -> None:
-        nonlocal runs_done
-        runs_done += finished
-        bar.update(model_steps)
-        bar.set_postfix_str(f"runs {runs_done}/{len(specs)}", refresh=False)
-
     if args.executor == "ray":
         from limitlab.ray_executor import run_ray
 
         summary = run_ray(todo, args.store, options, max_models=args.max_stack)
-        bar.update(total_steps)
     else:
         from limitlab.executors import run_local
 
-        summary = run_local(todo, store, options, max_models=args.max_stack, progress=progress)
-    bar.close()
+        summary = run_local(todo, store, options, max_models=args.max_stack, progress=progress.update,
+                            retry_failed=args.retry_failed)
+    progress.close()
     counts = store.counts(study.name).get(study.name, {})
     print(f"trained {summary['trained']} run(s), skipped {summary['skipped']} (claimed elsewhere), "
           f"failed {summary['failed']} in {time.monotonic() - start:.1f}s; study {study.name}: "
@@ -120,14 +123,23 @@ def cmd_run(args: argparse.Namespace) -> None:
 def cmd_status(args: argparse.Namespace) -> None:
     if not Path(args.store).exists():
         raise CliError(f"no store at {args.store!r}; run `limitlab run STUDY --store {args.store}` first")
-    counts = _open_store(args.store).counts()
+    store = _open_store(args.store)
+    counts = store.counts()
     if not counts:
         print(f"store {args.store}: no runs")
         return
-    keys = ["done", "running", "pending", "failed", "stale"]
-    print(f"{'study':<12}" + "".join(f"{k:>9}" for k in keys))
+    keys = ["done", "running", "pending", "failed", "damaged", "stale"]
+    print(f"{'study':<12}" + "".join(f"{k:>9}" for k in keys) + f"{'progress':>10}")
     for study, c in sorted(counts.items()):
-        print(f"{study:<12}" + "".join(f"{c.get(k, 0):>9}" for k in keys))
+        share = c.get("done", 0) / max(sum(c.values()), 1)
+        print(f"{study:<12}" + "".join(f"{c.get(k, 0):>9}" for k in keys) + f"{share:>10.0%}")
+    frame = store.to_dataframe()
+    problems = frame[frame["status"].isin(["failed", "damaged"])]
+    for _, row in problems.iterrows():
+        print(f"{row['status']} {row['run_id']} ({row['study']}): {row['error']}")
+    if args.runs:
+        columns = ["run_id", "study", "status"] + sorted(c for c in frame.columns if c.startswith("tags."))
+        print(frame[columns].to_string(index=False))
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -137,7 +149,21 @@ def cmd_report(args: argparse.Namespace) -> None:
     if not Path(args.store).exists():
         raise CliError(f"no store at {args.store!r}; run `limitlab run {study.name} --store {args.store}` first")
     out = Path(args.out or Path("reports") / study.name)
-    index = study.report(_open_store(args.store), out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {str(out)!r} is a file; give a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".probe.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise CliError(f"--out {str(out)!r} is not writable: {exc.strerror or exc}") from None
+    store = _open_store(args.store)
+    damaged = store.damaged(study.name)
+    if damaged:
+        print(f"limitlab: warning: {len(damaged)} run(s) with damaged results are left out of the report and will "
+              f"train again on the next `limitlab run`: {', '.join(sorted(damaged))}", file=sys.stderr)
+    index = study.report(store, out)
     print(f"report written: {index}")
 
 
@@ -147,8 +173,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
     bench_main(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block), exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"limitlab: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="limitlab", description="Where does a small transformer stop generalizing?")
+    parser = _Parser(prog="limitlab", description="Where does a small transformer stop generalizing?")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("studies", help="list studies and presets").set_defaults(fn=cmd_studies)
 
@@ -169,11 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="forward/backward N models at a time (0: automatic; CPU only chooses < stack size)")
     run.add_argument("--save-weights", action="store_true",
                      help="keep each finished run's weights (runs/<id>/weights.pt), for probes and export")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--retry-failed", action="store_true", help="train runs that failed earlier again")
+    run.add_argument("--checkpoint-minutes", type=float, default=5.0, metavar="MIN",
+                     help="also checkpoint every MIN minutes of wall time (0: only train.checkpoint_every)")
+    run.add_argument("--log-seconds", type=float, default=30.0, metavar="S",
+                     help="without a terminal, print a progress line every S seconds")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     run.set_defaults(fn=cmd_run)
 
     status = sub.add_parser("status", help="runs done / running / failed per study")
     status.add_argument("--store", default=DEFAULT_STORE)
+    status.add_argument("--runs", action="store_true", help="also list every run with its status and tags")
     status.set_defaults(fn=cmd_status)
 
     report = sub.add_parser("report", help="figures, results.json and index.html for a study")
@@ -210,17 +250,38 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "max_stack", 1) < 1:
-        parser.error(f"--max-stack must be >= 1, got {args.max_stack}")
+    for flag, least in (("max_stack", 1), ("chunk_models", 0), ("checkpoint_minutes", 0), ("log_seconds", 0)):
+        value = getattr(args, flag, least)
+        if not value >= least:  # also refuses NaN
+            parser.error(f"--{flag.replace('_', '-')} must be >= {least}, got {value}")
+    warnings.showwarning = _warning_line
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         args.fn(args)
     except (CliError, StoreError, ValidationError, ValueError) as exc:
         print(f"limitlab: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("limitlab: interrupted; finished runs are kept, the rest resume on the next run", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"limitlab: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}; finished runs are kept, "
+              "the rest resume on the next run", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers and ``kill`` send), handled like Ctrl-C: runs handed back, exit 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"limitlab: warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -128,10 +128,16 @@ def activation_bytes(spec: RunSpec, seq_len: int | None = None) -> int:
 
 
 def eval_bytes(spec: RunSpec, eval_batch_size: int, eval_len: int | None = None) -> int:
-    """Peak of one no-grad evaluation batch: a layer's live tensors (about 12·d + 2·d_mlp per token)."""
+    """Peak of one no-grad evaluation batch: a layer's live tensors (about 12·d + 2·d_mlp per token).
+
+    Evaluation batches hold about ``eval_batch_size`` sequences of the training length in tokens, whatever the
+    split's length (``train.metrics.eval_batch_for``), so a long out-of-distribution split costs no more memory.
+    """
+    from limitlab.train.metrics import eval_batch_for
+
     m = spec.model
     t = eval_len or max(s.seq_len() for s in spec.task.splits().values())
-    b = min(eval_batch_size, spec.train.eval_size)
+    b = eval_batch_for(min(eval_batch_size, spec.train.eval_size), spec.task.seq_len(), t)
     per_token = 12 * m.d_model + 2 * m.mlp_width
     if _explicit_attention(spec):
         per_token += 2 * m.n_heads * t

@@ -35,7 +35,7 @@ class OptimConfig(BaseModel):
 
 class TrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    steps: int = Field(1000, ge=1, description="optimizer steps")
+    steps: int = Field(1000, ge=1, le=10**9, description="optimizer steps")
     batch_size: int = Field(32, ge=1)
     eval_every: int = Field(0, ge=0, description="evaluate every N steps (0: only at the end)")
     eval_size: int = Field(1600, ge=1, description="test sequences per split")

@@ -30,24 +30,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
 import secrets
 import socket
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
+from pydantic import ValidationError
 
 from limitlab.spec import RunSpec
+from limitlab.store_files import RunFiles, StoreWarning, _atomic_write, _jsonable
 
 if TYPE_CHECKING:
     import pandas
 
-STATUSES = ("pending", "running", "done", "failed")
+STATUSES = ("pending", "running", "done", "failed", "damaged")  # damaged: done, but its result is unreadable
 _CHUNK = 500  # ids per SQL "IN (...)" list, well under SQLite's variable limit
 
 _SCHEMA = """
@@ -70,7 +71,7 @@ class StoreError(Exception):
     """A store that cannot be used, with a one-line, human message."""
 
 
-class RunStore:
+class RunStore(RunFiles):
     """SQLite index + per-run folders under ``root``; see the module docstring."""
 
     def __init__(self, root: str | Path, stale_after: float = 120.0) -> None:
@@ -153,15 +154,57 @@ class RunStore:
         return host == self.host and pid.isdigit() and not _pid_alive(int(pid))
 
     def _reconcile(self) -> None:
-        """A run with a complete result.json is done, even if the process died before updating the index."""
+        """Make the index agree with the run folders, which are the truth:
+
+        * a run folder the index does not know (an emptied or deleted index.sqlite) is added back, as done when its
+          result is complete, else pending;
+        * a run with a complete result.json is done, even if the process died before updating the index;
+        * a 'done' run whose result is missing or unreadable is 'damaged': named in one warning, trained again.
+        """
         with self._lock:
-            rows = self._db.execute("SELECT run_id FROM runs WHERE status != 'done'").fetchall()
-        finished = [run_id for (run_id,) in rows if self.result(run_id) is not None]
-        if finished:
-            now = time.time()
+            rows = dict(self._db.execute("SELECT run_id, status FROM runs").fetchall())
+        restored = []
+        for folder in sorted(self.runs_dir.iterdir()) if self.runs_dir.exists() else []:
+            if folder.name not in rows and (folder / "spec.json").exists():
+                try:
+                    restored.append(RunSpec.model_validate_json((folder / "spec.json").read_bytes()))
+                except (OSError, ValueError, ValidationError):
+                    warnings.warn(f"run folder {folder.name}: unreadable spec.json; left out of the index",
+                                  StoreWarning, stacklevel=3)
+        if restored:
+            self.add(restored)
+            warnings.warn(f"store {self.root}: {len(restored)} run(s) missing from the index were restored from "
+                          "their folders", StoreWarning, stacklevel=3)
+            rows.update({s.run_id: "pending" for s in restored})
+        now = time.time()
+        finished, damaged = [], []
+        for run_id, status in rows.items():
+            complete = self.result(run_id) is not None
+            if complete and status != "done":
+                finished.append(run_id)
+            elif not complete and status == "done":
+                damaged.append(run_id)
+        if damaged:
+            warnings.warn(f"{len(damaged)} finished run(s) have a missing or unreadable result.json and will be "
+                          f"trained again: {', '.join(damaged[:5])}{' …' if len(damaged) > 5 else ''}",
+                          StoreWarning, stacklevel=3)
+        if finished or damaged:
             with self._transaction() as db:
                 db.executemany("UPDATE runs SET status='done', error=NULL, updated=? WHERE run_id=?",
                                [(now, run_id) for run_id in finished])
+                db.executemany("UPDATE runs SET status='damaged', error=?, updated=? WHERE run_id=?",
+                               [("result.json missing or unreadable", now, run_id) for run_id in damaged])
+            for run_id in damaged:  # its spec.json may be gone with its folder
+                spec = self._rows([run_id], "spec_json")[run_id][0]
+                if not (self.runs_dir / run_id / "spec.json").exists():
+                    _atomic_write(self.runs_dir / run_id / "spec.json", spec.encode())
+
+    def damaged(self, study: str | None = None) -> dict[str, str]:
+        """{run_id: reason} of the runs whose result was found damaged (they train again on the next run)."""
+        where, args = ("AND study=?", (study,)) if study is not None else ("", ())
+        with self._lock:
+            rows = self._db.execute(f"SELECT run_id, error FROM runs WHERE status='damaged' {where}", args)
+            return dict(rows.fetchall())
 
     def add(self, specs: Iterable[RunSpec]) -> list[str]:
         """Register runs as 'pending' (runs already in the store are left alone); return their ids in order."""
@@ -183,7 +226,7 @@ class RunStore:
         return ids
 
     def claim(self, run_ids: Sequence[str], owner: str | None = None, retry_failed: bool = False) -> list[str]:
-        """Atomically take the runs that are pending, stale, or (with ``retry_failed``) failed; never 'done' ones."""
+        """Atomically take the runs that are pending, damaged, stale, or (with ``retry_failed``) failed; never done."""
         owner = owner or self.owner
         ids = list(dict.fromkeys(run_ids))
         taken: set[str] = set()
@@ -191,7 +234,7 @@ class RunStore:
             now = time.time()
             rows = self._rows(ids, "status, owner, heartbeat")
             for run_id, (status, row_owner, beat) in rows.items():
-                if (status == "pending" or (status == "failed" and retry_failed)
+                if (status in ("pending", "damaged") or (status == "failed" and retry_failed)
                         or (status == "running" and self._is_stale(row_owner, beat, now))):
                     taken.add(run_id)
             db.executemany("UPDATE runs SET status='running', owner=?, heartbeat=?, updated=?, error=NULL "
@@ -278,73 +321,6 @@ class RunStore:
         return pandas.DataFrame.from_records(records, columns=None if records else ["run_id", "study", "status",
                                                                                     "error"])
 
-    # ---- per-run files ---------------------------------------------------------------------------------------
-
-    def _dir(self, run_id: str) -> Path:
-        if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
-            raise ValueError(f"not a run id: {run_id!r}")
-        return self.runs_dir / run_id
-
-    def append_metrics(self, run_id: str, records: Sequence[dict]) -> None:
-        """Append records as JSON lines to runs/<id>/metrics.jsonl and fsync."""
-        if not records:
-            return
-        path = self._dir(run_id) / "metrics.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        blob = "".join(json.dumps(r, default=_jsonable) + "\n" for r in records).encode()
-        with open(path, "a+b") as f:  # reads may seek; writes always append
-            if f.seek(0, os.SEEK_END) > 0:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":  # a crash tore the last line: start a fresh one so the torn one stays apart
-                    blob = b"\n" + blob
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def metrics(self, run_id: str) -> list[dict]:
-        """The metric records of a run, in order; lines torn by a crash are skipped."""
-        path = self._dir(run_id) / "metrics.jsonl"
-        if not path.exists():
-            return []
-        out = []
-        for line in path.read_bytes().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-        return out
-
-    def save_checkpoint(self, run_id: str, state: dict) -> None:
-        """Replace runs/<id>/checkpoint.pt atomically with ``torch.save(state)``."""
-        _atomic_write(self._dir(run_id) / "checkpoint.pt", lambda f: torch.save(state, f))
-
-    def save_weights(self, run_id: str, weights: dict) -> None:
-        """Keep a finished run's weights (runs/<id>/weights.pt, that model's slice of every stacked parameter)."""
-        _atomic_write(self._dir(run_id) / "weights.pt", lambda f: torch.save(weights, f))
-
-    def load_weights(self, run_id: str, map_location: Any = "cpu") -> dict | None:
-        """The weights saved with ``limitlab run --save-weights``, or None."""
-        path = self._dir(run_id) / "weights.pt"
-        return torch.load(path, map_location=map_location, weights_only=True) if path.exists() else None
-
-    def load_checkpoint(self, run_id: str, map_location: Any = "cpu") -> dict | None:
-        """The last saved checkpoint state, or None. Tensors load on ``map_location`` (cpu by default)."""
-        path = self._dir(run_id) / "checkpoint.pt"
-        if not path.exists():
-            return None
-        try:
-            return torch.load(path, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError:  # a state with non-tensor objects; the file is our own, so trust it
-            return torch.load(path, map_location=map_location, weights_only=False)
-
-    def result(self, run_id: str) -> dict | None:
-        """The result written by ``finish``, or None if there is none (or it cannot be read)."""
-        path = self._dir(run_id) / "result.json"
-        try:
-            return json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            return None
-
 
 def _retry_locked(fn: Any, tries: int = 100) -> Any:
     """Call ``fn``, retrying for a few seconds while SQLite says the database is locked."""
@@ -355,29 +331,6 @@ def _retry_locked(fn: Any, tries: int = 100) -> Any:
             if "locked" not in str(e) or attempt == tries - 1:
                 raise
             time.sleep(0.05)
-
-
-def _atomic_write(path: Path, data: bytes | Any) -> None:
-    """Write ``data`` (bytes, or a function of a binary file) to ``path`` via temp file + fsync + os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            if isinstance(data, bytes):
-                f.write(data)
-            else:
-                data(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -402,12 +355,3 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
-
-
-def _jsonable(value: Any) -> Any:
-    """json.dumps fallback for tensors and numpy scalars/arrays."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from limitlab.spec import RunSpec, apply_overrides
 
 PresetFn = Callable[..., list[RunSpec]]
@@ -26,6 +28,7 @@ class Study:
     presets: dict[str, PresetFn]
     report: Callable[..., Path] | None = None  # report(store, out_dir) -> index.html path
     preset_notes: dict[str, str] = field(default_factory=dict)
+    save_weights: bool = False  # its runs always keep their weights (the report evaluates the trained models)
 
     def specs(self, preset: str, overrides: dict[str, Any] | None = None) -> list[RunSpec]:
         """Expand a preset into RunSpecs, with ``--set`` overrides applied and validated."""
@@ -45,7 +48,19 @@ class Study:
             if top not in RunSpec.model_fields or top in ("study", "tags"):
                 raise ValueError(f"cannot set {key!r}: allowed prefixes are task., model., optim., train., seed "
                                  f"and study.<preset option>")
-        specs = fn(**kwargs)
+        shown = ", ".join(f"study.{k}={v!r}" for k, v in kwargs.items()) or "its defaults"
+        try:
+            specs = fn(**kwargs)
+        except ValidationError:
+            raise
+        except (TypeError, ValueError, KeyError) as exc:  # a bad preset option, e.g. study.ds=8 or study.ms=[]
+            raise ValueError(f"preset {preset!r} cannot use {shown}: {exc}") from None
+        if not specs:
+            raise ValueError(f"preset {preset!r} with {shown} gives no runs; check the lists and counts you set")
+        ids = [s.run_id for s in specs]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"preset {preset!r} with {shown} lists {len(ids) - len(set(ids))} run(s) twice "
+                             "(repeated seeds or values?)")
         if not spec_overrides:
             return specs
         out = []

@@ -40,7 +40,11 @@ class StoreSink:
         self.store = store
 
     def load_checkpoint(self, run_id: str) -> dict | None:
-        return self.store.load_checkpoint(run_id)
+        """The run's checkpoint (None: start at step 0); metric records past it, from a cut-off attempt, are dropped
+        so that resuming never duplicates them."""
+        state = self.store.load_checkpoint(run_id)
+        self.store.truncate_metrics(run_id, state["step"] if state is not None else 0)
+        return state
 
     def __call__(self, event: Event) -> None:
         kind, run_id, data = event.kind, event.run_id, event.data

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ class TrainOptions:
     heartbeat_seconds: float = 30.0
     checkpoint_seconds: float = 0.0  # also checkpoint when this much wall time passed since the last (0: off)
     save_weights: bool = False  # keep each finished run's weights (weights.pt in its folder)
+    float64: bool = False  # train in float64 (no autocast): stacked equals alone to float64 rounding, for tests
 
 
 def check_stackable(specs: Sequence[RunSpec]) -> TaskStack:
@@ -85,6 +87,8 @@ class StackTrainer:
         self.stack = check_stackable(specs).to(self.device)
         self.task_cls = self.stack.cls
         self.model = build_model(specs, self.device)
+        if self.options.float64:
+            self.model = self.model.double()
         self.forward = fast.compile_model(self.model, self._shape_key()) if self.options.compile else self.model
         self.totals = [s.train.steps for s in specs]
         self.optim = StackedAdam(list(self.model.parameters()), [s.optim for s in specs], self.totals,
@@ -107,9 +111,14 @@ class StackTrainer:
 
     # --- checkpoints -------------------------------------------------------------------------------------
     def _resume(self, load: CheckpointSource) -> None:
+        names = {name for name, _ in self.model.named_parameters()}
         for m, spec in enumerate(self.specs):
             state = load(spec.run_id)
             if state is None:
+                continue
+            if not ({"step", "alive", "params", "optim"} <= state.keys() and names <= state["params"].keys()):
+                warnings.warn(f"run {spec.run_id}: checkpoint does not match the model; the run restarts from step 0",
+                              RuntimeWarning, stacklevel=2)
                 continue
             with torch.no_grad():
                 for name, p in self.model.named_parameters():
@@ -164,7 +173,8 @@ class StackTrainer:
         batch = batch if batch is not None else self._sample()
         loss = fast.train_step(self.model, self.forward, self.optim, batch, self.task_cls.loss, active, self.alive,
                                self.step, chunk,
-                               lambda: fast.autocast_for(self.device, self.options.amp, cache=not capturing))
+                               lambda: fast.autocast_for(self.device, self.options.amp and not self.options.float64,
+                                                         cache=not capturing))
         active &= self.alive
         self.final_loss = torch.where(active, loss.float(), self.final_loss)
         self.step += active.long()
@@ -216,6 +226,9 @@ class StackTrainer:
         iters = max(max(t - s for t, s in zip(self.totals, start)), 0)
         ids = [s.run_id for s in self.specs]
         last_beat = last_checkpoint = time.monotonic()
+        resumed = sum(min(s, t) for s, t in zip(start, self.totals))
+        if resumed:  # steps done before a resume count as done
+            yield Event("progress", data={"model_steps": resumed})
         for k in range(1, iters + 1):
             loss = self.train_step()
             yield Event("progress", data={"model_steps": sum(1 for t, s in zip(self.totals, start) if s + k <= t)})
