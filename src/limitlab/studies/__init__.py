@@ -6,6 +6,7 @@ from limitlab.studies.arithmetic import STUDY as ARITHMETIC
 from limitlab.studies.base import Study
 from limitlab.studies.cope import STUDY as COPE
 from limitlab.studies.counting import STUDY as COUNTING
+from limitlab.studies.icl import STUDY as ICL
 from limitlab.studies.scaling import STUDY as SCALING
 
 STUDIES: dict[str, Study] = {
@@ -13,6 +14,7 @@ STUDIES: dict[str, Study] = {
     COPE.name: COPE,
     SCALING.name: SCALING,
     ARITHMETIC.name: ARITHMETIC,
+    ICL.name: ICL,
 }
 
 __all__ = ["STUDIES", "Study"]
