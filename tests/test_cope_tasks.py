@@ -123,6 +123,18 @@ def test_counting_statement_mix_follows_the_weights():
 def test_counting_bad_input():
     with pytest.raises(ValueError, match="min_statements"):
         VariableCountingTask(min_statements=10, max_statements=5)
+    with pytest.raises(ValueError, match="max_tokens=99 exceeds"):
+        VariableCountingTask(max_statements=10, max_tokens=99)
+
+
+def test_counting_shorter_length_refuses_a_program_that_does_not_fit():
+    roomy = VariableCountingTask(max_statements=40, max_tokens=100)
+    b = draw(roomy, batch=16)
+    assert b.inputs.shape[-1] == 100 and all(run_program(decode_program(x, 3)) == t.item()
+                                             for x, t in zip(b.inputs[0], b.targets[0, :, 0]))
+    tight = VariableCountingTask(min_statements=40, max_statements=40, max_tokens=30)
+    with pytest.raises(ValueError, match="does not fit max_tokens=30"):
+        draw(tight, batch=4)
 
 
 # ---- text LM -----------------------------------------------------------------------------------------------------

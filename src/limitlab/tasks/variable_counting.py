@@ -21,7 +21,9 @@ Tokens follow RAM's whitespace tokenizer (``pass;`` and ``++;`` are single token
 
 A sample is never truncated: ``seq_len()`` is the longest possible program (every statement a 3-token set) plus
 the question, shorter programs are right-padded and the padding is marked invalid (``Batch.valid``), so no
-statement is ever dropped (RAM's collator left-truncates at 512 tokens, losing early statements in ~14% of
+statement is ever dropped. ``max_tokens`` gives a shorter length (the paper preset: 768 for 512 statements, about
+19 standard deviations above the longest expected program); a batch holding a program that does not fit raises
+a ValueError naming its length (RAM's collator left-truncates at 512 tokens, losing early statements in ~14% of
 samples). ``extras['n_statements']`` carries each program's length (for tests). Groups: ``answer`` (accuracy
 per answer value).
 """
@@ -49,11 +51,15 @@ class VariableCountingTask(Task):
     max_statements: int = Field(512, ge=1, le=100_000, description="most statements in a program")
     max_value: int = Field(10, ge=1, le=1000, description="values are capped here; answers are 0 … max_value")
     op_weights: tuple[float, float, float] = Field((1.0, 7.0, 50.0), description="set : increment : pass")
+    max_tokens: int | None = Field(None, ge=3, description="sequence length; default: the longest possible program")
 
     @model_validator(mode="after")
     def _check(self) -> VariableCountingTask:
         if self.min_statements > self.max_statements:
             raise ValueError(f"min_statements={self.min_statements} exceeds max_statements={self.max_statements}")
+        if self.max_tokens is not None and self.max_tokens > OP_TOKENS * self.max_statements + 2:
+            raise ValueError(f"max_tokens={self.max_tokens} exceeds the longest possible program "
+                             f"({OP_TOKENS * self.max_statements + 2} tokens); leave it unset")
         if any(w < 0 for w in self.op_weights) or self.op_weights[0] + self.op_weights[2] <= 0:
             raise ValueError(f"op_weights={self.op_weights} must be >= 0 with set + pass > 0")
         return self
@@ -62,7 +68,7 @@ class VariableCountingTask(Task):
         return FIRST_VAR + self.n_vars
 
     def seq_len(self) -> int:
-        return OP_TOKENS * self.max_statements + 2
+        return self.max_tokens if self.max_tokens is not None else OP_TOKENS * self.max_statements + 2
 
     def n_outputs(self) -> int:
         return self.max_value + 1
@@ -103,12 +109,17 @@ class VariableCountingTask(Task):
         length = torch.where(op == SET_OP, 3, torch.where(op == INC_OP, 2, 1)) * active  # (M, B, S)
         start = length.cumsum(-1) - length  # token offset of each statement
         total = length.sum(-1)  # (M, B) program tokens
-        width = OP_TOKENS * s_max + 2
+        width = sh.max_tokens if sh.max_tokens is not None else OP_TOKENS * s_max + 2
+        if sh.max_tokens is not None:  # one host sync per batch: a program that does not fit is an error, never cut
+            longest = int(total.max()) + 2
+            if longest > width:
+                raise ValueError(f"a program of {longest} tokens does not fit max_tokens={width} "
+                                 f"(max_statements={s_max}); raise max_tokens or leave it unset")
         slot = torch.arange(OP_TOKENS, device=dev)
         index = start.unsqueeze(-1) + slot  # (M, B, S, 3)
         keep = slot < length.unsqueeze(-1)
-        index = torch.where(keep, index, width)  # unused slots go to a spare column, dropped below
-        inputs = torch.zeros(m, batch_size, width + 1, dtype=torch.int64, device=dev)
+        index = torch.where(keep, index, OP_TOKENS * s_max + 2)  # unused slots go to a spare column, dropped below
+        inputs = torch.zeros(m, batch_size, OP_TOKENS * s_max + 3, dtype=torch.int64, device=dev)
         inputs.scatter_(-1, index.flatten(-2), toks.flatten(-2))
         # the question: a uniformly chosen variable among those set
         keys = rng.random((batch_size, n_vars), step=step, salt=4)  # (M, B, V)

@@ -128,8 +128,8 @@ def paper(seeds: int = 3, pes: Sequence[str] = ALL_PE, tasks: Sequence[str] = ("
     * flip-flop FFL(0.8), T = 512, 10k steps, Liu's optimiser (cosine decay to 0 stands in for his linear decay);
       every encoding, plus the p_max ablation of CoPE (tag ``ablation='p_max'``).
     * selective copy, 16 tokens over 16 symbols among 256 blanks, 10k steps, same optimiser.
-    * variable counting with 1, 3, 5 variables, up to 512 statements: RAM's run.sh (Adam 7e-5, batch 64,
-      15.7k steps, post-norm, ReLU; CoPE p_max 512); absolute, relative, CoPE.
+    * variable counting with 1, 3, 5 variables, up to 512 statements in 768 tokens (checked, never cut): RAM's
+      run.sh (Adam 7e-5, batch 64, 15.7k steps, post-norm, ReLU; CoPE p_max 512); absolute, relative, CoPE.
     * byte-level LM on the standard library (and ``wikitext``, a local path, when given), T = 512, tested at
       768, 1024, 1280: 6 layers, width 384, 6 heads, AdamW 6e-4 cosine, batch 32, ``lm_steps`` steps; CoPE p_max
       64 as the paper's LM, relative-capped at 64.
@@ -149,7 +149,7 @@ def paper(seeds: int = 3, pes: Sequence[str] = ALL_PE, tasks: Sequence[str] = ("
     if "vc" in tasks:
         ram = {"norm": "post", "activation": "relu"}
         for n in n_vars:
-            vc = {"name": "variable_counting", "n_vars": n, "max_statements": 512}
+            vc = {"name": "variable_counting", "n_vars": n, "max_statements": 512, "max_tokens": 768}
             out += specs_for(vc, ("absolute", "relative", "cope"), seeds, **{**synth, "p_max": 512}, steps=15_700,
                              batch_size=64, optim={"optimizer": "adam", "lr": 7e-5}, model=ram)
     if "lm" in tasks:
