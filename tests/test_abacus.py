@@ -72,3 +72,17 @@ def test_abacus_model_runs_and_refuses_bad_options():
         ModelConfig(d_model=8, n_heads=2, position="abacus", position_options={"abacus_max_index": 10})
     with pytest.raises(ValueError, match="token ids"):
         Abacus.on_input(model.input_positions[0], torch.zeros(2, 3, 4, 8), torch.zeros(2, 3, 4, 5))
+
+
+def test_abacus_trains_in_a_stack_and_evaluates_without_offset():
+    from limitlab.studies.arithmetic.study import arithmetic_spec
+    from limitlab.train.trainer import train_runs
+
+    specs = [arithmetic_spec("add", [1, 2, 3], fmt="reversed", position=pos, seed=s, test_digits=[2, 5], n_layers=1,
+                             n_heads=2, d_model=16, steps=3, eval_size=32) for pos in ("abacus", "abacus+rope")
+             for s in (0, 1)]
+    for pair in (specs[:2], specs[2:]):
+        results = train_runs(pair)
+        assert len(results) == 2
+        for r in results.values():
+            assert 0.0 <= r["lengths/accuracy"] <= 1.0 and len(r["lengths/digit_accuracy"]) == 7

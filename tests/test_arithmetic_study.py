@@ -25,7 +25,7 @@ def test_presets_expand_to_valid_specs():
     assert {s.task.seq_len() for s in paper if s.task.modulus is None} == {65}  # the paper: ~65 tokens
     quick = study.specs("quick")
     assert {s.tags["experiment"] for s in quick} == {"add/D≤4", "modadd100/D12", "modadd101/D12",
-                                                     "modadd101/D≤4/remainder"}
+                                                     "modadd11/D≤4/remainder"}
     beyond = study.specs("beyond")
     abacus = [s for s in beyond if s.model.position == "abacus"]
     assert abacus and max(abacus[0].task.test_digits) == 100 and max(abacus[0].task.train_digits) == 20
