@@ -261,3 +261,17 @@ def test_cuda_on_a_cluster_without_gpus_is_a_one_line_error(cluster, tmp_path, m
     with pytest.raises(ValueError, match="asks for GPUs but the Ray cluster has none") as err:
         run_ray([make_spec(m=3, d=8, steps=5)], str(tmp_path / "store"), TrainOptions(device="cuda"))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_cli_runs_a_preset_on_the_cluster(cluster, tmp_path, capsys):
+    from limitlab.cli import main
+
+    tiny = ["--set", "study.ds=[8]", "--set", "study.ms=[3]", "--set", 'study.tasks=["qc"]', "--set", "study.steps=20"]
+    store = tmp_path / "store"
+    assert main(["run", "counting", "--preset", "smoke", *tiny, "--executor", "ray", "--store", str(store),
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    runs = RunStore(store).counts("counting")["counting"]
+    assert runs["done"] >= 1 and runs["pending"] == runs["running"] == runs["failed"] == 0
+    assert f"trained {runs['done']} run(s)" in out

@@ -107,7 +107,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.executor == "ray":
         from limitlab.ray_executor import run_ray
 
-        summary = run_ray(todo, args.store, options, max_models=args.max_stack)
+        summary = run_ray(todo, args.store, options, max_models=args.max_stack, progress=progress.update,
+                          retry_failed=args.retry_failed)
     else:
         from limitlab.executors import run_local
 
