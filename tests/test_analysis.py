@@ -17,7 +17,7 @@ from limitlab import analysis as A
 
 MODULES = ["limitlab.analysis", *(f"limitlab.analysis.{m}" for m in ("frames", "intervals", "bootstrap",
                                                                       "thresholds", "fits")),
-           *(f"limitlab.report.{m}" for m in ("schema", "tables", "figures"))]
+           *(f"limitlab.report.{m}" for m in ("schema", "tables", "figures", "runs"))]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -102,8 +102,8 @@ def bootstrap_band_frame(frame: pd.DataFrame, unit: str, x: str, value: str, by:
         key = key if isinstance(key, tuple) else (key,)
         wide = g.pivot_table(index=unit, columns=x, values=value, aggfunc="mean", dropna=False).sort_index(axis=1)
         band = bootstrap_band(wide.to_numpy(dtype=float), list(wide.columns), n_boot, confidence, seed)
-        for k, v in zip(by, key):
-            band.insert(len(by) and by.index(k), k, v)
+        for i, (k, v) in enumerate(zip(by, key)):
+            band.insert(i, k, v)
         out.append(band)
     if not out:
         return pd.DataFrame(columns=[*by, x, "mean", "low", "high", "n"])

@@ -128,7 +128,8 @@ def wilson(successes: float, trials: float, confidence: float = 0.95) -> tuple[f
 def aggregate(frame: pd.DataFrame, by: Sequence[str], value: str, bounds: tuple[float, float] = UNBOUNDED,
               confidence: float = 0.95) -> pd.DataFrame:
     """Per group of ``by``: ``n, mean, std, ci_low, ci_high, clipped`` of ``value`` (NaNs dropped), e.g. accuracy
-    over seeds per (d, m). Groups whose values are all NaN get n = 0 and NaN statistics.
+    over seeds per (d, m). Groups whose values are all NaN get n = 0 and NaN statistics; rows whose ``by`` key is
+    NaN are left out (pandas' groupby).
 
     >>> df = pd.DataFrame({"d": [8, 8, 16], "acc": [0.5, 0.7, 0.9]})
     >>> aggregate(df, ["d"], "acc", bounds=PROPORTION)[["d", "n", "mean", "ci_low", "clipped"]].round(3).to_dict(

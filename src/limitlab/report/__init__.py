@@ -8,11 +8,13 @@ and :func:`write_report` that writes them into one folder. A study's report comp
   :func:`verdict`, :func:`not_measured`, :func:`show`;
 * :mod:`.figures` — :func:`new_figure` (Agg), :func:`heatmap`, :func:`line_with_band`, :func:`lines_with_bands`;
 * :mod:`.html` — :class:`Page` (headings, paragraphs, tables, figures; self-contained index.html);
+* :mod:`.runs` — :func:`run_counts` (the ``runs`` section), :func:`status_warnings` (failed / unfinished runs);
 * :mod:`.write` — :func:`write_report`, :func:`write_json` (atomic).
 """
 
 from limitlab.report.figures import heatmap, line_with_band, lines_with_bands, new_figure
 from limitlab.report.html import VERDICT_CLASSES, Page, fmt
+from limitlab.report.runs import run_counts, status_warnings
 from limitlab.report.schema import ClaimRow, ProtocolRow, ReportResults, RunCounts, clean, validate_results
 from limitlab.report.tables import VERDICTS, ClaimsTable, ProtocolTable, not_measured, show, verdict
 from limitlab.report.write import write_json, write_report
@@ -34,7 +36,9 @@ __all__ = [
     "lines_with_bands",
     "new_figure",
     "not_measured",
+    "run_counts",
     "show",
+    "status_warnings",
     "validate_results",
     "verdict",
     "write_json",

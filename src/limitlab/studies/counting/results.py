@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from limitlab.report.runs import run_counts, status_warnings
 from limitlab.report.schema import clean
 from limitlab.studies.counting import analysis as A
 from limitlab.studies.counting.claims import paper_claims
@@ -46,7 +47,6 @@ def analyze(raw: pd.DataFrame, level: float = A.LEVEL, constructions: bool = Tru
             construction_sequences: int | None = None,
             construction_splits: Sequence[str] = ("test", "ood_long")) -> Report:
     """All numbers of the report from the store's DataFrame (``store.to_dataframe('counting')``)."""
-    status = raw["status"].value_counts().to_dict() if "status" in raw else {}
     runs = A.tidy(raw)
     used_raw = raw[raw["status"] == "done"] if "status" in raw else raw
     thr = A.thresholds(runs, level)
@@ -54,12 +54,9 @@ def analyze(raw: pd.DataFrame, level: float = A.LEVEL, constructions: bool = Tru
     fits = A.fit_lines(thr)
     trans = A.transition_points(runs, thr)
     ood = A.ood_summary(runs, level)
-    warnings: list[str] = []
     results: dict[str, Any] = {
         "schema": RESULTS_SCHEMA, "study": "counting", "level": level,
-        "runs": {"total": len(raw), "done": int(status.get("done", 0)), "failed": int(status.get("failed", 0)),
-                 "pending": int(status.get("pending", 0)), "running": int(status.get("running", 0)),
-                 "used": len(runs)},
+        "runs": run_counts(raw, used=len(runs)),
         "grid": {"tasks": list(dict.fromkeys(t for t, _ in pairs(runs))),
                  "variants": base_first(runs["variant"].unique().tolist()),
                  "d": sorted(int(x) for x in runs["d"].unique()), "m": sorted(int(x) for x in runs["m"].unique()),
@@ -67,11 +64,7 @@ def analyze(raw: pd.DataFrame, level: float = A.LEVEL, constructions: bool = Tru
         "protocol": protocol_table(used_raw),
         "results": {},
     }
-    if results["runs"]["failed"]:
-        warnings.append(f"{results['runs']['failed']} run(s) failed (diverged or errored) and are left out.")
-    unfinished = results["runs"]["pending"] + results["runs"]["running"]
-    if unfinished:
-        warnings.append(f"{unfinished} run(s) are not finished yet; this report covers the finished ones only.")
+    warnings = status_warnings(results["runs"])
     dup = runs.groupby([*A.CURVE, "m"]).size() if len(runs) else pd.Series(dtype=int)
     if (dup > 1).any():
         warnings.append(f"{int((dup > 1).sum())} grid cell(s) have more than one finished run (different specs with "
