@@ -42,13 +42,16 @@ def best_of(fn, rounds: int) -> tuple[float, torch.Tensor]:
     for _ in range(rounds):
         start = time.perf_counter()
         out = fn()
+        if out.is_cuda:
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return best, out
 
 
-def run_case(p: int, n: int, d: int, alpha: float, rounds: int, sk_prompts: int | None, nn: bool) -> dict:
+def run_case(p: int, n: int, d: int, alpha: float, rounds: int, sk_prompts: int | None, nn: bool,
+             device: str = "cpu") -> dict:
     k = min(3, d)
-    xs, ys = sparse_prompts(p, n, d, k)
+    xs, ys = (t.to(device) for t in sparse_prompts(p, n, d, k))
     load0 = os.getloadavg()[0]
     batched = {"least squares": bl.LeastSquares(), "ridge α=0.1": bl.Ridge(0.1), "averaging": bl.Averaging(),
                "3-NN": bl.KNN(3), f"Lasso α={alpha:g}": bl.Lasso(alpha), "Bayes dense (ridge α=1e-6)": bl.DenseBayes(),
@@ -77,12 +80,13 @@ def run_case(p: int, n: int, d: int, alpha: float, rounds: int, sk_prompts: int 
                     "max_abs_diff_i_gt_d": (got - want)[:, d + 1:].abs().max().item() if n > d + 1 else None,
                     "mse_norm_batched": err_got, "mse_norm_sklearn": err_want,
                     "frac_within_1e-6": ((got - want).abs() <= 1e-6).double().mean().item()})
-    return {"P": p, "n": n, "d": d, "k": k, "alpha": alpha, "threads": torch.get_num_threads(),
+    return {"P": p, "n": n, "d": d, "k": k, "alpha": alpha, "threads": torch.get_num_threads(), "device": device,
             "load_start": load0, "load_end": os.getloadavg()[0], "rows": rows}
 
 
 def print_table(res: dict) -> None:
-    print(f"\nP={res['P']} n={res['n']} d={res['d']} (k={res['k']} sparse, noiseless), torch threads "
+    print(f"\nP={res['P']} n={res['n']} d={res['d']} (k={res['k']} sparse, noiseless), {res.get('device', 'cpu')}, "
+          f"torch threads "
           f"{res['threads']}, load {res['load_start']:.1f} -> {res['load_end']:.1f}")
     print("| baseline | batched s (timing 2) | normalised MSE | sklearn loop s (prompts) | speed-up vs timing 2 | "
           "max abs diff (all i; i > d) | sklearn normalised MSE |")
@@ -104,6 +108,7 @@ def main() -> None:
     ap.add_argument("--sk-prompts", type=int, default=None, help="run the scikit-learn loops on this many prompts")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--nn", action="store_true", help="also time the stacked 2-layer networks (slow on a CPU)")
+    ap.add_argument("--device", default="cpu", help="where the batched baselines run (scikit-learn: on the CPU)")
     ap.add_argument("--json", action="store_true", help="print one JSON line per case instead of a table")
     ap.add_argument("--render", metavar="JSONL", help="print the tables of a saved --json output and exit")
     args = ap.parse_args()
@@ -116,7 +121,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cases = args.case or [[128, 11, 5], [1280, 41, 20]]
     for p, n, d in cases:
-        res = run_case(p, n, d, args.alpha, args.rounds, args.sk_prompts, args.nn)
+        res = run_case(p, n, d, args.alpha, args.rounds, args.sk_prompts, args.nn, args.device)
         if args.json:
             print(json.dumps(res), flush=True)
         else:
