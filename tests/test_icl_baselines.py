@@ -172,12 +172,15 @@ def brute_sparse_posterior_mean(x: np.ndarray, y: np.ndarray, q: np.ndarray, k: 
     return float((weight * np.array(means)).sum() / weight.sum())
 
 
-def test_sparse_bayes_matches_brute_force_enumeration():
-    xs, ys = linear_prompts(3, 7, 4, k=2, noise=0.3, seed=5)
-    got = SparseBayes(k=2, noise_std=0.3)(xs, ys)
+@pytest.mark.parametrize("noise", [0.3, 0.0])
+def test_sparse_bayes_matches_brute_force_enumeration(noise):
+    """d = 4, k = 2; noiseless data is scored with the documented jitter σ = 1e-3 on both sides."""
+    xs, ys = linear_prompts(3, 7, 4, k=2, noise=noise, seed=5)
+    got = SparseBayes(k=2, noise_std=noise)(xs, ys)
+    sigma = noise if noise > 0 else 1e-3
     for a, i in itertools.product(range(3), range(7)):
-        want = brute_sparse_posterior_mean(xs[a, :i].numpy(), ys[a, :i].numpy(), xs[a, i].numpy(), 2, 0.3)
-        assert got[a, i].item() == pytest.approx(want, abs=1e-9)
+        want = brute_sparse_posterior_mean(xs[a, :i].numpy(), ys[a, :i].numpy(), xs[a, i].numpy(), 2, sigma)
+        assert got[a, i].item() == pytest.approx(want, abs=1e-7)
 
 
 def test_sparse_bayes_posterior_finds_the_support_noiseless():
