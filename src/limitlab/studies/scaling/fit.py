@@ -145,7 +145,7 @@ def _minimise(starts: np.ndarray, logs: np.ndarray, y: np.ndarray, w: np.ndarray
     best, best_f = starts[0], math.inf
     for start in starts:
         res = optimize.minimize(_objective, start, args=(logs, y, w), jac=True, method="L-BFGS-B",
-                                options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30})
+                                options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30})
         if np.all(np.isfinite(res.x)) and res.fun < best_f:
             best, best_f = res.x, float(res.fun)
     return best, best_f

@@ -31,7 +31,7 @@ def _held_marker(ax: Any, h: dict[str, Any], form: str, x: float) -> None:
     p = h.get(form, {})
     if "predicted" in p:
         lo, hi = p["ci95"]
-        err = None if not math.isfinite(lo) else [[p["predicted"] - lo], [hi - p["predicted"]]]
+        err = None if not math.isfinite(lo) else [[max(p["predicted"] - lo, 0)], [max(hi - p["predicted"], 0)]]
         ax.errorbar([x * 1.08], [p["predicted"]], yerr=err, fmt="o", color="crimson", capsize=4,
                     label="predicted from ≥100× less compute")
 
@@ -67,6 +67,23 @@ def write_figures(corpus: str, c: pd.DataFrame, r: dict[str, Any], out: Path) ->
            title=f"{corpus}: loss vs model size")
     ax.legend(fontsize=7)
     figures[f"{corpus}/loss_vs_N"] = _save(fig, out, f"laws_{corpus}_loss_vs_N.png")
+
+    fig = new_figure()
+    ax = fig.add_subplot()
+    sizes = sorted(c["size"].unique())
+    grid_d = np.geomspace(c["D"].min() / 1.5, c["D"].max() * 1.5, 100)
+    for k, size in enumerate(sizes):
+        cell = c[c["size"] == size].sort_values("D")
+        colour = cmap(k / max(len(sizes) - 1, 1))
+        ax.plot(cell["D"], cell["loss"], "o-", color=colour, label=f"N = {cell['N'].iloc[0]:,.0f}")
+        if fits.get("full") is not None:
+            ax.plot(grid_d, fits["full"].predict(cell["N"].iloc[0], grid_d), "--", color=colour, lw=1)
+    if floor is not None:
+        ax.axhline(floor, color="grey", ls=":", label=f"entropy floor H = {floor:.3f}")
+    ax.set(xscale="log", yscale="log", xlabel="D (training tokens)", ylabel="test loss (nats/token)",
+           title=f"{corpus}: loss vs data")
+    ax.legend(fontsize=6, ncol=2)
+    figures[f"{corpus}/loss_vs_D"] = _save(fig, out, f"laws_{corpus}_loss_vs_D.png")
 
     fig = new_figure()
     ax = fig.add_subplot()

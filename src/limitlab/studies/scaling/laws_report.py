@@ -23,7 +23,7 @@ import pandas as pd
 
 from limitlab.studies.scaling.fit import Fit, compute_optimal, fit_chinchilla, fit_power_law
 
-N_BOOT = 60  # bootstrap refits per fit (the tests lower it)
+N_BOOT = 40  # bootstrap refits per fit (the tests lower it)
 HOLDOUT_RATIO = 100.0  # fit on cells with at most 1/HOLDOUT_RATIO of the held-out compute
 PREDICTION_TOLERANCE = 0.05  # relative error that counts as "predicted" in the claims table
 LOSS = "result.test/loss"
@@ -255,6 +255,7 @@ def _render(page: Any, results: dict[str, Any], figures: dict[str, str]) -> None
                                      "less compute")
         for key, caption in (("loss_vs_N", "test loss vs N per budget; dashed: L(N, D) fit; star: held-out run, "
                                            "error bar: its prediction from ≥ 100× less compute"),
+                             ("loss_vs_D", "test loss vs training tokens per model size; dashed: L(N, D) fit"),
                              ("loss_vs_C", "test loss vs compute; line: frontier L(C) fit on the cheap cells, "
                                            "extrapolated to the held-out run"),
                              ("nopt", "compute-optimal N_opt(C) from the L(N, D) fit (band: bootstrap)")):
