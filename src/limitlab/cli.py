@@ -168,6 +168,43 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"report written: {index}")
 
 
+def cmd_runs(args: argparse.Namespace) -> None:
+    if not Path(args.store).exists():
+        raise CliError(f"no store at {args.store!r}; run `limitlab run STUDY --store {args.store}` first")
+    frame = _open_store(args.store).to_dataframe(args.study)
+    if args.format == "csv":
+        frame.to_csv(args.out or sys.stdout, index=False)
+    elif args.format == "json":
+        text = frame.to_json(orient="records", indent=1)
+        if args.out:
+            Path(args.out).write_text(text)
+        else:
+            print(text)
+    else:
+        if not args.out:
+            raise CliError("--format parquet needs --out FILE")
+        try:
+            frame.to_parquet(args.out, index=False)
+        except ImportError as exc:
+            raise CliError(f"--format parquet needs pyarrow (pip install pyarrow): {exc}") from None
+    if args.out:
+        print(f"{len(frame)} run(s) written to {args.out}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from limitlab.export import export_hf
+
+    if not Path(args.store).exists():
+        raise CliError(f"no store at {args.store!r}")
+    store = _open_store(args.store)
+    try:
+        store.spec(args.run)
+    except (KeyError, ValueError):
+        raise CliError(f"no run {args.run!r} in the store {args.store!r}; `limitlab status --runs` lists the runs") \
+            from None
+    print(f"exported: {export_hf(store, args.run, args.out or Path('exported') / args.run)}")
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from limitlab.bench import main as bench_main
 
@@ -222,6 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--store", default=DEFAULT_STORE)
     report.add_argument("--out", default=None)
     report.set_defaults(fn=cmd_report)
+
+    runs = sub.add_parser("runs", help="one row per run (flattened spec, tags, final metrics) as a table")
+    runs.add_argument("study", nargs="?", default=None)
+    runs.add_argument("--format", choices=["csv", "json", "parquet"], default="csv")
+    runs.add_argument("--out", default=None, help="file to write (default: standard output)")
+    runs.add_argument("--store", default=DEFAULT_STORE)
+    runs.set_defaults(fn=cmd_runs)
+
+    export = sub.add_parser("export", help="a finished run's model as a Hugging Face model directory")
+    export.add_argument("run", help="run id (see `limitlab status --runs`)")
+    export.add_argument("--to", choices=["hf"], default="hf")
+    export.add_argument("--out", default=None, help="directory to write (default: exported/RUN)")
+    export.add_argument("--store", default=DEFAULT_STORE)
+    export.set_defaults(fn=cmd_export)
 
     bench = sub.add_parser("bench", help="throughput: stacked vs one model at a time")
     from limitlab.bench import add_arguments
