@@ -24,6 +24,8 @@ def test_presets_expand_to_valid_specs():
     assert {s.task.width for s in paper} == {20}
     assert {s.task.seq_len() for s in paper if s.task.modulus is None} == {65}  # the paper: ~65 tokens
     quick = study.specs("quick")
+    more = study.specs("quick", {"study.encodings": ["abacus", "rope"]})
+    assert {s.tags["experiment"] for s in more} - {s.tags["experiment"] for s in quick} == {"add/D≤4/reversed"}
     assert {s.tags["experiment"] for s in quick} == {"add/D≤4", "modadd100/D12", "modadd101/D12",
                                                      "modadd11/D≤4/remainder"}
     beyond = study.specs("beyond")

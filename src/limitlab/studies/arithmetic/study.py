@@ -110,7 +110,8 @@ def _cpu_spec(op: str, digits: Sequence[int], *, steps: int, d_model: int, n_lay
 
 
 def quick(seeds: int | Sequence[int] = 1, steps: int = 2000, mod_steps: int = 2000, remainder_steps: int = 2000,
-          d_model: int = 64, n_layers: int = 2, remainder_modulus: int | None = 11) -> list[RunSpec]:
+          d_model: int = 64, n_layers: int = 2, remainder_modulus: int | None = 11,
+          encodings: Sequence[str] = ()) -> list[RunSpec]:
     """CPU-sized, test digit counts 1..9 in the fixed format with operand width 10:
 
     * learned absolute PE on D≤4 addition (``steps``);
@@ -118,7 +119,9 @@ def quick(seeds: int | Sequence[int] = 1, steps: int = 2000, mod_steps: int = 20
       mod 100 should carry over to longer operands, mod 101 fall to the truncated function's accuracy (~1/p′);
     * (``remainder_modulus``; None: left out) addition mod p in the running-remainder format with RoPE, trained
       on D≤4 and tested to 9 digits. The default is p = 11 (p′ = 11 for every k): at this size a model learns the
-      remainder steps for p = 101 but not the final (r_a + r_b) mod 101 (see docs/arithmetic-results.md).
+      remainder steps for p = 101 but not the final (r_a + r_b) mod 101 (see docs/arithmetic-results.md);
+    * (``encodings``, default none) D≤4 addition in the reversed variable-length format, tested to 12 digits, once
+      per encoding named (e.g. ``["abacus", "rope", "learned"]``): the paper's claim (1) at CPU scale.
 
     Departures from the paper: a 2-layer width-64 model, lr 3e-3, 2,000 steps, operand width 10 instead of 20
     (shorter sequences; the test lengths are the paper's 1..9), modular runs trained on 1–2 digits instead of 4
@@ -133,6 +136,9 @@ def quick(seeds: int | Sequence[int] = 1, steps: int = 2000, mod_steps: int = 20
         if remainder_modulus is not None:
             specs.append(_cpu_spec("add", [1, 2, 3, 4], modulus=remainder_modulus, fmt="remainder", position="rope",
                                    seed=seed, steps=remainder_steps, **common))
+        for pos in encodings:
+            specs.append(_cpu_spec("add", [1, 2, 3, 4], fmt="reversed", position=pos, seed=seed, steps=steps,
+                                   **{**common, "test_digits": range(1, 13), "eval_size": 1200}))
     return specs
 
 
