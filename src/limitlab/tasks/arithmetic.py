@@ -53,6 +53,7 @@ Metrics (beyond the defaults: loss, accuracy, token_accuracy, accuracy_by_length
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
@@ -237,11 +238,17 @@ def _pad_to(x: torch.Tensor, length: int) -> torch.Tensor:
 
 def _draw_counts(stack: TaskStack, rng: StackRNG, batch_size: int, step) -> torch.Tensor:
     """A digit count per sequence, uniform over each model's ``train_digits``: (M, B)."""
-    lists = stack.values("train_digits")
-    longest = max(len(v) for v in lists)
-    table = torch.tensor([v + [v[-1]] * (longest - len(v)) for v in lists], device=rng.device)  # (M, longest)
-    pick = rng.randint((batch_size,), high=torch.tensor([len(v) for v in lists], device=rng.device), step=step)
+    table, counts = _count_table(tuple(tuple(v) for v in stack.values("train_digits")), str(rng.device))
+    pick = rng.randint((batch_size,), high=counts, step=step)  # (M, B)
     return table.gather(1, pick)
+
+
+@functools.lru_cache(maxsize=256)
+def _count_table(lists: tuple[tuple[int, ...], ...], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each model's digit counts, right-padded to a (M, longest) table, and how many each has (M,)."""
+    longest = max(len(v) for v in lists)
+    table = torch.tensor([list(v) + [v[-1]] * (longest - len(v)) for v in lists], device=device)
+    return table, torch.tensor([len(v) for v in lists], device=device)
 
 
 def _draw_operands(stack: TaskStack, rng: StackRNG, batch_size: int, step, n: torch.Tensor, width: int):
