@@ -109,7 +109,7 @@ def test_modular_addition_split_is_fixed_and_disjoint():
 
 def test_analysis_helpers():
     assert doctest.testmod(E).failed == 0 and doctest.testmod(G).failed == 0
-    runs = [{"p": 59, "seed": 0, "steps": 4000, "step_train": 200, "step_test": 2000, "censored": False,
+    runs = [{"p": 59, "lr": 3e-3, "seed": 0, "steps": 4000, "step_train": 200, "step_test": 2000, "censored": False,
              "delay_ratio": 10.0, "final_test_acc": 1.0}]
     assert G.claim(runs)["verdict"] == "agree"
     runs[0].update(step_test=None, censored=True, delay_ratio=None, final_test_acc=0.02)
@@ -146,7 +146,10 @@ def test_smoke_presets_train_and_report(tmp_path):
     run = gr["runs"][0]
     assert run["steps"] == 120 and run["final_train_acc"] > run["chance"]  # p = 7: memorises past chance
     assert "exact match" in page.render() and "held-out" in page.render()
-    assert em_claims[0]["verdict"] in ("agree", "disagree", "not measured") and gr_claims[0]["intuition"]
+    assert set(em["analysis"]) == {"addition", "sparse_parity"} and len(em_claims) == 2
+    parity = em["analysis"]["sparse_parity"]["ladder"]
+    assert all(r["answer_len"] == 1 and r["exact_match"] == r["token_accuracy"] for r in parity)
+    assert {c["verdict"] for c in em_claims} <= {"agree", "disagree", "not measured"} and gr_claims[0]["intuition"]
     index = write_report(store, tmp_path / "report")  # the study's frame calls the same sections
     results = json.loads((index.parent / "results.json").read_text())
     assert results["errors"] == {} and set(results["experiments"]) == {"emergence", "grokking"}

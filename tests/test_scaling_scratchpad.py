@@ -25,12 +25,18 @@ def test_equal_tokens_fewer_samples_for_longer_formats():
 
 
 def test_claim_logic():
-    rows = [{"format": f, "d": 32, "exact_match": em} for f, em in (("plain", 0.2), ("reverse", 0.5),
-                                                                    ("scratchpad", 0.9))]
-    assert S.claim({"final": rows})["verdict"] == "agree"
-    rows[2]["exact_match"] = 0.25
-    assert S.claim({"final": rows})["verdict"] == "disagree"
-    assert S.claim({"final": rows[:1]})["verdict"] == "not measured"
+    final = [{"format": f, "d": d, "exact_match": em} for f, d, em in
+             (("plain", 16, 0.0), ("scratchpad", 16, 0.0), ("plain", 32, 1.0), ("scratchpad", 32, 1.0))]
+    reach = [{"format": "plain", "d": 16, "tokens_to_0.5": float("nan")},
+             {"format": "scratchpad", "d": 16, "tokens_to_0.5": float("nan")},
+             {"format": "plain", "d": 32, "tokens_to_0.5": 1.0e6}, {"format": "scratchpad", "d": 32,
+                                                                    "tokens_to_0.5": 0.7e6}]
+    assert S.claim({"final": final, "samples_to_half": reach})["verdict"] == "agree"
+    reach[3]["tokens_to_0.5"] = 0.9e6  # no more tokens, but not clearly fewer: not better anywhere
+    assert S.claim({"final": final, "samples_to_half": reach})["verdict"] == "disagree"
+    reach[3]["tokens_to_0.5"] = float("nan")  # plain gets there, the scratchpad never does
+    assert S.claim({"final": final, "samples_to_half": reach})["verdict"] == "disagree"
+    assert S.claim({"final": final[:1]})["verdict"] == "not measured"
 
 
 def test_smoke_preset_trains_and_reports(tmp_path):

@@ -103,14 +103,17 @@ def final_table(specs: Sequence[RunSpec], results: dict[str, dict]) -> pd.DataFr
 
 
 def samples_to(curve: pd.DataFrame, level: float = 0.5) -> pd.DataFrame:
-    """Per (format, d): the fewest training samples after which mean exact match ≥ level (NaN: never)."""
+    """Per (format, d): the first evaluation at which mean exact match ≥ level, as training samples seen and as
+    tokens processed (NaN: never reached)."""
     rows = []
     for (fmt, d), g in curve.groupby(["format", "d"]):
-        m = g.groupby("samples", as_index=False)["exact_match"].mean().sort_values("samples")
+        m = g.groupby("step", as_index=False)[["samples", "tokens", "exact_match"]].mean().sort_values("step")
         hit = m[m["exact_match"] >= level]
-        rows.append({"format": fmt, "d": d, f"samples_to_{level:g}": float(hit["samples"].iloc[0]) if len(hit)
-                     else math.nan})
-    return pd.DataFrame(rows)
+        first = hit.iloc[0] if len(hit) else None
+        rows.append({"format": fmt, "d": d,
+                     f"samples_to_{level:g}": float(first["samples"]) if first is not None else math.nan,
+                     f"tokens_to_{level:g}": float(first["tokens"]) if first is not None else math.nan})
+    return pd.DataFrame(rows, columns=["format", "d", f"samples_to_{level:g}", f"tokens_to_{level:g}"])
 
 
 def analyze(final: pd.DataFrame, curve: pd.DataFrame) -> dict[str, Any]:
@@ -123,16 +126,40 @@ def analyze(final: pd.DataFrame, curve: pd.DataFrame) -> dict[str, Any]:
 
 
 def claim(analysis: dict[str, Any]) -> dict[str, str]:
-    row = {"claim": "Time to think: at equal compute, a scratchpad (intermediate steps) beats the plain answer",
+    """Scratchpad vs plain at equal tokens: reaching exact match 0.5 with no more tokens, and better somewhere.
+
+    Per width: tokens processed until exact match ≥ 0.5 (from the evaluation curve) and final exact match. Agree
+    when, at every width where plain reaches 0.5, the scratchpad reaches it with no more tokens, and at some width
+    the scratchpad needs ≤ 0.75× plain's tokens or ends ≥ 0.1 higher."""
+    row = {"claim": "Time to think: at equal compute, writing intermediate steps (a scratchpad) beats the plain "
+                    "answer",
            "intuition": "time to think: intermediate steps help (chain of thought; Nye 2021, Lee 2023)",
-           "criterion": "at the largest width, exact match scratchpad ≥ plain + 0.1 at the same tokens processed"}
+           "criterion": "at every width where plain reaches exact match 0.5, the scratchpad does with ≤ its tokens; "
+                        "and at some width with ≤ 0.75× the tokens or a final exact match ≥ plain + 0.1"}
     final = pd.DataFrame(analysis.get("final", []))
     if final.empty or not {"plain", "scratchpad"} <= set(final["format"]):
         return {**row, "ours": "plain and scratchpad runs not both finished", "verdict": "not measured"}
-    top = final[final["d"] == final["d"].max()].set_index("format")["exact_match"]
-    ours = f"d={final['d'].max()}: " + ", ".join(f"{f} {top[f]:.2f}" for f in FORMATS if f in top.index)
-    ok = top["scratchpad"] >= top["plain"] + 0.1
-    return {**row, "ours": ours, "verdict": "agree" if ok else "disagree"}
+    em = final.set_index(["format", "d"])["exact_match"]
+    reach = pd.DataFrame(analysis.get("samples_to_half", []))
+    tok = reach.set_index(["format", "d"])["tokens_to_0.5"] if not reach.empty else pd.Series(dtype=float)
+    widths = sorted(set(final.loc[final["format"] == "plain", "d"]) & set(final.loc[final["format"] == "scratchpad",
+                                                                                     "d"]))
+    parts, never_worse, better = [], True, False
+    for d in widths:
+        tp, ts = tok.get(("plain", d), math.nan), tok.get(("scratchpad", d), math.nan)
+        ep, es = em[("plain", d)], em[("scratchpad", d)]
+        parts.append(f"d={d}: final EM plain {ep:.2f} / scratchpad {es:.2f}, tokens to EM 0.5 "
+                     f"{_tokens(tp)} / {_tokens(ts)}")
+        if tp == tp and not (ts == ts and ts <= tp):
+            never_worse = False
+        if (tp == tp and ts == ts and ts <= 0.75 * tp) or (tp != tp and ts == ts) or es >= ep + 0.1:
+            better = True
+    verdict = "agree" if never_worse and better else "disagree"
+    return {**row, "ours": "; ".join(parts), "verdict": verdict}
+
+
+def _tokens(x: float) -> str:
+    return "never" if x != x else f"{x / 1e6:.2f}M"
 
 
 def figure(final: pd.DataFrame, curve: pd.DataFrame, path: Path) -> Path | None:
@@ -184,6 +211,8 @@ def report_section(runs: pd.DataFrame, out_dir: str | Path) -> tuple[dict, dict,
         if "exact_match" in figures:
             page.figure(figures["exact_match"], "Exact match vs samples seen (left) and vs width (right), per format")
         page.table(analysis["final"], caption="End of training, mean over seeds")
-        page.table(analysis["samples_to_half"], caption="Fewest samples after which exact match ≥ 0.5 (— never)")
+        page.table(analysis["samples_to_half"], caption="First evaluation with exact match ≥ 0.5: training samples "
+                                                        "seen and tokens processed (— never; evaluations every "
+                                                        "1/8 of the budget in quick)")
 
     return analysis, figures, [claim(analysis)], render
