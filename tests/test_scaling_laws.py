@@ -143,10 +143,10 @@ def test_every_listed_experiment_exists_and_meets_the_contract():
 
 def test_laws_analysis_predicts_a_known_surface(tmp_path, monkeypatch):
     from limitlab.studies.scaling import laws_report as LR
-    from limitlab.studies.scaling.laws import QUICK_SIZES, laws_specs
+    from limitlab.studies.scaling.laws import quick
 
     monkeypatch.setattr(LR, "N_BOOT", 8)
-    specs = laws_specs("markov", QUICK_SIZES, (60, 180, 540))
+    specs = quick(corpora=("markov",))  # the quick ladder's (N, D, C) with a known noise-free surface
     floor = specs[0].tags["entropy_floor"]
     rows = [{"run_id": s.run_id, "status": "done", **{f"tags.{k}": v for k, v in s.tags.items()},
              "result.test/loss": floor + 30 / s.tags["n_params"] ** 0.5 + 200 / s.tags["tokens"] ** 0.4}
