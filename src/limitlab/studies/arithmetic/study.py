@@ -35,15 +35,21 @@ def train_name(digits: Sequence[int], both_exact: bool) -> str:
     return f"D_ab{body}" if both_exact else f"D{body}"
 
 
-def position_options(position: str, seq_len: int) -> dict[str, Any]:
-    """Options that make an encoding cover the task's longest sequence."""
+def position_options(position: str, seq_len: int, train_max: int, test_max: int) -> dict[str, Any]:
+    """Options that make an encoding cover the task's longest sequence.
+
+    Abacus: training offsets k ∈ [0, test_max − train_max], so every digit index a test number uses is trained
+    (McLeish et al. use k ≤ 100 for 20-digit training and 100-digit tests; with k ≤ 100 and 4-digit training, the
+    rows 1..4 used at evaluation would see only ~4% of the training sequences).
+    """
     opts: dict[str, Any] = {}
     if "cope" in position:
         opts["p_max"] = seq_len
     if "t5" in position:
         opts["t5_max_distance"] = max(128, seq_len)
     if "abacus" in position:
-        opts["abacus_max_index"] = seq_len + 101
+        opts["abacus_max_offset"] = max(test_max - train_max, 1)
+        opts["abacus_max_index"] = seq_len + opts["abacus_max_offset"] + 1
     return opts
 
 
@@ -58,6 +64,7 @@ def arithmetic_spec(
     task = ArithmeticTask(op=op, modulus=modulus, format=fmt, width=width, train_digits=list(digits),
                           both_exact=both_exact, test_digits=list(test_digits))
     longest = max(t.seq_len() for t in task.splits().values())
+    options = position_options(position, longest, max(digits), max(test_digits))
     name = train_name(digits, both_exact)
     if experiment is None:
         kind = op if modulus is None else f"mod{op}{modulus}"
@@ -66,7 +73,7 @@ def arithmetic_spec(
         study="arithmetic",
         task={"name": "arithmetic", **task.model_dump()},
         model={"n_layers": n_layers, "n_heads": n_heads, "d_model": d_model, "position": position,
-               "position_options": position_options(position, longest), "max_len": longest, "init": "gpt2"},
+               "position_options": options, "max_len": longest, "init": "gpt2"},
         optim={"optimizer": "adamw", "lr": lr, "beta2": 0.99, "weight_decay": weight_decay, "schedule": "cosine",
                "warmup_steps": warmup, "min_lr_ratio": 0.1, "grad_clip": 1.0},
         train={"steps": steps, "batch_size": batch_size, "eval_size": eval_size, "eval_every": eval_every},
@@ -111,7 +118,7 @@ def _cpu_spec(op: str, digits: Sequence[int], *, steps: int, d_model: int, n_lay
 
 def quick(seeds: int | Sequence[int] = 1, steps: int = 2000, mod_steps: int = 2000, remainder_steps: int = 2000,
           d_model: int = 64, n_layers: int = 2, remainder_modulus: int | None = 11,
-          encodings: Sequence[str] = ()) -> list[RunSpec]:
+          encodings: Sequence[str] = (), encoding_steps: int = 4000) -> list[RunSpec]:
     """CPU-sized, test digit counts 1..9 in the fixed format with operand width 10:
 
     * learned absolute PE on D≤4 addition (``steps``);
@@ -121,7 +128,8 @@ def quick(seeds: int | Sequence[int] = 1, steps: int = 2000, mod_steps: int = 20
       on D≤4 and tested to 9 digits. The default is p = 11 (p′ = 11 for every k): at this size a model learns the
       remainder steps for p = 101 but not the final (r_a + r_b) mod 101 (see docs/arithmetic-results.md);
     * (``encodings``, default none) D≤4 addition in the reversed variable-length format, tested to 12 digits, once
-      per encoding named (e.g. ``["abacus", "rope", "learned"]``): the paper's claim (1) at CPU scale.
+      per encoding named (e.g. ``["abacus", "rope", "learned"]``, ``encoding_steps`` steps): the paper's claim (1)
+      at CPU scale.
 
     Departures from the paper: a 2-layer width-64 model, lr 3e-3, 2,000 steps, operand width 10 instead of 20
     (shorter sequences; the test lengths are the paper's 1..9), modular runs trained on 1–2 digits instead of 4
@@ -137,7 +145,7 @@ def quick(seeds: int | Sequence[int] = 1, steps: int = 2000, mod_steps: int = 20
             specs.append(_cpu_spec("add", [1, 2, 3, 4], modulus=remainder_modulus, fmt="remainder", position="rope",
                                    seed=seed, steps=remainder_steps, **common))
         for pos in encodings:
-            specs.append(_cpu_spec("add", [1, 2, 3, 4], fmt="reversed", position=pos, seed=seed, steps=steps,
+            specs.append(_cpu_spec("add", [1, 2, 3, 4], fmt="reversed", position=pos, seed=seed, steps=encoding_steps,
                                    **{**common, "test_digits": range(1, 13), "eval_size": 1200}))
     return specs
 
