@@ -64,8 +64,6 @@ from limitlab.rng import StackRNG
 from limitlab.tasks import arithmetic_digits as D
 from limitlab.tasks.base import Batch, Metric, Task, TaskStack, group_sums
 
-FORMATS = ("fixed", "reversed", "scratchpad", "remainder")
-
 
 def predicted_accuracy(modulus: int, truncate_digits: int) -> float:
     """The theory's accuracy beyond the training length for a model computing the truncated function mod p:
@@ -86,7 +84,7 @@ class ArithmeticTask(Task):
     op: Literal["add", "mul"] = "add"
     modulus: int | None = Field(None, ge=2, description="reduce the result mod p; None = exact result")
     format: Literal["fixed", "reversed", "scratchpad", "remainder"] = "fixed"
-    width: int = Field(20, ge=1, le=200, description="fixed format: operand width (answer width + 1)")
+    width: int = Field(20, ge=1, le=200, description="fixed format: operand digits (the answer has width + 1)")
     train_digits: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], description="digit counts n drawn")
     both_exact: bool = Field(False, description="D_ab n: both operands exactly n digits (else one of them)")
     test_digits: list[int] = Field(default_factory=lambda: list(range(1, 10)), description="'lengths' split n")
