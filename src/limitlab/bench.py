@@ -70,6 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peak-flops", type=float, default=0.0, help="override the device peak for MFU")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="machine-readable output only")
+    cope = parser.add_argument_group("attention kernels (limitlab.bench_attention): one layer, CoPE vs SDPA")
+    cope.add_argument("--attention", default=None,
+                      help="time one attention layer instead: comma list of sdpa, cope-reference, cope-blocked "
+                           "('cope' = both CoPE paths), e.g. --attention cope,sdpa --T 512 1024")
+    cope.add_argument("--T", type=int, nargs="+", default=[128, 512, 1024], help="sequence lengths (--attention)")
+    cope.add_argument("--attn-d", type=int, default=256, help="width d_model (--attention)")
+    cope.add_argument("--attn-batch", type=int, default=4, help="batch per model (--attention)")
+    cope.add_argument("--attn-models", type=int, default=1, help="models in the stack M (--attention)")
+    cope.add_argument("--p-max", type=int, default=64, help="CoPE p_max (--attention)")
 
 
 # ---- devices ---------------------------------------------------------------------------------------------------
@@ -342,6 +351,8 @@ def run(args: argparse.Namespace) -> dict:
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    if getattr(args, "attention", None):
+        return run_attention(args, device)
     modes = (["eager", "compiled"] if device.startswith("cuda") else ["eager"]) if args.modes == "auto" \
         else [m.strip() for m in args.modes.split(",") if m.strip()]
     for mode in modes:
@@ -375,11 +386,30 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
+def run_attention(args: argparse.Namespace, device: str) -> dict:
+    """The --attention mode: one layer's step time and memory per kind and length."""
+    from limitlab.bench_attention import measure_attention, parse_kinds
+
+    kinds = parse_kinds(args.attention)
+    for t in args.T:
+        if t < 1:
+            raise ValueError(f"--T {t}: sequence lengths must be >= 1")
+    info = device_info(device, args.peak_flops)
+    rows = measure_attention(kinds, args.T, args.attn_models, args.attn_batch, args.attn_d, args.heads,
+                             args.p_max, args.repeat, device)
+    info["load_avg_end"] = _load()
+    return {"info": info, "attention": rows}
+
+
 def _fmt(x: float | None, spec: str = ".3g") -> str:
     return "n/a" if x is None else format(x, spec)
 
 
 def render(report: dict) -> str:
+    if "attention" in report:
+        from limitlab.bench_attention import render_attention
+
+        return render_attention(report)
     info = report["info"]
     lines = [f"device: {info['name']} ({info['device']}), torch {info['torch']}, threads {info['threads']}, "
              f"load avg {info['load_avg']} -> {info.get('load_avg_end')}",

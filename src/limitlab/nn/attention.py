@@ -28,6 +28,8 @@ class StackedAttention(nn.Module):
         self.out = StackedLinear(n_models, d_model, d_model, bias)
         self.encodings = nn.ModuleList(encodings)
         self.explicit = any(enc.needs_logits for enc in encodings)
+        rewriters = [i for i, enc in enumerate(encodings) if enc.needs_logits]  # one with its own kernel may take over
+        self.fused = rewriters[0] if len(rewriters) == 1 and getattr(encodings[rewriters[0]], "fused", False) else None
         self.weights: torch.Tensor | None = None  # (M, B, H, Tq, Tk) when kept
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +56,9 @@ class StackedAttention(nn.Module):
             extra = enc.bias(pos)
             if extra is not None:
                 bias = extra if bias is None else bias + extra
-        if self.explicit or keep_weights:
+        if self.fused is not None and bias is None and not keep_weights:
+            y = self.encodings[self.fused].attend(q, k, v, pos, self._allowed(pos, valid), x, full=query_index is None)
+        elif self.explicit or keep_weights:
             y = self._explicit(q, k, v, pos, bias, self._allowed(pos, valid), x, keep_weights)
         elif bias is None and valid is None and (query_index is None or not self.causal):
             y = self._sdpa(q, k, v, None, None)  # the kernel's own causal mask, or none

@@ -16,16 +16,25 @@ Choices:
   as in both the appendix and RAM, so an untrained CoPE model behaves like NoPE.
 * ``cope_sep_key=True``: gates come from a separate key projection (the paper's "sep-keys" variant).
 * CoPE needs a causal model (the sum runs from j up to the query).
+
+Two implementations of the same maths (``impl``): ``reference`` rewrites the materialised (M, B, H, Tq, Tk)
+logits of the explicit attention path (:meth:`CoPE.on_logits`, also used whenever attention weights are kept);
+``blocked`` (:mod:`limitlab.nn.cope_kernels`) computes the attention in query blocks with a hand-written
+backward that recomputes instead of keeping the (Tq, Tk) tensors, and skips keys after a causal block. The
+attention layer routes to ``blocked`` when CoPE is its only logit-rewriting encoding and no encoding adds a bias
+(e.g. not for cope+relative or cope+alibi, which use the reference path).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from limitlab.nn.cope_kernels import cope_attention
 from limitlab.nn.layers import StackedLinear
 from limitlab.nn.positions.base import AttnPositions, PositionEncoding
 
@@ -36,6 +45,9 @@ class CoPEOptions(BaseModel):
     cope_sep_key: bool = Field(False, description="gates from a separate key projection")
     scale_position_logits: bool = Field(
         False, description="divide position logits by sqrt(head_dim) as RAM's code does (default: appendix)"
+    )
+    impl: Literal["reference", "blocked"] = Field(
+        "blocked", description="'blocked': query-blocked kernel with its own backward; 'reference': explicit logits"
     )
 
 
@@ -81,6 +93,21 @@ class CoPE(PositionEncoding):
         if self.options.scale_position_logits:
             extra = extra / math.sqrt(self.geo.head_dim)
         return logits + extra
+
+    @property
+    def fused(self) -> bool:
+        """Whether the attention layer may call :meth:`attend` instead of the explicit path."""
+        return self.options.impl == "blocked"
+
+    def attend(self, q, k, v, pos: AttnPositions, allowed: torch.Tensor, x: torch.Tensor, full: bool) -> torch.Tensor:
+        """The whole attention (M, B, H, Tq, hd) by the blocked kernel; ``allowed``: (Mq, Bq, 1, Tq, Tk) bool;
+        ``full``: every query present, query i at position i (causal blocks then skip later keys)."""
+        gate_k = None
+        if self.gate_key is not None:
+            m, b, h, _, hd = q.shape
+            gate_k = self.gate_key(x).view(m, b, -1, h, hd).transpose(2, 3)  # (M, B, H, Tk, hd)
+        return cope_attention(q, k, v, self.table, allowed, self.options.p_max, self.options.scale_position_logits,
+                              gate_k=gate_k, causal_full=full)
 
     def init_model(self, m: int, gen: torch.Generator, scheme: str) -> None:
         with torch.no_grad():

@@ -1,0 +1,165 @@
+"""The blocked CoPE kernel equals the reference explicit path: outputs and every gradient, in float64."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import limitlab.nn.cope_kernels as kernels
+from limitlab.nn.cope_kernels import cope_attention, query_block
+from limitlab.nn.model import ModelConfig, StackedTransformer
+from limitlab.nn.positions import AttnPositions
+
+VOCAB, OUT = 11, 5
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _pair(position: str = "cope", n_layers: int = 2, **options) -> tuple[StackedTransformer, StackedTransformer]:
+    """The same float64 stack of 2 models twice: CoPE by the reference path, and by the blocked kernel."""
+    models = []
+    for impl in ("reference", "blocked"):
+        cfg = ModelConfig(d_model=16, n_heads=2, n_layers=n_layers, position=position,
+                          position_options={**options, "impl": impl})
+        model = StackedTransformer(cfg, 2, VOCAB, OUT)
+        model.reset_parameters([0, 1])
+        for i, block in enumerate(model.blocks):
+            with torch.no_grad():
+                block.attn.encodings[0].table.normal_(generator=_gen(10 + i))  # zero at init: make it count
+        models.append(model.double())
+    return models[0], models[1]
+
+
+def _grads(model: StackedTransformer) -> dict[str, torch.Tensor]:
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def _check_equal(ref: StackedTransformer, fast: StackedTransformer, x, readout=None, valid=None) -> None:
+    weights = torch.randn(2, *x.shape[1:2], readout.shape[-1] if readout is not None else x.shape[-1], OUT,
+                          generator=_gen(7), dtype=torch.float64)
+    outs, grads = [], []
+    for model in (ref, fast):
+        y = model(x, readout, valid=valid)  # (M, B, K, C)
+        (y * weights).sum().backward()
+        outs.append(y)
+        grads.append(_grads(model))
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-10, atol=1e-11)
+    assert grads[0].keys() == grads[1].keys()
+    tables = [name for name in grads[0] if name.endswith("table")]
+    assert tables and all(grads[0][name].abs().max() > 1e-6 for name in tables)  # the test sees the table
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-9, atol=1e-10, msg=name)
+
+
+def _tokens(t: int, seed: int = 0, b: int = 3) -> torch.Tensor:
+    return torch.randint(0, VOCAB, (2, b, t), generator=_gen(seed))
+
+
+@pytest.mark.parametrize("options", [
+    {"p_max": 2},  # small p_max: most positions clamp
+    {"p_max": 40},  # no clamping
+    {"p_max": 3, "cope_sep_key": True},
+    {"p_max": 3, "scale_position_logits": True},
+])
+@pytest.mark.parametrize("rows", [4, 128])  # several uneven blocks (T = 13), and one block
+def test_blocked_equals_reference_causal(monkeypatch, options, rows):
+    monkeypatch.setattr(kernels, "BLOCK_ROWS", rows)
+    ref, fast = _pair(**options)
+    _check_equal(ref, fast, _tokens(13))
+
+
+def test_blocked_equals_reference_with_padding_and_readout(monkeypatch):
+    monkeypatch.setattr(kernels, "BLOCK_ROWS", 4)
+    ref, fast = _pair(p_max=3, cope_sep_key=True)
+    x = _tokens(14, seed=1)
+    valid = torch.ones(2, 3, 14, dtype=torch.bool)
+    valid[0, 1, 9:] = False  # right padding
+    valid[1, 2, :4] = False  # left padding
+    valid[1, 0, 5:7] = False  # a hole
+    readout = torch.randint(0, 14, (2, 3, 3), generator=_gen(2))  # the last layer computes these rows only
+    _check_equal(ref, fast, x, valid=valid)
+    for model in (ref, fast):
+        model.zero_grad(set_to_none=True)
+    _check_equal(ref, fast, x, readout=readout, valid=valid)
+
+
+def test_blocked_equals_reference_with_rope(monkeypatch):
+    monkeypatch.setattr(kernels, "BLOCK_ROWS", 5)
+    ref, fast = _pair("cope+rope", p_max=4)
+    _check_equal(ref, fast, _tokens(12, seed=3))
+
+
+def test_routing_blocked_only_where_it_is_exact():
+    """cope+relative (two logit rewriters) and kept weights go the reference way; cope alone goes blocked."""
+    _, fast = _pair(p_max=4)
+    assert all(block.attn.fused == 0 for block in fast.blocks)
+    cfg = ModelConfig(d_model=16, n_heads=2, n_layers=1, position="cope+relative", position_options={"impl": "blocked"})
+    assert StackedTransformer(cfg, 1, VOCAB, OUT).blocks[0].attn.fused is None
+    ref, fast = _pair(p_max=4, n_layers=1)
+    x = _tokens(9, seed=4)
+    ref(x, keep_attention=True)
+    fast(x, keep_attention=True)  # the weights come from the explicit path, the same for both
+    torch.testing.assert_close(fast.blocks[0].attn.weights, ref.blocks[0].attn.weights, rtol=0, atol=0)
+
+
+def _clamp_fraction(q, k, p_max: int) -> float:
+    logits = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    logits = logits.masked_fill(~AttnPositions.full(q.shape[3], q.device).causal_mask(), float("-inf"))
+    c = torch.sigmoid(logits).flip(-1).cumsum(-1).flip(-1)
+    return (c > p_max).double().mean().item()
+
+
+def _reference_attention(q, k, v, table, allowed, p_max: int) -> torch.Tensor:
+    """The appendix maths written out once more, independently of both code paths."""
+    logits = ((q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])).masked_fill(~allowed, float("-inf"))
+    p = torch.sigmoid(logits).flip(-1).cumsum(-1).flip(-1).clamp(max=p_max)
+    z = torch.einsum("mbhqd,mdp->mbhqp", q, table)
+    lo, hi = p.detach().floor().long(), p.detach().ceil().long()
+    w = p - lo.to(p.dtype)
+    logits = logits + (1 - w) * z.gather(-1, lo) + w * z.gather(-1, hi)
+    return torch.softmax(logits, -1) @ v
+
+
+def test_kernel_matches_written_out_maths_and_gradcheck():
+    m, b, h, t, hd, p_max = 2, 2, 2, 10, 4, 2
+    q, k, v = (torch.randn(m, b, h, t, hd, generator=_gen(i), dtype=torch.float64, requires_grad=True)
+               for i in range(3))
+    table = torch.randn(m, hd, p_max + 1, generator=_gen(5), dtype=torch.float64, requires_grad=True)
+    allowed = AttnPositions.full(t, q.device).causal_mask()
+    assert _clamp_fraction(q, k, p_max) > 0.2  # the clamp is exercised
+    for full in (True, False):
+        for block in (1, 3, t):
+            got = cope_attention(q, k, v, table, allowed, p_max, causal_full=full, block=block)
+            torch.testing.assert_close(got, _reference_attention(q, k, v, table, allowed, p_max),
+                                       rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(
+        lambda *a: cope_attention(*a, allowed, p_max, causal_full=True, block=3), (q, k, v, table))
+
+
+def test_integer_positions_pass_no_gradient_like_the_reference():
+    """Gates of exactly 0.5 (zero logits) make integer positions; d/dp is 0 there in the reference."""
+    m, b, h, t, hd, p_max = 1, 1, 1, 6, 4, 8
+    q = torch.zeros(m, b, h, t, hd, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(m, b, h, t, hd, generator=_gen(1), dtype=torch.float64, requires_grad=True)
+    v = torch.randn(m, b, h, t, hd, generator=_gen(2), dtype=torch.float64, requires_grad=True)
+    table = torch.randn(m, hd, p_max + 1, generator=_gen(3), dtype=torch.float64, requires_grad=True)
+    allowed = AttnPositions.full(t, q.device).causal_mask()
+    grads = []
+    for fn in (_reference_attention, lambda *a: cope_attention(*a, causal_full=True, block=2)):
+        out = fn(q, k, v, table, allowed, p_max)
+        grads.append(torch.autograd.grad((out * v.sum()).sum() + out.square().sum(), (q, k, v, table)))
+    for got, want in zip(grads[1], grads[0]):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_query_block_bounds_and_bad_block():
+    assert query_block(16, 1024, 1024) == kernels.BLOCK_ROWS
+    assert query_block(10**6, 1024, 1024) == 16  # never fewer than 16 rows unless the sequence is shorter
+    assert query_block(4, 5, 5) == 5
+    q = torch.zeros(1, 1, 1, 3, 2)
+    with pytest.raises(ValueError, match="block=0"):
+        cope_attention(q, q, q, torch.zeros(1, 2, 3), torch.ones(3, 3, dtype=torch.bool), 2, block=0)
