@@ -83,25 +83,26 @@ def _curve_figure(curves: dict[str, dict[str, list[float]]], corpus: str) -> Any
     return fig
 
 
-def _map(store: Any, runs, raw) -> tuple[dict[str, Any], Any]:
-    """The CoPE map of one run (flip-flop first, else selective copy); ({} , None) when there is no CoPE run."""
+def _map(store: Any, runs) -> tuple[dict[str, Any], Any]:
+    """The CoPE map of one run: a flip-flop (else selective copy) run with stored weights, else the cheapest CoPE
+    run retrained from its spec; ({}, None) when there is no CoPE run."""
     from limitlab.studies.cope.attention import cope_maps, map_figure, trained_model
 
-    for task in ("flip_flop", "selective_copy"):
-        cand = runs[(runs["task"] == task) & (runs["pe"] == "cope") & runs["ablation"].isna()]
-        if cand.empty:
-            continue
-        run_id = cand.sort_values("seed")["run_id"].iloc[0]
-        spec = store.spec(run_id)
-        model, source = trained_model(store, spec)
-        maps = cope_maps(model, spec)
-        if task == "flip_flop":
-            labels = ["wri01"[t] for t in maps["tokens"]]
-        else:
-            labels = ["." if t == 0 else ">" if t == 1 else chr(ord("A") + t - 2) for t in maps["tokens"]]
-        fig = map_figure(maps, labels, TASK_TITLES[task])
-        return {"run_id": run_id, "task": task, "source": source, "seed": int(spec.seed)}, fig
-    return {}, None
+    cand = runs[runs["task"].isin(list(TASK_TITLES)) & (runs["pe"] == "cope") & runs["ablation"].isna()]
+    if cand.empty:
+        return {}, None
+    specs = [store.spec(run_id) for run_id in cand.sort_values(["task", "seed"])["run_id"]]
+    stored = [s for s in specs if store.load_weights(s.run_id) is not None]
+    spec = stored[0] if stored else min(specs, key=lambda s: (s.train.steps * s.task.seq_len(), s.seed))
+    model, source = trained_model(store, spec)
+    maps = cope_maps(model, spec)
+    task = spec.task.name
+    if task == "flip_flop":
+        labels = ["wri01"[t] for t in maps["tokens"]]
+    else:
+        labels = ["." if t == 0 else ">" if t == 1 else chr(ord("A") + t - 2) for t in maps["tokens"]]
+    fig = map_figure(maps, labels, TASK_TITLES[task])
+    return {"run_id": spec.run_id, "task": task, "source": source, "seed": int(spec.seed)}, fig
 
 
 def write_cope_report(store: Any, out_dir: str | Path, attention_map: bool = True) -> Path:
@@ -130,7 +131,7 @@ def write_cope_report(store: Any, out_dir: str | Path, attention_map: bool = Tru
         claims, plain = R.claims_table(runs, tables["lm"])
         if attention_map:
             try:
-                cope_map, fig = _map(store, runs, raw)
+                cope_map, fig = _map(store, runs)
                 if fig is not None:
                     figures["cope_map.png"] = fig
             except Exception as exc:  # the map is an illustration: report the failure, keep the tables
