@@ -19,9 +19,9 @@ STUDY = Study(
     presets={"smoke": smoke, "quick": quick, "paper": paper, "beyond": beyond},
     report=_report,
     preset_notes={
-        "smoke": "3 tiny runs (APE addition, mod 100, mod 101), seconds on a CPU",
-        "quick": "APE on D≤4 addition and mod 100 / mod 101 addition, plus the mod-101 remainder scratchpad; "
-                 "minutes on a CPU",
+        "smoke": "4 tiny runs (APE addition, mod 100, mod 101, remainder scratchpad mod 7), seconds on a CPU",
+        "quick": "4 runs: APE on D≤4 addition, mod 100 / mod 101 addition, the mod-11 remainder scratchpad "
+                 "(+ study.encodings: reversed addition per encoding); ~5 CPU-minutes",
         "paper": "the paper's runs (mini-GPT) × 7 encodings × 3 seeds, for a GPU",
         "beyond": "Abacus on reversed addition (≤20 → 100 digits) and the mod-101 remainder scratchpad, for a GPU",
     },
