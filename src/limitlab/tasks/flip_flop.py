@@ -15,7 +15,7 @@ ones that are ``r`` (``Batch.mask``), which is also the training loss. Example, 
 Token ids: w = 0, r = 1, i = 2, bit 0 = 3, bit 1 = 4. Splits: ``test`` (in distribution, p_i as trained),
 ``sparse`` (p_i = 0.98: long write-to-read gaps) and ``dense`` (p_i = 0.1), all at the trained length, as in the
 CoPE paper. Metrics: the defaults (``token_accuracy`` = fraction of scored reads right, ``accuracy`` = sequences
-with every read right), plus ``error`` = 1 - token_accuracy in percent-free form (a fraction).
+with every read right), plus ``error`` = 1 - token_accuracy (a fraction of the scored reads).
 """
 
 from __future__ import annotations
