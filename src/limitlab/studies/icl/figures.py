@@ -29,7 +29,8 @@ def _panel(ax: Any, recs: Sequence[Record], title: str) -> None:
     for r in sorted(recs, key=lambda r: (r["predictor"] != TRANSFORMER, r["predictor"])):
         k = r["index"]
         if r["predictor"] == TRANSFORMER:
-            line_with_band(ax, k, r["mean"], r["low"], r["high"], label=f"transformer ({r.get('n_seeds', 1)} seeds)",
+            seeds = r.get("n_seeds", 1)
+            line_with_band(ax, k, r["mean"], r["low"], r["high"], label=f"transformer ({seeds} seed(s))",
                            color="black", marker=None)
         else:
             dashed = r["predictor"].startswith("Bayes")
