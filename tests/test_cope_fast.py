@@ -65,11 +65,15 @@ def _tokens(t: int, seed: int = 0, b: int = 3) -> torch.Tensor:
     {"p_max": 3, "cope_sep_key": True},
     {"p_max": 3, "scale_position_logits": True},
 ])
-@pytest.mark.parametrize("rows", [4, 128])  # several uneven blocks (T = 13), and one block
-def test_blocked_equals_reference_causal(monkeypatch, options, rows):
-    monkeypatch.setattr(kernels, "BLOCK_ROWS", rows)
+def test_blocked_equals_reference_causal(monkeypatch, options):
+    monkeypatch.setattr(kernels, "BLOCK_ROWS", 4)  # several uneven blocks (T = 13)
     ref, fast = _pair(**options)
     _check_equal(ref, fast, _tokens(13))
+
+
+def test_blocked_equals_reference_one_block():
+    ref, fast = _pair(p_max=3)
+    _check_equal(ref, fast, _tokens(13, seed=5))
 
 
 def test_blocked_equals_reference_with_padding_and_readout(monkeypatch):
@@ -113,10 +117,14 @@ def _clamp_fraction(q, k, p_max: int) -> float:
     return (c > p_max).double().mean().item()
 
 
-def _reference_attention(q, k, v, table, allowed, p_max: int) -> torch.Tensor:
+def _reference_attention(q, k, v, table, allowed, p_max: int, gate_k=None) -> torch.Tensor:
     """The appendix maths written out once more, independently of both code paths."""
     logits = ((q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])).masked_fill(~allowed, float("-inf"))
-    p = torch.sigmoid(logits).flip(-1).cumsum(-1).flip(-1).clamp(max=p_max)
+    if gate_k is not None:
+        gate_logits = ((q @ gate_k.transpose(-1, -2)) / math.sqrt(q.shape[-1])).masked_fill(~allowed, float("-inf"))
+    else:
+        gate_logits = logits
+    p = torch.sigmoid(gate_logits).flip(-1).cumsum(-1).flip(-1).clamp(max=p_max)
     z = torch.einsum("mbhqd,mdp->mbhqp", q, table)
     lo, hi = p.detach().floor().long(), p.detach().ceil().long()
     w = p - lo.to(p.dtype)
@@ -136,22 +144,26 @@ def test_kernel_matches_written_out_maths_and_gradcheck():
             got = cope_attention(q, k, v, table, allowed, p_max, causal_full=full, block=block)
             torch.testing.assert_close(got, _reference_attention(q, k, v, table, allowed, p_max),
                                        rtol=1e-12, atol=1e-12)
-    assert torch.autograd.gradcheck(
-        lambda *a: cope_attention(*a, allowed, p_max, causal_full=True, block=3), (q, k, v, table))
+    small = [z[:1, :1, :1, :5, :2].detach().clone().requires_grad_() for z in (q, k, v)]
+    small_table = table[:1, :2].detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda *a: cope_attention(*a, allowed[..., :5, :5], p_max, causal_full=True,
+                                                              block=2), (*small, small_table))
 
 
 def test_integer_positions_pass_no_gradient_like_the_reference():
-    """Gates of exactly 0.5 (zero logits) make integer positions; d/dp is 0 there in the reference."""
-    m, b, h, t, hd, p_max = 1, 1, 1, 6, 4, 8
-    q = torch.zeros(m, b, h, t, hd, dtype=torch.float64, requires_grad=True)
-    k = torch.randn(m, b, h, t, hd, generator=_gen(1), dtype=torch.float64, requires_grad=True)
-    v = torch.randn(m, b, h, t, hd, generator=_gen(2), dtype=torch.float64, requires_grad=True)
+    """Gate keys of zero give gates of exactly 0.5, so every other position is an integer, where the reference's
+    d/dp = z[⌈p⌉] − z[⌊p⌋] is 0 (not the slope to the next slot)."""
+    m, b, h, t, hd, p_max = 1, 1, 1, 7, 4, 8
+    q, k, v = (torch.randn(m, b, h, t, hd, generator=_gen(i), dtype=torch.float64, requires_grad=True)
+               for i in range(3))
     table = torch.randn(m, hd, p_max + 1, generator=_gen(3), dtype=torch.float64, requires_grad=True)
+    gate_k = torch.zeros(m, b, h, t, hd, dtype=torch.float64, requires_grad=True)
     allowed = AttnPositions.full(t, q.device).causal_mask()
     grads = []
-    for fn in (_reference_attention, lambda *a: cope_attention(*a, causal_full=True, block=2)):
-        out = fn(q, k, v, table, allowed, p_max)
-        grads.append(torch.autograd.grad((out * v.sum()).sum() + out.square().sum(), (q, k, v, table)))
+    for fn in (_reference_attention, lambda *a, gate_k: cope_attention(*a, gate_k=gate_k, causal_full=True, block=2)):
+        out = fn(q, k, v, table, allowed, p_max, gate_k=gate_k)
+        grads.append(torch.autograd.grad(out.square().sum(), (q, k, v, table, gate_k)))
+    assert grads[0][4].abs().max() > 1e-6  # the gates still get a gradient at the fractional positions
     for got, want in zip(grads[1], grads[0]):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
