@@ -7,6 +7,7 @@ import doctest
 import json
 import random
 
+import pandas as pd
 import pytest
 import torch
 
@@ -117,6 +118,26 @@ def test_analysis_helpers():
     assert G.claim([])["verdict"] == "not measured"
     with pytest.raises(ValueError, match="widths"):
         E.emergence_specs([])
+
+
+def _ladder(token_acc: list[float], length: int = 5) -> pd.DataFrame:
+    rows = []
+    for i, p in enumerate(token_acc):
+        rows.append({"task": "addition", "d": 8 * (i + 1), "seed": 0, "N": 1000 * 4 ** i, "C": 1e9 * 4 ** i,
+                     "answer_len": length, "exact_match": p ** length, "token_accuracy": p,
+                     "token_probability": p * 0.9, "edit_score": p})
+    return pd.DataFrame(rows)
+
+
+def test_emergence_claim_on_synthetic_ladders():
+    smooth = E.analyze(_ladder([0.2, 0.35, 0.5, 0.65, 0.8, 0.95]))  # per-token linear: EM = p^5 is sharp
+    a = smooth["addition"]
+    assert a["exact_match_sharper"] and a["continuous_smooth"] and a["pL_mean_abs_error"] < 1e-9
+    assert E.claim(smooth)[0]["verdict"] == "agree"
+    both = E.analyze(_ladder([0.3, 0.3, 0.3, 0.3, 0.95, 1.0]))  # the per-token metric jumps too
+    assert not both["addition"]["continuous_smooth"] and E.claim(both)[0]["verdict"] == "disagree"
+    flat = E.analyze(_ladder([0.1, 0.12, 0.14]))  # exact match never moves: the ladder cannot decide
+    assert E.claim(flat)[0]["verdict"] == "not measured"
 
 
 def _train(specs: list[RunSpec], store: RunStore) -> None:
