@@ -110,6 +110,22 @@ def test_routing_blocked_only_where_it_is_exact():
     torch.testing.assert_close(fast.blocks[0].attn.weights, ref.blocks[0].attn.weights, rtol=0, atol=0)
 
 
+def test_auto_takes_the_kernel_from_auto_min_keys_on(monkeypatch):
+    import limitlab.nn.positions.cope as cope
+
+    calls = []
+    monkeypatch.setattr(cope, "cope_attention", lambda *a, **kw: calls.append(a[0].shape[3]) or kernels.cope_attention(
+        *a, **kw))
+    monkeypatch.setattr(cope, "AUTO_MIN_KEYS", 10)
+    cfg = ModelConfig(d_model=16, n_heads=2, n_layers=1, position="cope")  # impl='auto' by default
+    model = StackedTransformer(cfg, 1, VOCAB, OUT)
+    model.reset_parameters([0])
+    model(torch.zeros(1, 1, 9, dtype=torch.long))
+    assert calls == []  # 9 keys: the reference path
+    model(torch.zeros(1, 1, 10, dtype=torch.long))
+    assert calls == [10]
+
+
 def _clamp_fraction(q, k, p_max: int) -> float:
     logits = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
     logits = logits.masked_fill(~AttnPositions.full(q.shape[3], q.device).causal_mask(), float("-inf"))

@@ -8,7 +8,8 @@ position a query) for each kind and sequence length:
 * ``cope-reference``: CoPE on the explicit path (materialised logits, autograd keeps the (Tq, Tk) tensors);
 * ``cope-blocked``: CoPE by :mod:`limitlab.nn.cope_kernels` (query blocks, hand-written backward).
 
-Per cell: the median and the least of ``--repeat`` step times (kinds interleaved round by round, so load from
+Per cell: the median and the least of ``--repeat`` wall step times and the median CPU time of this process
+(kinds interleaved round by round, so load from
 other processes hits them alike); the bytes autograd keeps for the backward pass (unique storages packed by
 ``torch.autograd.graph.saved_tensors_hooks``, the layer's weights and input excluded) — the activation memory a
 deep model holds per layer; on CUDA also the peak allocated during the step above what was allocated before it.
@@ -86,14 +87,15 @@ def saved_bytes(layer, x: torch.Tensor) -> int:
     return sum(seen.values())
 
 
-def _step(layer, x: torch.Tensor, device: str) -> float:
+def _step(layer, x: torch.Tensor, device: str) -> tuple[float, float]:
+    """Wall seconds and this process's CPU seconds (all threads) of one forward + backward."""
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     layer(x).square().mean().backward()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _cuda_peak(layer, x: torch.Tensor, device: str) -> int | None:
@@ -118,12 +120,15 @@ def measure_attention(kinds: Sequence[str], lengths: Sequence[int], n_models: in
         cells = {}
         for k, layer in layers.items():
             with torch.autocast(device, dtype=dtype, enabled=device.startswith("cuda")):
-                cells[k] = {"saved": saved_bytes(layer, x), "cuda_peak": _cuda_peak(layer, x, device), "times": []}
+                cells[k] = {"saved": saved_bytes(layer, x), "cuda_peak": _cuda_peak(layer, x, device), "times": [],
+                            "cpu": []}
                 _step(layer, x, device)  # warm-up
         for _ in range(max(repeat, 1)):  # round by round: every kind sees the same background load
             for k, layer in layers.items():
                 with torch.autocast(device, dtype=dtype, enabled=device.startswith("cuda")):
-                    cells[k]["times"].append(_step(layer, x, device))
+                    wall, cpu = _step(layer, x, device)
+                    cells[k]["times"].append(wall)
+                    cells[k]["cpu"].append(cpu)
                 layer.zero_grad(set_to_none=True)
                 x.grad = None
         for k in kinds:
@@ -131,6 +136,7 @@ def measure_attention(kinds: Sequence[str], lengths: Sequence[int], n_models: in
             rows.append({"kind": k, "T": t, "models": n_models, "batch": batch, "d": d, "heads": heads,
                          "p_max": p_max, "dtype": str(dtype).removeprefix("torch."),
                          "median_s": statistics.median(c["times"]), "min_s": min(c["times"]), "times_s": c["times"],
+                         "cpu_median_s": statistics.median(c["cpu"]), "cpu_s": c["cpu"],
                          "saved_bytes": c["saved"], "cuda_peak_bytes": c["cuda_peak"]})
         del layers
     return rows
@@ -145,16 +151,20 @@ def render_attention(report: dict) -> str:
              f"one causal attention layer, forward + backward: M={r0['models']} B={r0['batch']} d={r0['d']} "
              f"H={r0['heads']} p_max={r0['p_max']} {r0['dtype']}; median (least) of {len(r0['times_s'])} steps; "
              "saved = bytes autograd keeps for backward",
-             f"{'kind':<16}{'T':>6}{'median ms':>11}{'least ms':>10}{'saved MiB':>11}{'CUDA peak MiB':>15}"
-             f"{'vs sdpa':>9}{'vs cope-ref':>12}"]
+             f"{'kind':<16}{'T':>6}{'median ms':>11}{'least ms':>10}{'CPU ms':>9}{'saved MiB':>11}"
+             f"{'CUDA peak MiB':>15}{'vs sdpa':>9}{'vs cope-ref':>12}{'CPU vs ref':>11}"]
     by = {(r["kind"], r["T"]): r for r in rows}
     for r in rows:
         base, ref = by.get(("sdpa", r["T"])), by.get(("cope-reference", r["T"]))
         peak = "n/a" if r["cuda_peak_bytes"] is None else f"{r['cuda_peak_bytes'] / 2**20:.1f}"
         vs_sdpa = f"{r['median_s'] / base['median_s']:.2f}x" if base and r["kind"] != "sdpa" else ""
-        vs_ref = f"{ref['median_s'] / r['median_s']:.2f}x" if ref and r["kind"] == "cope-blocked" else ""
+        fast = ref and r["kind"] == "cope-blocked"
+        vs_ref = f"{ref['median_s'] / r['median_s']:.2f}x" if fast else ""
+        cpu_vs_ref = f"{ref['cpu_median_s'] / r['cpu_median_s']:.2f}x" if fast else ""
         lines.append(f"{r['kind']:<16}{r['T']:>6}{r['median_s'] * 1e3:>11.1f}{r['min_s'] * 1e3:>10.1f}"
-                     f"{r['saved_bytes'] / 2**20:>11.1f}{peak:>15}{vs_sdpa:>9}{vs_ref:>12}")
-    lines.append("vs sdpa = step time / sdpa's (slower by); vs cope-ref = cope-reference time / cope-blocked time "
-                 "(speed-up)")
+                     f"{r['cpu_median_s'] * 1e3:>9.1f}{r['saved_bytes'] / 2**20:>11.1f}{peak:>15}{vs_sdpa:>9}"
+                     f"{vs_ref:>12}{cpu_vs_ref:>11}")
+    lines.append("vs sdpa = median step time / sdpa's (slower by); vs cope-ref = cope-reference / cope-blocked "
+                 "median step time (speed-up); CPU ms = median process CPU time per step (all threads; less "
+                 "sensitive to other processes' load than wall time)")
     return "\n".join(lines)

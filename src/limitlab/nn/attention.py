@@ -56,7 +56,8 @@ class StackedAttention(nn.Module):
             extra = enc.bias(pos)
             if extra is not None:
                 bias = extra if bias is None else bias + extra
-        if self.fused is not None and bias is None and not keep_weights:
+        if self.fused is not None and bias is None and not keep_weights and \
+                self.encodings[self.fused].use_kernel(k.shape[3]):
             y = self.encodings[self.fused].attend(q, k, v, pos, self._allowed(pos, valid), x, full=query_index is None)
         elif self.explicit or keep_weights:
             y = self._explicit(q, k, v, pos, bias, self._allowed(pos, valid), x, keep_weights)

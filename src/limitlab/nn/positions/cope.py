@@ -20,9 +20,10 @@ Choices:
 Two implementations of the same maths (``impl``): ``reference`` rewrites the materialised (M, B, H, Tq, Tk)
 logits of the explicit attention path (:meth:`CoPE.on_logits`, also used whenever attention weights are kept);
 ``blocked`` (:mod:`limitlab.nn.cope_kernels`) computes the attention in query blocks with a hand-written
-backward that recomputes instead of keeping the (Tq, Tk) tensors, and skips keys after a causal block. The
-attention layer routes to ``blocked`` when CoPE is its only logit-rewriting encoding and no encoding adds a bias
-(e.g. not for cope+relative or cope+alibi, which use the reference path).
+backward that recomputes instead of keeping the (Tq, Tk) tensors, and skips keys after a causal block; ``auto``
+(default) takes ``blocked`` from AUTO_MIN_KEYS keys on, where it measured faster (shorter: about equal, a
+little slower on a CPU). The attention layer routes to the kernel only when CoPE is its only logit-rewriting
+encoding and no encoding adds a bias (cope+relative and cope+alibi use the reference path).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from limitlab.nn.cope_kernels import cope_attention
 from limitlab.nn.layers import StackedLinear
 from limitlab.nn.positions.base import AttnPositions, PositionEncoding
 
+AUTO_MIN_KEYS = 256  # impl='auto' uses the blocked kernel from this many keys on (see BENCHMARKS.md)
+
 
 class CoPEOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -46,8 +49,9 @@ class CoPEOptions(BaseModel):
     scale_position_logits: bool = Field(
         False, description="divide position logits by sqrt(head_dim) as RAM's code does (default: appendix)"
     )
-    impl: Literal["reference", "blocked"] = Field(
-        "blocked", description="'blocked': query-blocked kernel with its own backward; 'reference': explicit logits"
+    impl: Literal["auto", "reference", "blocked"] = Field(
+        "auto", description="'blocked': query-blocked kernel with its own backward; 'reference': explicit logits; "
+        f"'auto': blocked from {AUTO_MIN_KEYS} keys on (same maths, measured faster there on a CPU)"
     )
 
 
@@ -97,7 +101,11 @@ class CoPE(PositionEncoding):
     @property
     def fused(self) -> bool:
         """Whether the attention layer may call :meth:`attend` instead of the explicit path."""
-        return self.options.impl == "blocked"
+        return self.options.impl != "reference"
+
+    def use_kernel(self, n_keys: int) -> bool:
+        """Whether :meth:`attend` should take a call with ``n_keys`` keys (else the explicit path)."""
+        return self.options.impl == "blocked" or (self.options.impl == "auto" and n_keys >= AUTO_MIN_KEYS)
 
     def attend(self, q, k, v, pos: AttnPositions, allowed: torch.Tensor, x: torch.Tensor, full: bool) -> torch.Tensor:
         """The whole attention (M, B, H, Tq, hd) by the blocked kernel; ``allowed``: (Mq, Bq, 1, Tq, Tk) bool;
