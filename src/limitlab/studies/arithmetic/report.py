@@ -85,7 +85,11 @@ def claims(ood: list[dict], modulus: list[dict], curves: list[dict]) -> list[dic
         table.add("Learned absolute PE: 0% beyond n, ~100% vs truncated target", "[nb]", "addition",
                   not_measured("no learned-PE addition runs"))
     rel = add[add["position"] != "learned"]
-    if len(rel):
+    rel_all = all_add[all_add["position"] != "learned"]
+    if len(rel_all) and not len(rel):
+        table.add("Addition generalizes with a suitable relative encoding", "[src] abstract (1)",
+                  ", ".join(sorted(set(rel_all["position"]))), _unlearned(rel_all, "non-absolute encodings"))
+    elif len(rel):
         best = rel.loc[rel["outward"].idxmax()]
         result = "agree" if best["outward"] >= 0.5 else "disagree"
         table.add("Addition generalizes to longer operands with a suitable (relative) encoding", "[src] abstract (1)",
