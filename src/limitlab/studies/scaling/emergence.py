@@ -267,7 +267,7 @@ def figure(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path | None:
                 cd = cd.groupby("step", as_index=False).mean(numeric_only=True)
                 ax.plot(cd["C"], cd[m], style, label=f"{LABELS[m]}, d={d}")
         ax.set(xscale="log", xlabel="training compute C (FLOPs)", ylabel="score", ylim=(-0.02, 1.02),
-               title=f"{task}: exact match (solid) vs per-token accuracy (dashed) over compute")
+               title=f"{task}: exact match (solid), token accuracy (dashed)")
         ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
