@@ -71,7 +71,9 @@ def test_blocked_equals_reference_causal(monkeypatch, options):
     _check_equal(ref, fast, _tokens(13))
 
 
-def test_blocked_equals_reference_one_block():
+@pytest.mark.parametrize("pack", [True, False])  # the CPU's complex scatter, and the two real ones (CUDA's)
+def test_blocked_equals_reference_one_block(monkeypatch, pack):
+    monkeypatch.setattr(kernels, "PACK_SCATTER", pack)
     ref, fast = _pair(p_max=3)
     _check_equal(ref, fast, _tokens(13, seed=5))
 

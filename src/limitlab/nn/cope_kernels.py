@@ -21,7 +21,8 @@ This module computes the same attention output and the same gradients without ke
   [0, i1) only, so the keys after the block are never touched: about half of the reference's (Tq × Tk) work.
 
 Gates at masked pairs are σ(−inf) = 0 as in the reference, so the positions, the blend and every gradient agree
-with it. Arithmetic is in float32 at least (float64 for float64 inputs); the output has v's dtype.
+with it. Arithmetic is in float32 at least (float64 for float64 inputs), autocast off, forward and backward
+alike (so under bf16 autocast on CUDA it is more precise than the reference path); the output has v's dtype.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch
 # and the most query rows per block (smaller blocks skip more of the masked causal keys).
 BLOCK_ELEMENTS = 1 << 22
 BLOCK_ROWS = 128
+PACK_SCATTER = True  # one complex scatter-add instead of two real ones (CPU only; see slot_sums)
 
 
 def query_block(shape_mbh: int, tq: int, tk: int, elements: int | None = None) -> int:
@@ -52,10 +54,11 @@ class _CoPEAttention(torch.autograd.Function):
         gkf = None if gate_k is None else gate_k.to(dt)
         tq = q.shape[3]
         out = torch.empty(*q.shape[:3], tq, v.shape[-1], dtype=dt, device=q.device)
-        for i0 in range(0, tq, block):
-            i1 = min(i0 + block, tq)
-            f = _block_forward(qf, kf, tf, gkf, allowed, i0, i1, p_max, scale_pos, causal_full)
-            out[..., i0:i1, :] = f["probs"] @ vf[..., :f["nk"], :]  # (M, B, H, bq, hd)
+        with torch.autocast(q.device.type, enabled=False):  # the backward recomputes in dt: so must the forward
+            for i0 in range(0, tq, block):
+                i1 = min(i0 + block, tq)
+                f = _block_forward(qf, kf, tf, gkf, allowed, i0, i1, p_max, scale_pos, causal_full)
+                out[..., i0:i1, :] = f["probs"] @ vf[..., :f["nk"], :]  # (M, B, H, bq, hd)
         ctx.save_for_backward(q, k, v, table, gate_k, allowed, out)
         ctx.args = (p_max, scale_pos, causal_full, block)
         return out.to(v.dtype)
@@ -73,39 +76,51 @@ class _CoPEAttention(torch.autograd.Function):
         dq, dk, dv = torch.zeros_like(qf), torch.zeros_like(kf), torch.zeros_like(vf)
         d_table = torch.zeros_like(tf)
         d_gk = None if gkf is None else torch.zeros_like(gkf)
-        delta = (d_out * out).sum(-1, keepdim=True)  # (M, B, H, Tq, 1)
-        for i0 in range(0, tq, block):
-            i1 = min(i0 + block, tq)
-            f = _block_forward(qf, kf, tf, gkf, allowed, i0, i1, p_max, scale_pos, causal_full)
-            nk, qb, do = f["nk"], qf[..., i0:i1, :], d_out[..., i0:i1, :]
-            probs = f["probs"]  # (M, B, H, bq, nk)
-            dv[..., :nk, :] += probs.transpose(-1, -2) @ do
-            d_logits = (do @ vf[..., :nk, :].transpose(-1, -2)).sub_(delta[..., i0:i1, :]).mul_(probs)
-            d_extra = d_logits * inv if scale_pos else d_logits  # (M, B, H, bq, nk)
-            # extra = z[lo] + w·(z[lo+1] − z[lo]): dz[lo] += dE − dE·w, dz[lo+1] += dE·w
-            w, lo = f["w"], f["lo"]
-            # one complex scatter-add sums dE (real) and dE·w (imaginary) into the slots ⌊p⌋
-            both = torch.complex(d_extra, d_extra * w)  # (M, B, H, bq, nk)
-            sums = torch.zeros(f["z"].shape, dtype=both.dtype, device=both.device).scatter_add_(-1, lo, both)
-            spill = sums.imag  # Σ dE·w per slot ⌊p⌋, which belongs to slot ⌊p⌋ + 1 (0 at P: w = 0 there)
-            d_z = sums.real - spill  # (M, B, H, bq, P+1)
-            d_z[..., 1:] += spill[..., :-1]
-            # dp = dE·(z[⌈p⌉] − z[⌊p⌋]): 0 where p is an integer (⌈p⌉ = ⌊p⌋), so also where clamped
-            d_p = (d_extra * f["dz_lo"]).masked_fill_(w == 0, 0.0)
-            g = f["g"]
-            d_gl = d_p.cumsum_(-1).mul_(torch.addcmul(g, g, g, value=-1.0))  # · σ' = g − g²
-            d_table += torch.einsum("mbhqd,mbhqp->mdp", qb, d_z)
-            dq_b = d_z @ tf.transpose(-1, -2)[:, None, None]  # (M, B, H, bq, hd)
-            if gkf is None:
-                d_logits += d_gl
-            else:
-                dq_b += (d_gl @ gkf[..., :nk, :]) * inv
-                d_gk[..., :nk, :] += (d_gl.transpose(-1, -2) @ qb) * inv
-            dq_b += (d_logits @ kf[..., :nk, :]) * inv
-            dk[..., :nk, :] += (d_logits.transpose(-1, -2) @ qb) * inv
-            dq[..., i0:i1, :] = dq_b
+        with torch.autocast(q.device.type, enabled=False):
+            delta = (d_out * out).sum(-1, keepdim=True)  # (M, B, H, Tq, 1)
+            for i0 in range(0, tq, block):
+                i1 = min(i0 + block, tq)
+                f = _block_forward(qf, kf, tf, gkf, allowed, i0, i1, p_max, scale_pos, causal_full)
+                nk, qb, do = f["nk"], qf[..., i0:i1, :], d_out[..., i0:i1, :]
+                probs = f["probs"]  # (M, B, H, bq, nk)
+                dv[..., :nk, :] += probs.transpose(-1, -2) @ do
+                d_logits = (do @ vf[..., :nk, :].transpose(-1, -2)).sub_(delta[..., i0:i1, :]).mul_(probs)
+                d_extra = d_logits * inv if scale_pos else d_logits  # (M, B, H, bq, nk)
+                # extra = z[lo] + w·(z[lo+1] − z[lo]): dz[lo] += dE − dE·w, dz[lo+1] += dE·w
+                w, lo = f["w"], f["lo"]
+                total, spill = slot_sums(lo, d_extra, d_extra * w, f["z"].shape[-1], PACK_SCATTER and not qf.is_cuda)
+                # spill: Σ dE·w per slot ⌊p⌋, which belongs to slot ⌊p⌋ + 1 (0 at P: w = 0 there)
+                d_z = total - spill  # (M, B, H, bq, P+1)
+                d_z[..., 1:] += spill[..., :-1]
+                # dp = dE·(z[⌈p⌉] − z[⌊p⌋]): 0 where p is an integer (⌈p⌉ = ⌊p⌋), so also where clamped
+                d_p = (d_extra * f["dz_lo"]).masked_fill_(w == 0, 0.0)
+                g = f["g"]
+                d_gl = d_p.cumsum_(-1).mul_(torch.addcmul(g, g, g, value=-1.0))  # · σ' = g − g²
+                d_table += torch.einsum("mbhqd,mbhqp->mdp", qb, d_z)
+                dq_b = d_z @ tf.transpose(-1, -2)[:, None, None]  # (M, B, H, bq, hd)
+                if gkf is None:
+                    d_logits += d_gl
+                else:
+                    dq_b += (d_gl @ gkf[..., :nk, :]) * inv
+                    d_gk[..., :nk, :] += (d_gl.transpose(-1, -2) @ qb) * inv
+                dq_b += (d_logits @ kf[..., :nk, :]) * inv
+                dk[..., :nk, :] += (d_logits.transpose(-1, -2) @ qb) * inv
+                dq[..., i0:i1, :] = dq_b
         return (dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), d_table.to(table.dtype),
                 None if d_gk is None else d_gk.to(gate_k.dtype), None, None, None, None, None)
+
+
+def slot_sums(index: torch.Tensor, a: torch.Tensor, b: torch.Tensor, slots: int,
+              pack: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scatter-add a and b (..., nk) into ``slots`` slots by ``index``: (..., slots) each. ``pack``: as one
+    complex scatter (a real, b imaginary), which reads the index once (faster on a CPU)."""
+    shape = (*a.shape[:-1], slots)
+    if pack:
+        both = torch.complex(a, b)
+        sums = torch.zeros(shape, dtype=both.dtype, device=a.device).scatter_add_(-1, index, both)
+        return sums.real, sums.imag
+    zeros = torch.zeros(shape, dtype=a.dtype, device=a.device)
+    return zeros.scatter_add(-1, index, a), zeros.scatter_add(-1, index, b)
 
 
 def _block_forward(qf, kf, tf, gkf, allowed, i0: int, i1: int, p_max: int, scale_pos: bool,
