@@ -70,14 +70,17 @@ def _curve_figure(curves: dict[str, dict[str, list[float]]], corpus: str) -> Any
     train_len = None
     for k, (pe, by_split) in enumerate(sorted(curves.items())):
         longest = max(by_split, key=lambda s: len(by_split[s]))
-        y = by_split[longest]
-        ax.plot(np.arange(1, len(y) + 1), y, color=COLORS[k % len(COLORS)], lw=1, label=f"{pe} ({longest})")
+        y = np.asarray(by_split[longest], dtype=float)
+        w = max(1, len(y) // 40)  # moving average over w positions: one evaluation batch per split is noisy
+        smooth = np.convolve(y, np.ones(w) / w, mode="valid")
+        ax.plot(np.arange(len(smooth)) + (w + 1) / 2, smooth, color=COLORS[k % len(COLORS)], lw=1,
+                label=f"{pe} ({longest})")
         if "test" in by_split:
             train_len = len(by_split["test"])
     if train_len:
         ax.axvline(train_len, color="k", ls=":", lw=1, label="training context T")
     ax.set_xlabel("position in the context")
-    ax.set_ylabel("loss (nats/byte)")
+    ax.set_ylabel("loss (nats/byte), smoothed")
     ax.set_title(f"{corpus}: loss per position at the longest context (mean of seeds)", fontsize=9)
     ax.legend(fontsize=7)
     return fig
