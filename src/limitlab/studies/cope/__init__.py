@@ -21,7 +21,7 @@ STUDY = Study(
     report=_report,
     preset_notes={
         "smoke": "8 tiny runs (every task; absolute/RoPE/CoPE), seconds on a CPU",
-        "quick": "18 runs (flip-flop T=64 and selective copy, absolute/RoPE/CoPE × 3 seeds), < 10 min on 2 CPU cores",
+        "quick": "18 runs (flip-flop T=128 and selective copy, absolute/RoPE/CoPE × 3 seeds), ~430 CPU-s (est. 7 min)",
         "paper": "4 layers × 256 × 4 heads, 10k-15.7k steps, 9 encodings × 3 seeds + p_max ablation + LMs; a GPU",
     },
 )
