@@ -93,3 +93,30 @@ def test_report_of_an_empty_store(tmp_path):
     res = json.loads((tmp_path / "report" / "results.json").read_text())
     assert res["runs"]["total"] == 0 and res["warnings"]
     assert "no finished cope runs" in index.read_text()
+
+
+def test_cope_map_captures_positions_of_every_layer():
+    import torch
+
+    from limitlab.spec import RunSpec
+    from limitlab.studies.cope.attention import cope_maps
+    from limitlab.train.trainer import build_model
+
+    spec = RunSpec(study="cope", task={"name": "selective_copy", "vocab": 4, "n_tokens": 3, "blanks": 5},
+                   model={"d_model": 16, "n_heads": 2, "n_layers": 2, "position": "cope",
+                          "position_options": {"p_max": 4}}, seed=3)
+    model = build_model([spec])
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.encodings[0].table.normal_()  # a non-zero table, so positions matter
+    maps = cope_maps(model, spec)
+    t = spec.task.seq_len()
+    assert len(maps["attention"]) == len(maps["positions"]) == 2
+    for attn, pos in zip(maps["attention"], maps["positions"]):
+        assert attn.shape == pos.shape == (2, t, t)
+        assert torch.allclose(attn.sum(-1), torch.ones(2, t), atol=1e-5)
+        lower = torch.tril(torch.ones(t, t, dtype=torch.bool))
+        assert (pos[:, ~lower] == 0).all() and (pos <= 4).all()
+        assert (pos[..., :-1] >= pos[..., 1:] - 1e-6).all()  # p_ij does not increase with the key index j
+        assert ((pos.diagonal(dim1=-2, dim2=-1) > 0) & (pos.diagonal(dim1=-2, dim2=-1) <= 1)).all()  # p_ii = g_ii
+    assert "positions" not in vars(model.blocks[0].attn.encodings[0])  # the capture hook is removed
