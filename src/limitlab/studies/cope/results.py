@@ -239,6 +239,9 @@ PAPER_PROTOCOL: dict[str, dict[str, tuple[Any, str]]] = {  # item -> (paper valu
                           "learning rate": (7e-5, "[V] run.sh")},
     "text_lm": {"layers": (12, "[I] GPT-2 small"), "width": (768, "[I]"), "heads": (12, "[I]")},
 }
+PAPER_PE = {"flip_flop": {"absolute", "rope", "cope"}, "selective_copy": {"absolute", "rope", "cope"},
+            "variable_counting": {"absolute", "relative", "cope"},
+            "text_lm": {"absolute", "relative", "rope", "cope", "cope+relative", "cope+rope"}}
 COLUMNS = {"layers": "model.n_layers", "width": "model.d_model", "heads": "model.n_heads", "steps": "train.steps",
            "batch size": "train.batch_size", "learning rate": "optim.lr"}
 
@@ -255,8 +258,9 @@ def protocol_table(raw_used: pd.DataFrame) -> list[dict[str, Any]]:
         for item, col in COLUMNS.items():
             value, source = known.get(item, ("unknown", ""))
             proto.add(pre + item, col, value, source, known=item in known)
-        proto.add(pre + "encodings", "tags.pe", "absolute, RoPE, CoPE (+ relative for counting/LM)", "[V]",
-                  same=False, note="ours: the encodings run in this store")
+        paper_pe = PAPER_PE.get(task, set())
+        proto.add(pre + "encodings", "tags.pe", ", ".join(sorted(paper_pe)), "[V]",
+                  same=paper_pe <= set(part["tags.pe"]), note="ours: the encodings run in this store")
         n_seeds = part["seed"].nunique()
         proto.add(pre + "seeds", None, "mean of 3", "[V] Table 3", same=n_seeds >= 3, values=[f"{n_seeds} per cell"])
         if task == "flip_flop":
