@@ -119,13 +119,17 @@ def test_auto_takes_the_kernel_from_auto_min_keys_on(monkeypatch):
     monkeypatch.setattr(cope, "cope_attention", lambda *a, **kw: calls.append(a[0].shape[3]) or kernels.cope_attention(
         *a, **kw))
     monkeypatch.setattr(cope, "AUTO_MIN_KEYS", 10)
-    cfg = ModelConfig(d_model=16, n_heads=2, n_layers=1, position="cope")  # impl='auto' by default
+    cfg = ModelConfig(d_model=16, n_heads=2, n_layers=1, position="cope", position_options={"impl": "auto"})
     model = StackedTransformer(cfg, 1, VOCAB, OUT)
     model.reset_parameters([0])
     model(torch.zeros(1, 1, 9, dtype=torch.long))
     assert calls == []  # 9 keys: the reference path
     model(torch.zeros(1, 1, 10, dtype=torch.long))
     assert calls == [10]
+    model = StackedTransformer(ModelConfig(d_model=16, n_heads=2, n_layers=1, position="cope"), 1, VOCAB, OUT)
+    model.reset_parameters([0])
+    model(torch.zeros(1, 1, 12, dtype=torch.long))
+    assert calls == [10]  # the default is the reference path
 
 
 def _clamp_fraction(q, k, p_max: int) -> float:

@@ -21,9 +21,11 @@ Two implementations of the same maths (``impl``): ``reference`` rewrites the mat
 logits of the explicit attention path (:meth:`CoPE.on_logits`, also used whenever attention weights are kept);
 ``blocked`` (:mod:`limitlab.nn.cope_kernels`) computes the attention in query blocks with a hand-written
 backward that recomputes instead of keeping the (Tq, Tk) tensors, and skips keys after a causal block; ``auto``
-(default) takes ``blocked`` from AUTO_MIN_KEYS keys on, where it measured faster (shorter: about equal, a
-little slower on a CPU). The attention layer routes to the kernel only when CoPE is its only logit-rewriting
-encoding and no encoding adds a bias (cope+relative and cope+alibi use the reference path).
+takes ``blocked`` from AUTO_MIN_KEYS keys on, where it measured faster on one CPU thread (shorter: about equal,
+a little slower). The default stays ``reference``: on two oversubscribed CPU threads the blocked kernel's many
+small ops were not reliably faster (BENCHMARKS.md, "CoPE attention"); it always keeps 18-35x less memory for
+the backward pass at T = 512-1024. The attention layer routes to the kernel only when CoPE is its only
+logit-rewriting encoding and no encoding adds a bias (cope+relative and cope+alibi use the reference path).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from limitlab.nn.cope_kernels import cope_attention
 from limitlab.nn.layers import StackedLinear
 from limitlab.nn.positions.base import AttnPositions, PositionEncoding
 
-AUTO_MIN_KEYS = 256  # impl='auto' uses the blocked kernel from this many keys on (see BENCHMARKS.md)
+AUTO_MIN_KEYS = 256  # impl='auto' uses the blocked kernel from this many keys on (BENCHMARKS.md, CoPE attention)
 
 
 class CoPEOptions(BaseModel):
@@ -49,9 +51,9 @@ class CoPEOptions(BaseModel):
     scale_position_logits: bool = Field(
         False, description="divide position logits by sqrt(head_dim) as RAM's code does (default: appendix)"
     )
-    impl: Literal["auto", "reference", "blocked"] = Field(
-        "auto", description="'blocked': query-blocked kernel with its own backward; 'reference': explicit logits; "
-        f"'auto': blocked from {AUTO_MIN_KEYS} keys on (same maths, measured faster there on a CPU)"
+    impl: Literal["reference", "blocked", "auto"] = Field(
+        "reference", description="'reference': explicit logits; 'blocked': query-blocked kernel with its own "
+        f"backward (same maths, far less memory); 'auto': blocked from {AUTO_MIN_KEYS} keys on, reference below"
     )
 
 
