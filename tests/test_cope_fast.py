@@ -197,3 +197,18 @@ def test_query_block_bounds_and_bad_block():
     q = torch.zeros(1, 1, 1, 3, 2)
     with pytest.raises(ValueError, match="block=0"):
         cope_attention(q, q, q, torch.zeros(1, 2, 3), torch.ones(3, 3, dtype=torch.bool), 2, block=0)
+
+
+def test_bench_attention_mode_measures_every_kind():
+    from limitlab.bench_attention import measure_attention, parse_kinds, render_attention
+
+    assert parse_kinds("cope,sdpa") == ["cope-reference", "cope-blocked", "sdpa"]
+    with pytest.raises(ValueError, match="unknown --attention kind 'flash'"):
+        parse_kinds("flash")
+    rows = measure_attention(["sdpa", "cope-reference", "cope-blocked"], [64], 1, 2, 16, 2, 8, 1, "cpu")
+    saved = {r["kind"]: r["saved_bytes"] for r in rows}
+    assert saved["cope-blocked"] < saved["cope-reference"] / 4  # no (Tq, Tk) tensor kept for backward
+    assert all(r["median_s"] > 0 and r["cuda_peak_bytes"] is None for r in rows)
+    text = render_attention({"info": {"name": "cpu", "device": "cpu", "torch": "x", "threads": 1, "load_avg": None},
+                             "attention": rows})
+    assert "cope-blocked" in text and "vs cope-ref" in text
