@@ -10,13 +10,16 @@ addition without counting absolute positions. ::
 
 **Random offset.** In training every sequence's indices of digits are shifted by one offset k ∈ [0,
 ``abacus_max_offset``] (McLeish et al. use 100), so rows beyond the training lengths get trained too and a model
-trained on 20-digit numbers has seen e[21..120]. At evaluation (``model.eval()``) k = 0. So that a run's data
-stays a pure function of its seed and step, k is not drawn from a global generator: it is a hash of the
-sequence's own non-padding tokens and their positions (the tokens are themselves a pure function of seed and
-step), so resuming, restacking or padding a stack never changes it.
+trained on 20-digit numbers has seen e[21..120]. At evaluation (``model.eval()``) k = 0. So that a run stays a
+pure function of its seed and step, k is not drawn from a global generator; and so that no position learns
+anything about later tokens, k must not depend on the sequence's tokens (a hash of the whole sequence would leak
+the future into every position of a causal model). k is a hash of the sequence's batch row: row b always gets
+offset k_b, and with a batch of at least max_offset + 1 rows nearly every offset is trained at every step, each
+time with fresh numbers. Resuming, restacking or padding a stack never changes it.
 
 Options: the digit token ids (``abacus_first_digit``, ``abacus_n_digits``: by default ids 2..11, the arithmetic
-tasks' digits), the padding id excluded from the hash (``abacus_pad``), and the table size: indices above
+tasks' digits), the padding id (``abacus_pad``, kept for configs; unused since offsets ignore tokens), and the
+table size: indices above
 ``abacus_max_index`` share the last row (choose max_index ≥ longest number + max_offset to avoid that).
 Input scope: one table (M, max_index + 1, d) per model, added to the token embeddings. Combine with an
 attention-level encoding as 'abacus+rope' etc.; 'abacus' alone leaves attention position-free (NoPE).
@@ -49,12 +52,10 @@ def digit_index(inputs: torch.Tensor, first: int, n_digits: int) -> torch.Tensor
     return torch.where(is_digit, count - before_run, 0)
 
 
-def sequence_offsets(inputs: torch.Tensor, pad: int, max_offset: int) -> torch.Tensor:
-    """A deterministic pseudo-random offset in [0, max_offset] per sequence, from its non-pad tokens: (...,)."""
-    t = torch.arange(inputs.shape[-1], device=inputs.device)
-    h = mix64(inputs.long() * 1_000_003 + t * 7_919 + 1)  # (..., T)
-    h = torch.where(inputs == pad, 0, h).sum(-1)  # wrapping int64 sum: order-free, padding-free
-    return (mix64(h) & ((1 << 62) - 1)) % (max_offset + 1)
+def row_offsets(rows: int, max_offset: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A fixed pseudo-random offset in [0, max_offset] per batch row: (rows,). Independent of every token."""
+    h = mix64(torch.arange(rows, dtype=torch.int64, device=device) * 7_919 + 1)
+    return (h & ((1 << 62) - 1)) % (max_offset + 1)
 
 
 class Abacus(PositionEncoding):
@@ -77,8 +78,8 @@ class Abacus(PositionEncoding):
         o = self.options
         idx = digit_index(inputs, o.abacus_first_digit, o.abacus_n_digits)
         if self.training and o.abacus_max_offset > 0:
-            shift = sequence_offsets(inputs, o.abacus_pad, o.abacus_max_offset)  # (M, B)
-            idx = torch.where(idx > 0, idx + shift.unsqueeze(-1), 0)
+            shift = row_offsets(inputs.shape[1], o.abacus_max_offset, inputs.device)  # (B,)
+            idx = torch.where(idx > 0, idx + shift.view(1, -1, 1), 0)
         return idx.clamp(max=o.abacus_max_index)
 
     def on_input(self, h: torch.Tensor, inputs: torch.Tensor | None = None) -> torch.Tensor:
