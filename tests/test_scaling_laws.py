@@ -163,7 +163,6 @@ def test_laws_analysis_predicts_a_known_surface(tmp_path, monkeypatch):
 
 # ---- end to end -----------------------------------------------------------------------------------------------
 
-@pytest.mark.slow
 def test_smoke_presets_train_and_report(tmp_path, monkeypatch):
     from limitlab.cli import main
     from limitlab.store import RunStore
