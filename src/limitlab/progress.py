@@ -51,5 +51,8 @@ class SweepProgress:
                 f"({share:.0%}), {rate:.0f} model-steps/s, ETA {eta}")
 
     def close(self) -> None:
+        """Close the bar; without a terminal, print a last line (so a log always ends with the totals)."""
         if self.bar is not None:
             self.bar.close()
+        elif not self.quiet:
+            print(self.line(time.monotonic()), file=self.stream, flush=True)

@@ -63,7 +63,7 @@ class RunSpec(BaseModel):
             raise ValueError(f"task must be a Task or a dict with a 'name'; got {value!r}")
         fields = dict(value)
         name = fields.pop("name")
-        if name not in TASKS:
+        if not isinstance(name, str) or name not in TASKS:
             raise ValueError(f"unknown task {name!r}; allowed: {', '.join(sorted(TASKS))}")
         return TASKS[name].model_validate(fields)
 

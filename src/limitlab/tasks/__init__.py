@@ -6,8 +6,8 @@ from limitlab.tasks.addition_lm import AdditionLMTask
 from limitlab.tasks.arithmetic import ArithmeticTask
 from limitlab.tasks.base import Batch, Task
 from limitlab.tasks.counting import CountingTask
-from limitlab.tasks.flipped_icl import FlippedICLTask
 from limitlab.tasks.flip_flop import FlipFlopTask
+from limitlab.tasks.flipped_icl import FlippedICLTask
 from limitlab.tasks.icl_linear import ICLLinear
 from limitlab.tasks.icl_mixture import ICLMixture
 from limitlab.tasks.icl_relu import ICLReLU
@@ -16,10 +16,10 @@ from limitlab.tasks.icl_tree import ICLTree
 from limitlab.tasks.markov_lm import MarkovLMTask
 from limitlab.tasks.modular_addition import ModularAdditionTask
 from limitlab.tasks.selective_copy import SelectiveCopyTask
-from limitlab.tasks.text_lm import TextLMTask
-from limitlab.tasks.variable_counting import VariableCountingTask
 from limitlab.tasks.sparse_parity import SparseParityTask
 from limitlab.tasks.stdlib_lm import StdlibLMTask
+from limitlab.tasks.text_lm import TextLMTask
+from limitlab.tasks.variable_counting import VariableCountingTask
 
 TASKS: dict[str, type[Task]] = {
     "addition_lm": AdditionLMTask,

@@ -125,16 +125,17 @@ class Task(BaseModel):
     @classmethod
     def pointwise_loss(cls, out: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Loss at every read-out (M, B, K): cross-entropy, or squared error for regression. out: (M, B, K, C)."""
+        out = out.to(torch.promote_types(out.dtype, torch.float32))  # fp32 at least, fp64 for a fp64 model
         if cls.regression:
-            return (out[..., 0].float() - batch.targets.float()) ** 2
-        return F.cross_entropy(out.float().flatten(0, 2), batch.targets.flatten(), reduction="none").view(
-            batch.mask.shape)
+            return (out[..., 0] - batch.targets.to(out.dtype)) ** 2
+        return F.cross_entropy(out.flatten(0, 2), batch.targets.flatten(), reduction="none").view(batch.mask.shape)
 
     @classmethod
     def loss(cls, out: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Training loss per model (M,): the mean pointwise loss over each model's scored read-outs."""
-        mask = batch.mask.to(torch.float32)
-        return (cls.pointwise_loss(out, batch) * mask).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1)
+        err = cls.pointwise_loss(out, batch)
+        mask = batch.mask.to(err.dtype)
+        return (err * mask).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1)
 
     @classmethod
     def metrics(cls, out: torch.Tensor, batch: Batch) -> dict[str, Metric]:

@@ -46,9 +46,17 @@ class StackedAdam:
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.t = torch.zeros_like(self.peak_lr)  # updates taken per model
+        # What the stack's configs use at all, known on the host: terms no model uses are skipped (they would
+        # multiply by 1 or add 0, so skipping them changes no bit) — the per-step overhead of a small stack.
+        self.uses = {"clip": any(c.grad_clip is not None for c in configs),
+                     "l2": any(c.weight_decay > 0 and c.optimizer == "adam" for c in configs),
+                     "decoupled": any(c.weight_decay > 0 and c.optimizer == "adamw" for c in configs),
+                     "schedule": any(c.schedule != "constant" or c.warmup_steps > 0 for c in configs)}
 
     def lr_at(self, step: torch.Tensor, models: slice = slice(None)) -> torch.Tensor:
         """Per-model learning rate at (0-based) ``step`` (M,): linear warmup, then constant or cosine."""
+        if not self.uses["schedule"]:
+            return self.peak_lr[models]
         step = step.float()
         warmup, total, min_ratio = self.warmup[models], self.total[models], self.min_ratio[models]
         warm = torch.where(warmup > 0, ((step + 1) / warmup.clamp(min=1)).clamp(max=1), 1.0)
@@ -57,8 +65,9 @@ class StackedAdam:
         return self.peak_lr[models] * warm * torch.where(self.cosine[models] > 0, cos, 1.0)
 
     @torch.no_grad()
-    def step(self, active: torch.Tensor, step: torch.Tensor, chunk: int = 0) -> torch.Tensor:
-        """Update the models in ``active`` (M,) bool at their own ``step`` (M,). Returns the grad norms (M,).
+    def step(self, active: torch.Tensor, step: torch.Tensor, chunk: int = 0) -> torch.Tensor | None:
+        """Update the models in ``active`` (M,) bool at their own ``step`` (M,). Returns the grad norms (M,) when
+        some model clips its gradients (None otherwise: they are not computed).
 
         ``chunk`` > 0 updates that many models at a time (the same numbers; on a CPU a chunk's parameters,
         gradients and moments stay in cache across the update's passes, where a whole stack's do not).
@@ -71,11 +80,13 @@ class StackedAdam:
             sl = slice(m0, min(m0 + width, n))
             grads = [p.grad[sl] if p.grad is not None else None for p in self.params]
             norms.append(self._update(sl, active[sl], {k: v[sl] for k, v in hyper.items()}, grads))
+        if norms[0] is None:
+            return None
         return norms[0] if len(norms) == 1 else torch.cat(norms)
 
     @torch.no_grad()
     def step_models(self, models: slice, active: torch.Tensor, step: torch.Tensor,
-                    grads: list[torch.Tensor | None]) -> torch.Tensor:
+                    grads: list[torch.Tensor | None]) -> torch.Tensor | None:
         """Update only ``models`` (a slice of the stack) from their own gradients (one per parameter, None = 0).
 
         The same numbers as :meth:`step` gives those models; lets a CPU chunk update while still in cache.
@@ -94,36 +105,43 @@ class StackedAdam:
                 "lr": lr, "decay": 1 - lr * self.wd_decoupled[models], "clip": self.clip[models]}
 
     def _update(self, sl: slice, active: torch.Tensor, h: dict[str, torch.Tensor],
-                grads: list[torch.Tensor | None]) -> torch.Tensor:
+                grads: list[torch.Tensor | None]) -> torch.Tensor | None:
         """Adam(W) on models ``sl``: per-model clip, L2 or decoupled decay, bias-corrected moments."""
         ps = [p[sl] for p in self.params]
         grads = [g if g is not None else torch.zeros_like(q) for g, q in zip(grads, ps)]
-        grads = [torch.where(_col(active, g), g, 0.0) for g in grads]  # drop NaN grads of frozen models
-        sq = sum(g.float().pow(2).flatten(1).sum(1) for g in grads)  # (c,)
-        norm = sq.sqrt()
-        scale = (h["clip"] / (norm + 1e-6)).clamp(max=1.0)
+        if active.device.type != "cpu" or not bool(active.all()):  # (a free check on a CPU)
+            grads = [torch.where(_col(active, g), g, 0.0) for g in grads]  # drop NaN grads of frozen models
+        norm = scale = None
+        if self.uses["clip"]:
+            norm = sum(g.float().pow(2).flatten(1).sum(1) for g in grads).sqrt()  # (c,)
+            scale = (h["clip"] / (norm + 1e-6)).clamp(max=1.0)
         ms, vs = [m[sl] for m in self.exp_avg], [v[sl] for v in self.exp_avg_sq]
         if self.foreach:
             self._foreach_update(ps, grads, ms, vs, scale, h)
             return norm
         for p, g, m, v in zip(ps, grads, ms, vs):
-            g = g * _col(scale, g) + _col(h["wd"], p) * p
+            if scale is not None:
+                g = g * _col(scale, g)
+            if self.uses["l2"]:
+                g = g + _col(h["wd"], p) * p
             m.mul_(_col(h["b1"], m)).add_(g * _col(h["1-b1"], g))
             v.mul_(_col(h["b2"], v)).add_(g * g * _col(h["1-b2"], g))
             update = (m / _col(h["bc1"], m)) / ((v / _col(h["bc2"], v)).sqrt() + _col(h["eps"], v))
-            p.mul_(_col(h["decay"], p)).sub_(_col(h["lr"], p) * update)
+            if self.uses["decoupled"]:
+                p.mul_(_col(h["decay"], p))
+            p.sub_(_col(h["lr"], p) * update)
         return norm
 
-    @staticmethod
-    def _foreach_update(ps: list[torch.Tensor], grads: list[torch.Tensor], ms: list[torch.Tensor],
-                        vs: list[torch.Tensor], scale: torch.Tensor, h: dict[str, torch.Tensor]) -> None:
+    def _foreach_update(self, ps: list[torch.Tensor], grads: list[torch.Tensor], ms: list[torch.Tensor],
+                        vs: list[torch.Tensor], scale: torch.Tensor | None, h: dict[str, torch.Tensor]) -> None:
         """The loop's update, op for op (same operands, same order, so the same bits), as multi-tensor ops."""
         def cols(x: torch.Tensor) -> list[torch.Tensor]:  # (c,) -> one broadcastable view per parameter
             views = {d: x.view(-1, *([1] * (d - 1))) for d in {p.dim() for p in ps}}
             return [views[p.dim()] for p in ps]
 
-        g = torch._foreach_mul(grads, cols(scale))
-        torch._foreach_add_(g, torch._foreach_mul(cols(h["wd"]), ps))  # g·scale + wd·p
+        g = grads if scale is None else torch._foreach_mul(grads, cols(scale))
+        if self.uses["l2"]:
+            g = torch._foreach_add(g, torch._foreach_mul(cols(h["wd"]), ps))  # g·scale + wd·p
         torch._foreach_mul_(ms, cols(h["b1"]))
         torch._foreach_add_(ms, torch._foreach_mul(g, cols(h["1-b1"])))  # m·b1 + g·(1-b1)
         gg = torch._foreach_mul(g, g)
@@ -135,7 +153,8 @@ class StackedAdam:
         torch._foreach_sqrt_(denom)
         torch._foreach_add_(denom, cols(h["eps"]))
         torch._foreach_div_(update, denom)  # (m/bc1) / (sqrt(v/bc2) + eps)
-        torch._foreach_mul_(ps, cols(h["decay"]))
+        if self.uses["decoupled"]:
+            torch._foreach_mul_(ps, cols(h["decay"]))
         torch._foreach_sub_(ps, torch._foreach_mul(update, cols(h["lr"])))  # p·(1 - lr·wd) - lr·update
 
     def state_of(self, m: int) -> dict[str, object]:

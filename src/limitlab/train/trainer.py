@@ -97,7 +97,7 @@ class StackTrainer:
         self.step = torch.zeros(len(specs), dtype=torch.int64, device=self.device)
         self.alive = torch.ones(len(specs), dtype=torch.bool, device=self.device)
         self.total_t = torch.tensor(self.totals, device=self.device)
-        self.final_loss = torch.full((len(specs),), math.nan, device=self.device)  # loss at each model's last step
+        self.final_loss = torch.full((len(specs),), math.nan, dtype=torch.float64, device=self.device)  # last step
         self.failed: dict[int, str] = {}
         self._reported = [-1] * len(specs)  # the step of each run's last log record
         self._chunk = self._initial_chunk()
@@ -176,7 +176,7 @@ class StackTrainer:
                                lambda: fast.autocast_for(self.device, self.options.amp and not self.options.float64,
                                                          cache=not capturing))
         active &= self.alive
-        self.final_loss = torch.where(active, loss.float(), self.final_loss)
+        self.final_loss = torch.where(active, loss.double(), self.final_loss)
         self.step += active.long()
         return loss
 
