@@ -35,7 +35,7 @@ def shrink(args: list[str], store: Path, out: Path) -> list[str]:
         args += ["--d", "8", "--m", "3", "--models", "2", "--seconds", "0.05", "--repeat", "1", "--loop-models", "1"]
     if args[0] == "report":
         args += ["--out", str(out)]
-    if args[0] in ("run", "status", "report"):
+    if args[0] in ("run", "status", "report", "runs"):
         args += ["--store", str(store)]
     return args
 
@@ -59,7 +59,7 @@ def test_readme_lists_limitlab_commands():
 @pytest.mark.parametrize("command", readme_commands("limitlab "))
 def test_readme_command_runs(command, tmp_path, capsys):
     args = shrink(shlex.split(command)[1:], tmp_path / "store", tmp_path / "report")
-    if args[0] in ("status", "report"):  # they read a store: fill it first the way the README does
+    if args[0] in ("status", "report", "runs"):  # they read a store: fill it first the way the README does
         assert main(shrink(["run", "counting", "--preset", "smoke"], tmp_path / "store", tmp_path)) == 0
     assert main(args) == 0, capsys.readouterr().err
     if args[0] == "report":
