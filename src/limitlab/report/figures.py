@@ -90,3 +90,13 @@ def lines_with_bands(ax: Any, frame: pd.DataFrame, x: str, y: str = "mean", low:
     if by is not None and parts:
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+
+
+def save_figure(fig: Any, path: Any, dpi: int = 110) -> Any:
+    """Lay out, write and close ``fig``; returns ``path`` (the tail every figure function shares)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from limitlab.report.figures import save_figure
 from limitlab.spec import RunSpec
 
 EXPERIMENT = "emergence"
@@ -269,10 +270,7 @@ def figure(runs: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path | None:
         ax.set(xscale="log", xlabel="training compute C (FLOPs)", ylabel="score", ylim=(-0.02, 1.02),
                title=f"{task}: exact match (solid), token accuracy (dashed)")
         ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _nested(row: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from limitlab.report.figures import save_figure
 from limitlab.spec import RunSpec
 from limitlab.studies.scaling.emergence import collect, model_config
 from limitlab.tasks.flipped_icl import FLIP_RATES
@@ -161,10 +162,7 @@ def figure(rows: pd.DataFrame, path: Path) -> Path | None:
                 title="Answers outside the label set")
     for ax in axes:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def report_section(runs: pd.DataFrame, out_dir: str | Path) -> tuple[dict, dict, list, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from limitlab.report.figures import save_figure
 from limitlab.spec import RunSpec
 from limitlab.studies.scaling.emergence import collect
 
@@ -154,10 +155,7 @@ def figure(curve: pd.DataFrame, path: Path) -> Path | None:
     ax.set(xscale="log", xlabel="training step", ylabel="accuracy", ylim=(-0.02, 1.02),
            title="Grokking: train (dashed) vs held-out (solid) accuracy")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def report_section(runs: pd.DataFrame, out_dir: str | Path) -> tuple[dict, dict, list, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from limitlab.report.figures import save_figure
 from limitlab.spec import RunSpec
 from limitlab.studies.scaling.emergence import collect, model_config
 from limitlab.tasks.addition_lm import FORMATS, AdditionLMTask
@@ -184,10 +185,7 @@ def figure(final: pd.DataFrame, curve: pd.DataFrame, path: Path) -> Path | None:
                 title="Exact match vs model size at equal compute")
     axes[0].legend(fontsize=6, ncol=2)
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def report_section(runs: pd.DataFrame, out_dir: str | Path) -> tuple[dict, dict, list, Any]:
