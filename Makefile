@@ -13,8 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	@# CPU-only machine: take the CPU wheel first, so the torch range below pulls nothing bigger.
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q "$(TORCH_CPU)"; fi
-	@# ray and probe extras too, so the Ray-cluster and Hugging Face tests run instead of skipping
-	$(BIN)/python -m pip install -q -e ".[dev,ray,probe]"
+	@# ray, probe and lens extras too, so the Ray-cluster, Hugging Face and TransformerLens tests run instead of skipping
+	$(BIN)/python -m pip install -q -e ".[dev,ray,probe,lens]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,15 +1,21 @@
-"""Results as a table (`limitlab runs`) and a run exported to Hugging Face with the same logits."""
+"""Results as a table (`limitlab runs`) and a run exported to Hugging Face and TransformerLens with the same logits."""
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 
 import pytest
 import torch
 
 from limitlab.cli import main
+from limitlab.export import check_lens_exportable, load_transformer_lens
 from limitlab.nn.model import StackedTransformer
+from limitlab.rng import TEST, StackRNG
+from limitlab.spec import RunSpec
 from limitlab.store import RunStore
+from limitlab.tasks.base import TaskStack
 from limitlab.train.trainer import TrainOptions, train_runs
 
 
@@ -43,11 +49,7 @@ def test_export_to_hf_gives_the_same_logits(trained, tmp_path, capsys):
     out = tmp_path / "hf"
     assert main(["export", spec.run_id, "--to", "hf", "--out", str(out), "--store", str(store.root)]) == 0
     hf = transformers.GPT2ForTokenClassification.from_pretrained(out).eval()
-    weights = store.load_weights(spec.run_id)
-    ours = StackedTransformer(spec.model, 1, weights["embed.weight"].shape[0], weights["head.weight"].shape[-1])
-    ours.load_state_dict({k: v[None] for k, v in weights.items()} | {"output_mask": ours.output_mask}, strict=True)
-    ours.output_mask[0] = torch.arange(ours.n_outputs) < spec.task.n_outputs()
-    ours.padded_outputs = True
+    ours = _our_model(store, spec)
     tokens = torch.randint(0, spec.task.vocab_size(), (4, spec.task.seq_len()))
     with torch.no_grad():
         expected = ours(tokens[None])[0][..., : spec.task.n_outputs()]
@@ -65,3 +67,88 @@ def test_export_refuses_what_gpt2_cannot_hold(tmp_path, capsys):
     assert main(["export", spec.run_id, "--store", str(store.root), "--out", str(tmp_path / "x")]) == 2
     assert "model.norm='none'" in capsys.readouterr().err
     assert main(["export", "0000000000000000", "--store", str(store.root)]) == 2
+
+
+# TransformerLens: one tiny run per mapped encoding (the learned one is the padded run of `trained`), spread over
+# the options the export maps: LayerNorm or none, GELU or ReLU, bias or none, causal or bidirectional, a RoPE base.
+LENS_RUNS = {
+    "sinusoidal": {"position": "sinusoidal", "norm": "none", "activation": "relu"},
+    "none": {"position": "none", "norm": "pre", "bias": False},
+    "rope": {"position": "rope", "norm": "pre", "causal": False, "position_options": {"rope_base": 500.0}},
+    "alibi": {"position": "alibi", "norm": "pre", "n_heads": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def lens_trained(trained):
+    from tests.conftest import counting_spec
+
+    store, specs = trained
+    runs = {"learned": specs[0]}
+    for name, model in LENS_RUNS.items():
+        runs[name] = counting_spec(m=3, d=16, seed=2, steps=20, model=model)
+        store.add([runs[name]])
+        train_runs([runs[name]], store, TrainOptions(save_weights=True))
+    return store, runs
+
+
+def _our_model(store: RunStore, spec: RunSpec) -> StackedTransformer:
+    """The run's own model (M = 1) from its saved weights, padded classes masked as in training."""
+    weights = store.load_weights(spec.run_id)
+    ours = StackedTransformer(spec.model, 1, weights["embed.weight"].shape[0], weights["head.weight"].shape[-1])
+    ours.load_state_dict({k: v[None] for k, v in weights.items()} | {"output_mask": ours.output_mask}, strict=True)
+    ours.output_mask[0] = torch.arange(ours.n_outputs) < spec.task.n_outputs()
+    ours.padded_outputs = True
+    return ours.eval()
+
+
+@pytest.mark.parametrize("encoding", ["learned", *LENS_RUNS])
+def test_export_to_transformer_lens_gives_the_same_logits(lens_trained, encoding, tmp_path, capsys):
+    pytest.importorskip("transformer_lens")
+    store, runs = lens_trained
+    spec = runs[encoding]
+    assert spec.model.position == encoding
+    out = tmp_path / "tl"
+    assert main(["export", spec.run_id, "--to", "transformer-lens", "--out", str(out), "--store", str(store.root)]) == 0
+    assert str(out) in capsys.readouterr().out
+    lens = load_transformer_lens(out)
+    assert type(lens).__name__ == "HookedTransformer" and not lens.training
+    tokens = TaskStack([spec.task]).sample(StackRNG([spec.seed], stream=TEST), 8, 0).inputs[0]  # (B, T): task inputs
+    with torch.no_grad():
+        expected = _our_model(store, spec)(tokens[None])[0][..., : spec.task.n_outputs()]  # (B, T, classes)
+        got, cache = lens.run_with_cache(tokens)
+    torch.testing.assert_close(got, expected)  # float32 tolerance, every position and class
+    assert got.shape == (*tokens.shape, spec.task.n_outputs())
+    assert "blocks.0.attn.hook_pattern" in cache  # a real HookedTransformer: activations are hooked
+    assert ("hook_pos_embed" in cache) == (encoding not in ("rope", "alibi"))  # those two add nothing to the input
+
+
+def test_transformer_lens_export_refuses_what_it_cannot_hold(tmp_path, capsys):
+    from tests.conftest import counting_spec
+
+    store = RunStore(tmp_path / "s")
+    cope = counting_spec(m=3, d=8, model={"norm": "pre", "position": "cope"})
+    store.add([cope])
+    assert main(["export", cope.run_id, "--to", "transformer-lens", "--store", str(store.root),
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "position encoding 'cope'" in err and "allowed: learned, sinusoidal, none, rope, alibi" in err
+    assert not (tmp_path / "x").exists()
+    for model, words in [({"position": "learned+rope"}, "'learned+rope'"), ({"position": "t5"}, "'t5'"),
+                         ({"position": "alibi", "causal": False}, "only for causal"), ({"norm": "post"}, "'post'")]:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            check_lens_exportable(counting_spec(m=3, d=8, model=model))
+    icl = RunSpec.model_validate({"study": "t", "task": {"name": "icl_linear"}, "model": {"d_model": 8, "n_heads": 2}})
+    with pytest.raises(ValueError, match="vector inputs"):
+        check_lens_exportable(icl)
+    with pytest.raises(ValueError, match="not a transformer-lens export"):
+        load_transformer_lens(tmp_path)
+
+
+def test_transformer_lens_export_without_transformer_lens(trained, tmp_path, capsys, monkeypatch):
+    store, specs = trained
+    monkeypatch.setitem(sys.modules, "transformer_lens", None)  # import fails, as when it is not installed
+    assert main(["export", specs[0].run_id, "--to", "transformer-lens", "--store", str(store.root),
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "pip install 'limitlab[lens]'" in capsys.readouterr().err
