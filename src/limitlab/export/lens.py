@@ -19,7 +19,8 @@ our convention; ``alibi`` -> "alibi" for causal models (same slopes 2^(-8h/H) fo
 later keys, which a causal mask hides but a bidirectional model would see). A run without biases gets zero biases.
 No weight processing (fold_ln, center_writing_weights, ...) is applied: the exported model computes our function
 as it is, and a user may process it afterwards. The state file holds parameters only; TL rebuilds its buffers
-(masks, rotary tables) from the config.
+(masks, rotary tables) from the config. TL refuses sequences longer than ``n_ctx`` = our ``model.max_len``, for
+every encoding (ours limits only the learned and sinusoidal tables).
 
 Needs TransformerLens 3.x (``pip install 'limitlab[lens]'``): 4.0 removed ``HookedTransformer``.
 
@@ -81,8 +82,8 @@ def lens_state(spec: RunSpec, weights: dict[str, torch.Tensor]) -> tuple[dict[st
         use_attn_scale=True, default_prepend_bos=False, init_weights=False, dtype=str(dtype).removeprefix("torch."),
     )
     if name == "rope":
-        config.update(rotary_dim=hd, rotary_adjacent_pairs=False,
-                      rotary_base=dict(m.encoding_options())[parse_positions(m.position)[0]].rope_base)
+        rope_options = m.encoding_options()[0][1]
+        config.update(rotary_dim=hd, rotary_adjacent_pairs=False, rotary_base=rope_options.rope_base)
 
     def bias(key: str, size: int) -> torch.Tensor:  # (size,): ours, or zeros for a model without biases
         return w[key][0] if key in w else torch.zeros(size, dtype=dtype)
