@@ -1,0 +1,133 @@
+"""Every study's report page opened in a real headless Chromium: every image loads, no console error, no failed
+request, and a full-page screenshot is saved (issue 12).
+
+Each study's ``smoke`` preset is trained through the CLI into a temporary store with ``train.steps=2`` (the page's
+structure does not depend on how well the models learned; the run list, figures and tables are the smoke preset's),
+its report is written, the folder is served on localhost and checked by :mod:`tests.browser`. Screenshots go to the
+pytest tmp folder and, when ``$LIMITLAB_SCREENSHOTS`` is set, are copied there too.
+
+The checker itself is tested on small fake pages, each with one known fault, so a broken page cannot pass.
+Without Chromium or Playwright every test that needs the browser skips and says which is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from limitlab.cli import main  # noqa: E402
+from tests.browser import Browser, PageCheck, chromium_path, problems, serve, unavailable  # noqa: E402
+
+STUDIES = ["counting", "icl", "arithmetic", "cope", "scaling"]
+SMOKE_STEPS = 2
+
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    with Browser() as b:
+        yield b
+
+
+def _save_shot(shot: Path) -> None:
+    target = os.environ.get("LIMITLAB_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(target) / shot.name)
+
+
+# --- the checker on fake pages: each fault must be caught, and a clean page must pass -----------------------------
+
+
+@pytest.fixture(scope="module")
+def fake_site(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fake_site")
+    fig, ax = plt.subplots(figsize=(2, 1.5))
+    ax.plot([0, 1], [1, 0])
+    fig.savefig(root / "good.png")
+    plt.close(fig)
+    (root / "not_a_png.png").write_text("this is text, not an image")
+    pages = {
+        "clean": '<img src="good.png" alt="ok"><p>fine</p>',
+        "missing_image": '<img src="good.png"><img src="missing.png">',
+        "undecodable_image": '<img src="not_a_png.png">',
+        "console_error": '<img src="good.png"><script>console.error("boom from the page")</script>',
+        "exception": '<img src="good.png"><script>null.nothing()</script>',
+        "missing_script": '<img src="good.png"><script src="gone.js"></script>',
+        "no_images": "<p>text only</p>",
+    }
+    for name, body in pages.items():
+        (root / f"{name}.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{name}</title>"
+                                           f"</head><body>{body}</body></html>")
+    return root
+
+
+@pytest.mark.parametrize("page, expected", [
+    ("missing_image", ["image did not load: 'missing.png'", "missing.png (HTTP 404)"]),
+    ("undecodable_image", ["image did not load: 'not_a_png.png'"]),
+    ("console_error", ["console error: boom from the page"]),
+    ("exception", ["uncaught exception:"]),
+    ("missing_script", ["gone.js (HTTP 404)"]),
+    ("no_images", ["the page has no <img>"]),
+])
+def test_checker_catches_each_fault(browser, fake_site, page, expected):
+    with serve(fake_site) as base:
+        found = problems(browser.check(base + f"{page}.html"))
+    for text in expected:
+        assert any(text in line for line in found), f"{text!r} not among {found}"
+
+
+def test_checker_passes_a_clean_page_and_screenshots_it(browser, fake_site, tmp_path):
+    with serve(fake_site) as base:
+        check = browser.check(base + "clean.html", screenshot=tmp_path / "clean.png")
+    assert problems(check) == []
+    assert check.images == [{"src": "good.png", "complete": True, "width": 200}]  # 2 in × 100 dpi
+    assert (tmp_path / "clean.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_problems_lists_every_kind_of_fault():
+    check = PageCheck("u", images=[{"src": "a.png", "complete": True, "width": 0}],
+                      console=[("warning", "w"), ("error", "e")], page_errors=["x"], failed=["b.png (HTTP 404)"])
+    assert problems(check) == ["image did not load: 'a.png' (complete=True, naturalWidth=0)", "console error: e",
+                               "uncaught exception: x", "request failed: b.png (HTTP 404)"]
+    assert problems(PageCheck("u", images=[{"src": "a.png", "complete": True, "width": 5}])) == []
+
+
+# --- the real report pages --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", STUDIES)
+def test_report_page_in_browser(browser, study, tmp_path):
+    store, folder, shot = tmp_path / "store", tmp_path / "report", tmp_path / f"report_{study}.png"
+    assert main(["run", study, "--preset", "smoke", "--set", f"train.steps={SMOKE_STEPS}", "--store", str(store),
+                 "--device", "cpu", "--quiet"]) == 0
+    assert main(["report", study, "--store", str(store), "--out", str(folder)]) == 0
+    with serve(folder) as base:
+        check = browser.check(base + "index.html", screenshot=shot)
+    _save_shot(shot)
+    assert problems(check) == [], f"{study} report page: " + "; ".join(problems(check))
+    pngs = {p.name for p in folder.glob("*.png")}
+    assert {i["src"] for i in check.images} == pngs  # every figure written is on the page, and nothing else
+    assert shot.stat().st_size > 10_000
+
+
+def test_unavailable_names_what_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # import of it raises ImportError
+    assert "Playwright" in unavailable()
+    monkeypatch.undo()
+    monkeypatch.setenv("LIMITLAB_CHROMIUM", "/nonexistent/chromium")
+    assert chromium_path() is None
+    reason = unavailable()
+    assert reason is not None and ("no chromium" in reason or "Playwright" in reason)
