@@ -24,9 +24,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from limitlab.cli import main  # noqa: E402
+from limitlab.studies import STUDIES as REGISTRY  # noqa: E402
 from tests.browser import Browser, PageCheck, chromium_path, problems, serve, unavailable  # noqa: E402
 
-STUDIES = ["counting", "icl", "arithmetic", "cope", "scaling"]
+STUDIES = sorted(name for name, study in REGISTRY.items() if study.report is not None and "smoke" in study.presets)
 SMOKE_STEPS = 2
 
 
@@ -94,6 +95,10 @@ def test_checker_passes_a_clean_page_and_screenshots_it(browser, fake_site, tmp_
     assert problems(check) == []
     assert check.images == [{"src": "good.png", "complete": True, "width": 200}]  # 2 in × 100 dpi
     assert (tmp_path / "clean.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_study_with_a_report_is_checked():
+    assert set(STUDIES) >= {"counting", "icl", "arithmetic", "cope", "scaling"}
 
 
 def test_problems_lists_every_kind_of_fault():
