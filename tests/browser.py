@@ -6,7 +6,8 @@ package (Playwright's own browser download is never used: ``executable_path`` po
 after the page's ``load`` event (which waits for every image) we collect
 
 * every ``<img>``: loaded means ``complete && naturalWidth > 0`` (a 404 or a file that is not an image fails this),
-* console messages of level error (a failed resource load is logged there too) and uncaught page exceptions,
+* console messages of level error or warning (a failed resource load is logged as an error) and uncaught page
+  exceptions,
 * requests that failed outright or answered with a status >= 400,
 
 and save a full-page screenshot. :func:`problems` turns that into one line per fault; an empty list is a clean page.
@@ -68,13 +69,14 @@ class PageCheck:
 
 
 def problems(check: PageCheck) -> list[str]:
-    """One line per fault on the page: no image, an image that did not load, a console error, a failed request."""
+    """One line per fault: no image, an image that did not load, a console error or warning, an uncaught exception,
+    a failed request."""
     out = []
     if not check.images:
         out.append("the page has no <img>")
     out += [f"image did not load: {i['src']!r} (complete={i['complete']}, naturalWidth={i['width']})"
             for i in check.images if not (i["complete"] and i["width"] > 0)]
-    out += [f"console {level}: {text}" for level, text in check.console if level in ("error", "assert")]
+    out += [f"console {level}: {text}" for level, text in check.console if level in ("error", "assert", "warning")]
     out += [f"uncaught exception: {e}" for e in check.page_errors]
     out += [f"request failed: {f}" for f in check.failed]
     return out

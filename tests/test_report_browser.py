@@ -1,10 +1,11 @@
-"""Every study's report page opened in a real headless Chromium: every image loads, no console error, no failed
-request, and a full-page screenshot is saved (issue 12).
+"""Every study's report page opened in a real headless Chromium: every image loads, no console error or warning, no
+failed request, and a full-page screenshot is saved (issue 12).
 
-Each study's ``smoke`` preset is trained through the CLI into a temporary store with ``train.steps=2`` (the page's
-structure does not depend on how well the models learned; the run list, figures and tables are the smoke preset's),
-its report is written, the folder is served on localhost and checked by :mod:`tests.browser`. Screenshots go to the
-pytest tmp folder and, when ``$LIMITLAB_SCREENSHOTS`` is set, are copied there too.
+Each study's ``smoke`` preset is trained through the CLI into a temporary store with ``train.steps=2`` (the run
+list, tables and figures are the smoke preset's; the one figure lost against the preset's own steps is scaling's
+``laws_markov-order1_nopt.png``, which needs a compute frontier that 2 steps do not give), its report is written,
+the folder is served on localhost and checked by :mod:`tests.browser`. Screenshots go to the pytest tmp folder
+and, when ``$LIMITLAB_SCREENSHOTS`` is set, are copied there too.
 
 The checker itself is tested on small fake pages, each with one known fault, so a broken page cannot pass.
 Without Chromium or Playwright every test that needs the browser skips and says which is missing.
@@ -17,19 +18,15 @@ import shutil
 import sys
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-
-from limitlab.cli import main  # noqa: E402
-from limitlab.studies import STUDIES as REGISTRY  # noqa: E402
-from tests.browser import Browser, PageCheck, chromium_path, problems, serve, unavailable  # noqa: E402
+from limitlab.cli import main
+from limitlab.studies import STUDIES as REGISTRY
+from tests.browser import Browser, PageCheck, chromium_path, problems, serve, unavailable
 
 STUDIES = sorted(name for name, study in REGISTRY.items() if study.report is not None and "smoke" in study.presets)
 SMOKE_STEPS = 2
-
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +61,7 @@ def fake_site(tmp_path_factory) -> Path:
         "missing_image": '<img src="good.png"><img src="missing.png">',
         "undecodable_image": '<img src="not_a_png.png">',
         "console_error": '<img src="good.png"><script>console.error("boom from the page")</script>',
+        "console_warning": '<img src="good.png"><script>console.warn("careful")</script>',
         "exception": '<img src="good.png"><script>null.nothing()</script>',
         "missing_script": '<img src="good.png"><script src="gone.js"></script>',
         "no_images": "<p>text only</p>",
@@ -78,6 +76,7 @@ def fake_site(tmp_path_factory) -> Path:
     ("missing_image", ["image did not load: 'missing.png'", "missing.png (HTTP 404)"]),
     ("undecodable_image", ["image did not load: 'not_a_png.png'"]),
     ("console_error", ["console error: boom from the page"]),
+    ("console_warning", ["console warning: careful"]),
     ("exception", ["uncaught exception:"]),
     ("missing_script", ["gone.js (HTTP 404)"]),
     ("no_images", ["the page has no <img>"]),
@@ -103,9 +102,10 @@ def test_every_study_with_a_report_is_checked():
 
 def test_problems_lists_every_kind_of_fault():
     check = PageCheck("u", images=[{"src": "a.png", "complete": True, "width": 0}],
-                      console=[("warning", "w"), ("error", "e")], page_errors=["x"], failed=["b.png (HTTP 404)"])
-    assert problems(check) == ["image did not load: 'a.png' (complete=True, naturalWidth=0)", "console error: e",
-                               "uncaught exception: x", "request failed: b.png (HTTP 404)"]
+                      console=[("info", "i"), ("warning", "w"), ("error", "e")], page_errors=["x"],
+                      failed=["b.png (HTTP 404)"])
+    assert problems(check) == ["image did not load: 'a.png' (complete=True, naturalWidth=0)", "console warning: w",
+                               "console error: e", "uncaught exception: x", "request failed: b.png (HTTP 404)"]
     assert problems(PageCheck("u", images=[{"src": "a.png", "complete": True, "width": 5}])) == []
 
 
