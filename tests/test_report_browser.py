@@ -88,12 +88,15 @@ def test_checker_catches_each_fault(browser, fake_site, page, expected):
         assert any(text in line for line in found), f"{text!r} not among {found}"
 
 
-def test_checker_passes_a_clean_page_and_screenshots_it(browser, fake_site, tmp_path):
+def test_checker_passes_a_clean_page_and_screenshots_it(browser, fake_site, tmp_path, monkeypatch):
     with serve(fake_site) as base:
         check = browser.check(base + "clean.html", screenshot=tmp_path / "clean.png")
     assert problems(check) == []
     assert check.images == [{"src": "good.png", "complete": True, "width": 200}]  # 2 in × 100 dpi
     assert (tmp_path / "clean.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setenv("LIMITLAB_SCREENSHOTS", str(tmp_path / "kept"))
+    _save_shot(tmp_path / "clean.png")
+    assert (tmp_path / "kept" / "clean.png").read_bytes() == (tmp_path / "clean.png").read_bytes()
 
 
 def test_every_study_with_a_report_is_checked():
