@@ -7,7 +7,8 @@ list, tables and figures are the smoke preset's; the one figure lost against the
 the folder is served on localhost and checked by :mod:`tests.browser`. Screenshots go to the pytest tmp folder
 and, when ``$LIMITLAB_SCREENSHOTS`` is set, are copied there too.
 
-The checker itself is tested on small fake pages, each with one known fault, so a broken page cannot pass.
+The checker itself is tested on small fake pages, each with one known fault, and on each real page again with one
+figure deleted, so a broken page cannot pass.
 Without Chromium or Playwright every test that needs the browser skips and says which is missing.
 """
 
@@ -129,6 +130,11 @@ def test_report_page_in_browser(browser, study, tmp_path):
     pngs = {p.name for p in folder.glob("*.png")}
     assert {i["src"] for i in check.images} == pngs  # every figure written is on the page, and nothing else
     assert shot.stat().st_size > 10_000
+    gone = sorted(pngs)[0]  # the same page with one figure deleted must fail
+    (folder / gone).unlink()
+    with serve(folder) as base:
+        found = problems(browser.check(base + "index.html"))
+    assert any(f"image did not load: {gone!r}" in line for line in found), found
 
 
 def test_unavailable_names_what_is_missing(monkeypatch):
