@@ -1,11 +1,13 @@
 """The ``limitlab`` command line: studies, run, status, report, bench.
 
 Bad input exits with status 2 and one line ``limitlab: error: ...`` naming the bad value and what is allowed.
+A full disk exits with status 1 and one line naming the file that could not be written (finished runs are kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -192,7 +194,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from limitlab.export import export_hf, export_transformer_lens
+    from limitlab.export import export_hf
 
     if not Path(args.store).exists():
         raise CliError(f"no store at {args.store!r}")
@@ -202,8 +204,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     except (KeyError, ValueError):
         raise CliError(f"no run {args.run!r} in the store {args.store!r}; `limitlab status --runs` lists the runs") \
             from None
-    export = export_hf if args.to == "hf" else export_transformer_lens
-    print(f"exported: {export(store, args.run, args.out or Path('exported') / args.run)}")
+    print(f"exported: {export_hf(store, args.run, args.out or Path('exported') / args.run)}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -268,11 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--store", default=DEFAULT_STORE)
     runs.set_defaults(fn=cmd_runs)
 
-    export = sub.add_parser("export", help="a finished run's model as a Hugging Face or TransformerLens directory")
+    export = sub.add_parser("export", help="a finished run's model as a Hugging Face model directory")
     export.add_argument("run", help="run id (see `limitlab status --runs`)")
-    export.add_argument("--to", choices=["hf", "transformer-lens"], default="hf",
-                        help="hf: GPT2ForTokenClassification; transformer-lens: HookedTransformer "
-                        "(limitlab.export.load_transformer_lens)")
+    export.add_argument("--to", choices=["hf"], default="hf")
     export.add_argument("--out", default=None, help="directory to write (default: exported/RUN)")
     export.add_argument("--store", default=DEFAULT_STORE)
     export.set_defaults(fn=cmd_export)
@@ -317,6 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, StoreError, ValidationError, ValueError) as exc:
         print(f"limitlab: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        full = _disk_full(exc)
+        if full is None:
+            raise
+        print(f"limitlab: error: disk full: {full.strerror} writing {full.filename}; finished runs are kept, free "
+              "space and run the same command again to resume", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         print(f"limitlab: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}; finished runs are kept, "
               "the rest resume on the next run", file=sys.stderr)
@@ -325,6 +331,19 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _disk_full(exc: BaseException | None) -> OSError | None:
+    """The disk-full error (ENOSPC, EDQUOT) that started ``exc``'s chain, preferring one that names its file
+    (a write that failed while handing runs back is chained to the write that found the disk full)."""
+    found, seen = None, set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if exc.filename is not None or found is None or found.filename is None:
+                found = exc
+        exc = exc.__context__
+    return found
 
 
 class Terminated(KeyboardInterrupt):

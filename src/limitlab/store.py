@@ -28,6 +28,7 @@ The store must live on a local filesystem (SQLite WAL does not work over NFS).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -125,13 +126,19 @@ class RunStore(RunFiles):
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front, so read-then-write decisions are atomic."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:  # SQLite may have rolled back already (e.g. after SQLITE_FULL)
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as e:
+                if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.root / "index.sqlite")) from e
                 raise
-            self._db.execute("COMMIT")
 
     def _rows(self, run_ids: Sequence[str], columns: str) -> dict[str, tuple]:
         """{run_id: (columns...)} for the ids that are in the index."""
@@ -194,6 +201,8 @@ class RunStore(RunFiles):
                                [(now, run_id) for run_id in finished])
                 db.executemany("UPDATE runs SET status='damaged', error=?, updated=? WHERE run_id=?",
                                [("result.json missing or unreadable", now, run_id) for run_id in damaged])
+            for run_id in finished:  # its process died between result.json and the index: finish its finish()
+                self._tidy(run_id)
             for run_id in damaged:  # its spec.json may be gone with its folder
                 spec = self._rows([run_id], "spec_json")[run_id][0]
                 if not (self.runs_dir / run_id / "spec.json").exists():
@@ -257,12 +266,16 @@ class RunStore(RunFiles):
                            [(now, run_id, owner or self.owner) for run_id in run_ids])
 
     def finish(self, run_id: str, result: dict) -> None:
-        """Write result.json atomically, then mark the run 'done'; the checkpoint is no longer needed."""
+        """Write result.json atomically, delete the checkpoint (no longer needed), then mark the run 'done'."""
         blob = json.dumps(result, indent=2, default=_jsonable).encode()
         _atomic_write(self._dir(run_id) / "result.json", blob)
+        self._tidy(run_id)  # before the index: a process killed in between leaves a complete run for _reconcile
         with self._transaction() as db:
             db.execute("UPDATE runs SET status='done', error=NULL, heartbeat=NULL, updated=? WHERE run_id=?",
                        (time.time(), run_id))
+
+    def _tidy(self, run_id: str) -> None:
+        """Delete a finished run's checkpoint and the temporary files of writers killed mid-write."""
         (self._dir(run_id) / "checkpoint.pt").unlink(missing_ok=True)
         for tmp in self._dir(run_id).glob(".*.tmp"):  # left by a writer killed mid-write: .NAME.PID.HEX.tmp
             pid = tmp.name.split(".")[-3]

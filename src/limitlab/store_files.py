@@ -42,14 +42,17 @@ class RunFiles:
         path = self._dir(run_id) / "metrics.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = "".join(json.dumps(r, default=_jsonable) + "\n" for r in records).encode()
-        with open(path, "a+b") as f:  # reads may seek; writes always append
-            if f.seek(0, os.SEEK_END) > 0:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":  # a crash tore the last line: start a fresh one so the torn one stays apart
-                    blob = b"\n" + blob
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(path, "a+b") as f:  # reads may seek; writes always append
+                if f.seek(0, os.SEEK_END) > 0:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":  # a crash tore the last line: start a fresh one so the torn one stays apart
+                        blob = b"\n" + blob
+                f.write(blob)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # e.g. a full disk; a part of the blob may be written: a torn line, skipped on read
+            raise _named(e, path) from e
 
     def metrics(self, run_id: str) -> list[dict]:
         """The metric records of a run, in order; lines torn by a crash are skipped."""
@@ -138,14 +141,21 @@ def _atomic_write(path: Path, data: bytes | Any) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write or fsync (a full disk): name the file
+            raise _named(e, path) from e
         raise
     fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _named(error: OSError, path: Path) -> OSError:
+    """The same OSError (errno and message) with ``path`` as its file name, for a one-line message."""
+    return error if error.filename is not None else OSError(error.errno, error.strerror, str(path))
 
 
 def _jsonable(value: Any) -> Any:

@@ -139,6 +139,8 @@ class StackTrainer:
     def _checkpoints(self) -> Iterator[Event]:
         steps, alive, final = self.step.tolist(), self.alive.tolist(), self.final_loss.tolist()
         for m, spec in enumerate(self.specs):
+            if steps[m] >= self.totals[m]:  # at its budget (its stack mates train on): its last records come with
+                continue  # _finish, after any checkpoint, so a resume must start before them to write them once
             state = {"step": steps[m], "alive": alive[m], "final_loss": final[m], "params": self.weights_of(m),
                      "optim": self.optim.state_of(m)}
             yield Event("checkpoint", spec.run_id, {"state": state})
@@ -232,12 +234,15 @@ class StackTrainer:
         for k in range(1, iters + 1):
             loss = self.train_step()
             yield Event("progress", data={"model_steps": sum(1 for t, s in zip(self.totals, start) if s + k <= t)})
-            if k % opts.log_every == 0 or k == iters:
-                yield from self._log(loss)
-            if train.eval_every and k < iters and k % train.eval_every == 0:
-                yield from self._eval_events(self.evaluate())
+            last = [s + k == t for s, t in zip(start, self.totals)]
+            log = [a or b for a, b in zip(self._landed(start, k, opts.log_every), last)]
+            if any(log):
+                yield from self._log(loss, log)
+            evals = [a and not b for a, b in zip(self._landed(start, k, train.eval_every), last)]
+            if any(evals):  # a run's last step is evaluated by _finish
+                yield from self._eval_events(self.evaluate(), evals)
             now = time.monotonic()
-            due = train.checkpoint_every and k % train.checkpoint_every == 0
+            due = any(self._landed(start, k, train.checkpoint_every))
             if k < iters and (due or (opts.checkpoint_seconds and now - last_checkpoint > opts.checkpoint_seconds)):
                 yield from self._checkpoints()
                 last_checkpoint = now
@@ -269,19 +274,27 @@ class StackTrainer:
                 self.failed[m] = f"loss became non-finite at step {steps[m] + 1} or earlier; model frozen"
         return alive
 
-    def _log(self, loss: torch.Tensor) -> Iterator[Event]:
-        """A train_loss record for every run that stepped since its last record (the loss of its own last step)."""
+    def _landed(self, start: list[int], k: int, every: int) -> list[bool]:
+        """Which models took a step at iteration k of this attempt that is a multiple of ``every`` (0: none).
+
+        Logs, evaluations and checkpoints fall on a run's own step numbers, not on this attempt's iteration count,
+        so a run resumed from any step (or stacked with runs at other steps) records the same steps as one that
+        was never interrupted."""
+        return [bool(every) and s + k <= t and (s + k) % every == 0 for s, t in zip(start, self.totals)]
+
+    def _log(self, loss: torch.Tensor, due: list[bool]) -> Iterator[Event]:
+        """A train_loss record for every due run that stepped since its last record (the loss of its own last step)."""
         self._refresh_failed()
         final, steps = self.final_loss.tolist(), self.step.tolist()
         for m, spec in enumerate(self.specs):
-            if m not in self.failed and steps[m] > self._reported[m]:
+            if due[m] and m not in self.failed and steps[m] > self._reported[m]:
                 self._reported[m] = steps[m]
                 yield Event("log", spec.run_id, {"step": steps[m], "train_loss": final[m]})
 
-    def _eval_events(self, metrics: Result) -> Iterator[Event]:
+    def _eval_events(self, metrics: Result, due: list[bool]) -> Iterator[Event]:
         steps = self.step.tolist()
         for m, spec in enumerate(self.specs):
-            if m not in self.failed:
+            if due[m] and m not in self.failed:
                 yield Event("eval", spec.run_id, {"step": steps[m], **_flat(metrics, m)})
 
     def _finish(self, metrics: Result) -> Iterator[Event]:
