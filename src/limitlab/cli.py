@@ -100,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"{failed} run(s) failed earlier and are not retried (add --retry-failed; `limitlab status --runs` "
               "shows why)")
     options = TrainOptions(device=device, compile=args.compile, amp=not args.no_amp, cuda_graphs=args.cuda_graphs,
-                           foreach=not args.no_foreach, chunk_models=args.chunk_models,
+                           chunk_models=args.chunk_models,
                            save_weights=args.save_weights or study.save_weights,
                            checkpoint_seconds=60.0 * args.checkpoint_minutes)
     progress = SweepProgress(sum(s.train.steps for s in todo), len(specs), len(specs) - len(todo),
@@ -238,7 +238,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--compile", action="store_true", help="torch.compile each stack")
     run.add_argument("--cuda-graphs", action="store_true", help="CUDA: capture each whole step in a CUDA graph")
     run.add_argument("--no-amp", action="store_true", help="CUDA: train in fp32 instead of bf16 autocast")
-    run.add_argument("--no-foreach", action="store_true", help="optimizer: Python loop instead of _foreach ops")
     run.add_argument("--chunk-models", type=int, default=0, metavar="N",
                      help="forward/backward N models at a time (0: automatic; CPU only chooses < stack size)")
     run.add_argument("--save-weights", action="store_true",

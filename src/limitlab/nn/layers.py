@@ -70,8 +70,10 @@ class StackedEmbedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         n_models, vocab = self.weight.shape[:2]
+        if n_models == 1:
+            return nn.functional.embedding(ids, self.weight[0])
         offset = (torch.arange(n_models, device=ids.device) * vocab).view(-1, *([1] * (ids.dim() - 1)))
-        return nn.functional.embedding(ids + offset, self.weight.view(n_models * vocab, -1))
+        return nn.functional.embedding(ids + offset, self.weight.reshape(n_models * vocab, -1))  # (M·V, d) table
 
     def init_model(self, m: int, gen: torch.Generator, scheme: str, n_rows: int) -> None:
         """Rows beyond ``n_rows`` (padding of a smaller vocabulary) stay zero and are never looked up."""
@@ -91,9 +93,12 @@ class StackedLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_models, d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight.to(x.dtype), self.bias.to(x.dtype)
+        if x.shape[0] == 1:  # one model: the fused kernel with its affine
+            return nn.functional.layer_norm(x, x.shape[-1:], weight[0], bias[0], eps=self.eps)
         shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
         y = nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps)
-        return y * self.weight.view(shape).to(y.dtype) + self.bias.view(shape).to(y.dtype)
+        return torch.addcmul(bias.view(shape), y, weight.view(shape))  # y·weight[m] + bias[m]
 
     def init_model(self, m: int, gen: torch.Generator, scheme: str) -> None:
         with torch.no_grad():

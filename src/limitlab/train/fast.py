@@ -65,22 +65,23 @@ def train_step(model: torch.nn.Module, forward: Callable, optim: StackedAdam, ba
     ``loss_fn(out, batch)`` is the task's per-model loss. ``alive`` is updated in place (a non-finite loss
     freezes the model); models outside ``active`` are not updated.
     """
-    named = list(model.named_parameters())
+    params, named = optim.params, None
     n_models = model.n_models
     losses = []
     for m0 in range(0, n_models, chunk):
         sl = slice(m0, min(m0 + chunk, n_models))
         if sl == slice(0, n_models):
-            for _, p in named:
+            for p in params:
                 p.grad = None
-            leaves, part, fn = [p for _, p in named], batch, forward
+            leaves, part, fn = params, batch, forward
         else:
+            named = named or list(model.named_parameters())
             leaf_of = {name: p[sl].detach().requires_grad_() for name, p in named}
             leaves, part = list(leaf_of.values()), batch.models(sl.start, sl.stop)
-            params = {**leaf_of, "output_mask": model.output_mask[sl]}
+            params_of = {**leaf_of, "output_mask": model.output_mask[sl]}
 
-            def fn(inputs, positions, valid, params=params):
-                return functional_call(model, params, (inputs, positions), {"valid": valid})
+            def fn(inputs, positions, valid, params_of=params_of):
+                return functional_call(model, params_of, (inputs, positions), {"valid": valid})
         with autocast():
             out = fn(part.inputs, part.positions, valid=part.valid)
         loss = loss_fn(out, part)  # (c,)

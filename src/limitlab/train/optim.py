@@ -1,8 +1,21 @@
 """Adam / AdamW over stacked parameters, with per-model hyperparameters, schedules and gradient clipping.
 
-Every hyperparameter is an (M,) tensor, so one stack may mix learning rates, weight decays, optimizers
+Every hyperparameter is a per-model column, so one stack may mix learning rates, weight decays, optimizers
 (Adam's L2 vs AdamW's decoupled decay) and step budgets. Models outside ``active`` (finished, or whose loss
 went NaN) are frozen: parameters and moments are left exactly as they were.
+
+**One flat buffer.** The optimizer owns its parameters' storage: at construction every parameter (M, ...)
+becomes a view of its own columns of one (M, P) buffer, and the moments are (M, P) too. An update is then a
+dozen element-wise ops on one tensor, however many parameter tensors the model has (a small model's step is
+otherwise dominated by per-tensor dispatch), and model m's state is row m. Gradients are gathered into an
+(M, P) tensor by one ``torch.cat``.
+
+>>> w = torch.nn.Parameter(torch.ones(2, 3))            # two models, three weights each
+>>> opt = StackedAdam([w], [OptimConfig(lr=0.1), OptimConfig(lr=0.1)], [10, 10])
+>>> w.grad = torch.ones(2, 3)
+>>> _ = opt.step(torch.tensor([True, False]), torch.tensor([0, 0]))
+>>> w.detach().double().round(decimals=4).tolist()    # Adam's first step moves by lr; model 1 is frozen
+[[0.9, 0.9, 0.9], [1.0, 1.0, 1.0]]
 """
 
 from __future__ import annotations
@@ -15,37 +28,48 @@ import torch
 from limitlab.spec import OptimConfig
 
 
-def _col(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(M,) -> (M, 1, ..., 1) broadcastable against ``like``."""
-    return x.view(-1, *([1] * (like.dim() - 1)))
-
-
 class StackedAdam:
-    """One optimizer for a stack; parameters have a leading model dim M."""
+    """One optimizer for a stack; parameters have a leading model dim M (and move into one (M, P) buffer)."""
 
     def __init__(self, params: Sequence[torch.nn.Parameter], configs: Sequence[OptimConfig],
-                 total_steps: Sequence[int], foreach: bool = True) -> None:
+                 total_steps: Sequence[int]) -> None:
         self.params = list(params)
-        self.foreach = foreach  # torch._foreach_* over all parameters: same arithmetic, far fewer Python calls
-        dev = self.params[0].device
+        first = self.params[0]
+        n = first.shape[0]
+        if any(p.shape[0] != n or p.dtype != first.dtype or p.device != first.device for p in self.params):
+            raise ValueError("every stacked parameter needs the same model dim, dtype and device")
+        self.sizes = [p[0].numel() for p in self.params]
+        self.flat = torch.empty(n, sum(self.sizes), dtype=first.dtype, device=first.device)  # (M, P)
+        self.exp_avg_flat, self.exp_avg_sq_flat = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
+        self.exp_avg, self.exp_avg_sq = [], []  # per-parameter views of the moments (checkpoints, tests)
+        offset = 0
+        with torch.no_grad():
+            for p, size in zip(self.params, self.sizes):
+                columns = slice(offset, offset + size)
+                view = self.flat[:, columns].view(p.shape)
+                view.copy_(p)
+                p.data = view  # the parameter now lives in the flat buffer
+                self.exp_avg.append(self.exp_avg_flat[:, columns].view(p.shape))
+                self.exp_avg_sq.append(self.exp_avg_sq_flat[:, columns].view(p.shape))
+                offset += size
 
-        def vec(values) -> torch.Tensor:
-            return torch.tensor(list(values), dtype=torch.float32, device=dev)
+        dtype = torch.float64 if first.dtype == torch.float64 else torch.float32  # coefficients' precision
 
-        self.peak_lr = vec(c.lr for c in configs)
-        self.beta1, self.beta2, self.eps = vec(c.beta1 for c in configs), vec(c.beta2 for c in configs), vec(
+        def col(values) -> torch.Tensor:  # (M, 1)
+            return torch.tensor(list(values), dtype=dtype, device=first.device)[:, None]
+
+        self.peak_lr = col(c.lr for c in configs)
+        self.beta1, self.beta2, self.eps = col(c.beta1 for c in configs), col(c.beta2 for c in configs), col(
             c.eps for c in configs)
-        decoupled = vec(c.optimizer == "adamw" for c in configs)
-        wd = vec(c.weight_decay for c in configs)
+        decoupled = col(c.optimizer == "adamw" for c in configs)
+        wd = col(c.weight_decay for c in configs)
         self.wd_decoupled, self.wd_l2 = wd * decoupled, wd * (1 - decoupled)
-        self.clip = vec(c.grad_clip if c.grad_clip is not None else math.inf for c in configs)
-        self.warmup = vec(c.warmup_steps for c in configs)
-        self.cosine = vec(c.schedule == "cosine" for c in configs)
-        self.min_ratio = vec(c.min_lr_ratio for c in configs)
-        self.total = vec(total_steps)
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.t = torch.zeros_like(self.peak_lr)  # updates taken per model
+        self.clip = col(c.grad_clip if c.grad_clip is not None else math.inf for c in configs)
+        self.warmup = col(c.warmup_steps for c in configs)
+        self.cosine = col(c.schedule == "cosine" for c in configs)
+        self.min_ratio = col(c.min_lr_ratio for c in configs)
+        self.total = col(total_steps)
+        self.t = torch.zeros(n, dtype=dtype, device=first.device)  # updates taken per model
         # What the stack's configs use at all, known on the host: terms no model uses are skipped (they would
         # multiply by 1 or add 0, so skipping them changes no bit) — the per-step overhead of a small stack.
         self.uses = {"clip": any(c.grad_clip is not None for c in configs),
@@ -55,6 +79,10 @@ class StackedAdam:
 
     def lr_at(self, step: torch.Tensor, models: slice = slice(None)) -> torch.Tensor:
         """Per-model learning rate at (0-based) ``step`` (M,): linear warmup, then constant or cosine."""
+        return self._lr(step[:, None], models)[:, 0]
+
+    def _lr(self, step: torch.Tensor, models: slice) -> torch.Tensor:
+        """(c, 1) learning rates at ``step`` (c, 1)."""
         if not self.uses["schedule"]:
             return self.peak_lr[models]
         step = step.float()
@@ -66,20 +94,19 @@ class StackedAdam:
 
     @torch.no_grad()
     def step(self, active: torch.Tensor, step: torch.Tensor, chunk: int = 0) -> torch.Tensor | None:
-        """Update the models in ``active`` (M,) bool at their own ``step`` (M,). Returns the grad norms (M,) when
-        some model clips its gradients (None otherwise: they are not computed).
+        """Update the models in ``active`` (M,) bool at their own ``step`` (M,) from ``p.grad``. Returns the grad
+        norms (M,) when some model clips its gradients (None otherwise: they are not computed).
 
         ``chunk`` > 0 updates that many models at a time (the same numbers; on a CPU a chunk's parameters,
         gradients and moments stay in cache across the update's passes, where a whole stack's do not).
         """
-        n = self.peak_lr.shape[0]
-        hyper = self._hyper(active, step, slice(None))
+        n = self.flat.shape[0]
         width = chunk if 0 < chunk < n else n
         norms = []
         for m0 in range(0, n, width):
             sl = slice(m0, min(m0 + width, n))
             grads = [p.grad[sl] if p.grad is not None else None for p in self.params]
-            norms.append(self._update(sl, active[sl], {k: v[sl] for k, v in hyper.items()}, grads))
+            norms.append(self.step_models(sl, active[sl], step[sl], grads))
         if norms[0] is None:
             return None
         return norms[0] if len(norms) == 1 else torch.cat(norms)
@@ -91,71 +118,42 @@ class StackedAdam:
 
         The same numbers as :meth:`step` gives those models; lets a CPU chunk update while still in cache.
         """
-        return self._update(models, active, self._hyper(active, step, models), grads)
+        rows = self.flat[models].shape[0]
+        grad = torch.cat([g.reshape(rows, -1) if g is not None else self.flat.new_zeros(rows, size)
+                          for g, size in zip(grads, self.sizes)], dim=1)  # (c, P)
+        return self._update(models, active, self._hyper(active, step, models), grad)
 
     def _hyper(self, active: torch.Tensor, step: torch.Tensor, models: slice) -> dict[str, torch.Tensor]:
-        """Per-model coefficients of this update (advances the models' update counters)."""
-        self.t[models] += active.float()
-        act = active.float()
-        lr = self.lr_at(step, models) * act
-        beta1, beta2, t = self.beta1[models], self.beta2[models], self.t[models]
-        b1, b2 = torch.where(active, beta1, 1.0), torch.where(active, beta2, 1.0)
-        return {"wd": self.wd_l2[models] * act, "b1": b1, "1-b1": 1 - b1, "b2": b2, "1-b2": 1 - b2,
-                "bc1": 1 - beta1 ** t.clamp(min=1), "bc2": 1 - beta2 ** t.clamp(min=1), "eps": self.eps[models],
-                "lr": lr, "decay": 1 - lr * self.wd_decoupled[models], "clip": self.clip[models]}
+        """Per-model (c, 1) coefficients of this update (advances the models' update counters)."""
+        act = active.float()[:, None]
+        self.t[models] += act[:, 0]
+        t = self.t[models][:, None].clamp(min=1)
+        lr = self._lr(step[:, None], models) * act
+        beta1, beta2 = self.beta1[models], self.beta2[models]
+        b2 = torch.where(active[:, None], beta2, 1.0)
+        return {"1-b1": act - act * beta1, "b2": b2, "1-b2": 1 - b2, "1/bc2": 1 / (1 - beta2 ** t),
+                "-lr/bc1": -lr / (1 - beta1 ** t), "eps": self.eps[models], "wd": self.wd_l2[models] * act,
+                "decay": 1 - lr * self.wd_decoupled[models], "clip": self.clip[models]}
 
-    def _update(self, sl: slice, active: torch.Tensor, h: dict[str, torch.Tensor],
-                grads: list[torch.Tensor | None]) -> torch.Tensor | None:
-        """Adam(W) on models ``sl``: per-model clip, L2 or decoupled decay, bias-corrected moments."""
-        ps = [p[sl] for p in self.params]
-        grads = [g if g is not None else torch.zeros_like(q) for g, q in zip(grads, ps)]
+    def _update(self, models: slice, active: torch.Tensor, h: dict[str, torch.Tensor],
+                grad: torch.Tensor) -> torch.Tensor | None:
+        """Adam(W) on rows ``models`` of the flat buffer: per-model clip, L2 or decoupled decay, bias correction."""
+        p, m, v = self.flat[models], self.exp_avg_flat[models], self.exp_avg_sq_flat[models]  # (c, P) each
         if active.device.type != "cpu" or not bool(active.all()):  # (a free check on a CPU)
-            grads = [torch.where(_col(active, g), g, 0.0) for g in grads]  # drop NaN grads of frozen models
-        norm = scale = None
+            grad = torch.where(active[:, None], grad, 0.0)  # drop NaN grads of frozen models
+        norm = None
         if self.uses["clip"]:
-            norm = sum(g.float().pow(2).flatten(1).sum(1) for g in grads).sqrt()  # (c,)
-            scale = (h["clip"] / (norm + 1e-6)).clamp(max=1.0)
-        ms, vs = [m[sl] for m in self.exp_avg], [v[sl] for v in self.exp_avg_sq]
-        if self.foreach:
-            self._foreach_update(ps, grads, ms, vs, scale, h)
-            return norm
-        for p, g, m, v in zip(ps, grads, ms, vs):
-            if scale is not None:
-                g = g * _col(scale, g)
-            if self.uses["l2"]:
-                g = g + _col(h["wd"], p) * p
-            m.mul_(_col(h["b1"], m)).add_(g * _col(h["1-b1"], g))
-            v.mul_(_col(h["b2"], v)).add_(g * g * _col(h["1-b2"], g))
-            update = (m / _col(h["bc1"], m)) / ((v / _col(h["bc2"], v)).sqrt() + _col(h["eps"], v))
-            if self.uses["decoupled"]:
-                p.mul_(_col(h["decay"], p))
-            p.sub_(_col(h["lr"], p) * update)
-        return norm
-
-    def _foreach_update(self, ps: list[torch.Tensor], grads: list[torch.Tensor], ms: list[torch.Tensor],
-                        vs: list[torch.Tensor], scale: torch.Tensor | None, h: dict[str, torch.Tensor]) -> None:
-        """The loop's update, op for op (same operands, same order, so the same bits), as multi-tensor ops."""
-        def cols(x: torch.Tensor) -> list[torch.Tensor]:  # (c,) -> one broadcastable view per parameter
-            views = {d: x.view(-1, *([1] * (d - 1))) for d in {p.dim() for p in ps}}
-            return [views[p.dim()] for p in ps]
-
-        g = grads if scale is None else torch._foreach_mul(grads, cols(scale))
+            norm = grad.pow(2).sum(1).sqrt()  # (c,)
+            grad = grad * (h["clip"] / (norm[:, None] + 1e-6)).clamp(max=1.0)
         if self.uses["l2"]:
-            g = torch._foreach_add(g, torch._foreach_mul(cols(h["wd"]), ps))  # g·scale + wd·p
-        torch._foreach_mul_(ms, cols(h["b1"]))
-        torch._foreach_add_(ms, torch._foreach_mul(g, cols(h["1-b1"])))  # m·b1 + g·(1-b1)
-        gg = torch._foreach_mul(g, g)
-        torch._foreach_mul_(gg, cols(h["1-b2"]))
-        torch._foreach_mul_(vs, cols(h["b2"]))
-        torch._foreach_add_(vs, gg)  # v·b2 + g·g·(1-b2)
-        update = torch._foreach_div(ms, cols(h["bc1"]))
-        denom = torch._foreach_div(vs, cols(h["bc2"]))
-        torch._foreach_sqrt_(denom)
-        torch._foreach_add_(denom, cols(h["eps"]))
-        torch._foreach_div_(update, denom)  # (m/bc1) / (sqrt(v/bc2) + eps)
+            grad = grad + h["wd"] * p
+        m.lerp_(grad, h["1-b1"])  # m·b1 + g·(1-b1); weight 0 leaves a frozen model's m as it is
+        v.mul_(h["b2"]).addcmul_(grad, grad * h["1-b2"])  # v·b2 + g²·(1-b2)
+        denom = (v * h["1/bc2"]).sqrt_().add_(h["eps"])  # sqrt(v / bc2) + eps
         if self.uses["decoupled"]:
-            torch._foreach_mul_(ps, cols(h["decay"]))
-        torch._foreach_sub_(ps, torch._foreach_mul(update, cols(h["lr"])))  # p·(1 - lr·wd) - lr·update
+            p.mul_(h["decay"])  # p·(1 - lr·wd)
+        p.addcdiv_(m * h["-lr/bc1"], denom)  # p - lr·(m / bc1) / denom
+        return norm
 
     def state_of(self, m: int) -> dict[str, object]:
         """Model m's optimizer state (for its checkpoint)."""

@@ -41,7 +41,6 @@ class TrainOptions:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False  # torch.compile the model's forward (once per stack shape; see train/fast.py)
     cuda_graphs: bool = False  # CUDA: capture the whole step (data, forward, backward, optimizer) in a CUDA graph
-    foreach: bool = True  # multi-tensor (torch._foreach_*) optimizer instead of a Python loop per parameter
     chunk_models: int = 0  # models per forward/backward/update chunk; 0 = auto (CPU eager: by shape, fast.cpu_chunk)
     log_every: int = 100  # read losses back to the host every N steps (the only sync in the loop)
     eval_batch_size: int = 256  # sequences per evaluation batch at the training length (fewer for longer splits)
@@ -91,8 +90,7 @@ class StackTrainer:
             self.model = self.model.double()
         self.forward = fast.compile_model(self.model, self._shape_key()) if self.options.compile else self.model
         self.totals = [s.train.steps for s in specs]
-        self.optim = StackedAdam(list(self.model.parameters()), [s.optim for s in specs], self.totals,
-                                 foreach=self.options.foreach)
+        self.optim = StackedAdam(list(self.model.parameters()), [s.optim for s in specs], self.totals)
         self.rng = StackRNG([s.seed for s in specs], stream=TRAIN).to(self.device)
         self.step = torch.zeros(len(specs), dtype=torch.int64, device=self.device)
         self.alive = torch.ones(len(specs), dtype=torch.bool, device=self.device)
