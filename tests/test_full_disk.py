@@ -155,6 +155,8 @@ def test_full_disk_stops_with_one_line_and_loses_nothing(finished, tmpfs, target
     proc = subprocess.run([sys.executable, "-c", HOOK, target, str(filler), *B, "--store", str(store)],
                           capture_output=True, text=True, timeout=300)
     lines = proc.stderr.strip().splitlines()
+    with capsys.disabled():
+        print(f"\n{target}: {lines[-1] if lines else proc.stderr}")
     assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert lines[0].startswith(f"limitlab: error: disk full: No space left on device writing {tmpfs}"), lines[0]
     assert lines[0].endswith("finished runs are kept, free space and run the same command again to resume")

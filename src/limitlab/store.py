@@ -136,7 +136,7 @@ class RunStore(RunFiles):
                         self._db.execute("ROLLBACK")
                     raise
             except sqlite3.OperationalError as e:
-                if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e):
+                if getattr(e, "sqlite_errorcode", None) == 13 or "disk is full" in str(e):  # 13: SQLITE_FULL
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.root / "index.sqlite")) from e
                 raise
 
