@@ -71,9 +71,10 @@ import torch
 
 from limitlab.cli import main
 from limitlab.store import RunStore
+from limitlab.train.trainer import StackTrainer, TrainOptions
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not hasattr(os, "fork") or not Path("/proc/self/stat").exists(),
-                                                    reason="needs os.fork and /proc (Linux)")]
+forking_linux = pytest.mark.skipif(not hasattr(os, "fork") or not Path("/proc/self/stat").exists(),
+                                   reason="needs os.fork and /proc (Linux)")
 
 STEPS, CKPT, EVAL = 60, 10, 7
 KILLS = 20
@@ -370,6 +371,8 @@ def _mates(store: Path) -> dict[str, str]:
     return {a: b for pair in by_d.values() for a, b in (pair, pair[::-1])}
 
 
+@pytest.mark.slow
+@forking_linux
 def test_twenty_sigkills_then_resume_equal_an_uninterrupted_sweep(tmp_path):
     began = time.monotonic()
     zygote = Zygote(tmp_path)
@@ -421,3 +424,38 @@ def test_twenty_sigkills_then_resume_equal_an_uninterrupted_sweep(tmp_path):
                                                      "damaged": 0, "stale": 0}}
     assert out.splitlines()[1].split() == ["counting", "6", "0", "0", "0", "0", "0", "100%"], out
     assert not any(line.startswith(("damaged ", "failed ")) for line in out.splitlines()), out
+
+
+def test_records_fall_on_each_runs_own_steps_resumed_or_not(make_spec):
+    """Unit (what the campaign found): a run's log, eval and checkpoint steps are multiples of its own step count,
+    never repeated, whether it resumes from step 15 or shares its stack with a longer run; the resumed records
+    equal the uninterrupted ones."""
+    train = {"eval_every": 10, "checkpoint_every": 10, "eval_size": 16}
+    specs = [make_spec(m=3, d=8, seed=0, steps=20, train=train), make_spec(m=3, d=8, seed=1, steps=35, train=train)]
+    a, b = (s.run_id for s in specs)
+    options = TrainOptions(log_every=10)
+
+    def records(trainer: StackTrainer) -> dict[tuple[str, str], list]:
+        """{(kind, run_id): [the event's data, or for a checkpoint its step]}."""
+        out: dict[tuple[str, str], list] = {}
+        for e in trainer.events():
+            if e.kind in ("log", "eval", "checkpoint"):
+                out.setdefault((e.kind, e.run_id), []).append(e.data["state"]["step"] if e.kind == "checkpoint"
+                                                              else e.data)
+        return out
+
+    whole = records(StackTrainer(specs, options=options))
+    steps = {key: [r if isinstance(r, int) else r["step"] for r in v] for key, v in whole.items()}
+    assert steps[("eval", a)] == [10, 20] and steps[("eval", b)] == [10, 20, 30, 35]  # the last: from the finish
+    assert steps[("log", a)] == [10, 20] and steps[("log", b)] == [10, 20, 30, 35]
+    assert steps[("checkpoint", a)] == [10] and steps[("checkpoint", b)] == [10, 20, 30]  # none at a run's last step
+
+    cut = StackTrainer(specs, options=options)
+    for _ in range(15):
+        cut.train_step()
+    saved = {event.run_id: event.data["state"] for event in cut._checkpoints()}
+    resumed = records(StackTrainer(specs, saved.get, options))
+    for (kind, run_id), values in resumed.items():
+        if kind != "checkpoint":
+            assert values == [r for r in whole[(kind, run_id)] if r["step"] > 15], (kind, run_id)
+    assert ("checkpoint", a) not in resumed and resumed[("checkpoint", b)] == [20, 30]
