@@ -52,7 +52,9 @@ class RunFiles:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:  # e.g. a full disk; a part of the blob may be written: a torn line, skipped on read
-            raise _named(e, path) from e
+            if e.filename is None:
+                raise _named(e, path) from e
+            raise
 
     def metrics(self, run_id: str) -> list[dict]:
         """The metric records of a run, in order; lines torn by a crash are skipped."""
@@ -155,7 +157,7 @@ def _atomic_write(path: Path, data: bytes | Any) -> None:
 
 def _named(error: OSError, path: Path) -> OSError:
     """The same OSError (errno and message) with ``path`` as its file name, for a one-line message."""
-    return error if error.filename is not None else OSError(error.errno, error.strerror, str(path))
+    return OSError(error.errno, error.strerror, str(path))
 
 
 def _jsonable(value: Any) -> Any:
