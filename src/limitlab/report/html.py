@@ -33,7 +33,8 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width:
 h1 { font-size: 1.7em; border-bottom: 2px solid #ddd; padding-bottom: .2em; }
 h2 { font-size: 1.3em; margin-top: 1.8em; border-bottom: 1px solid #eee; }
 h3 { font-size: 1.1em; margin-top: 1.3em; }
-table { border-collapse: collapse; margin: .8em 0 1.2em; font-size: .9em; display: block; max-width: 100%; overflow-x: auto; }
+table { border-collapse: collapse; margin: .8em 0 1.2em; font-size: .9em; display: block; max-width: 100%;
+        overflow-x: auto; }
 caption { text-align: left; font-weight: 600; padding-bottom: .3em; }
 th, td { border: 1px solid #ccc; padding: .25em .55em; vertical-align: top; text-align: left; }
 th { background: #f4f4f4; }
