@@ -181,3 +181,15 @@ def test_fuzzed_invalid_specs_raise_validation_errors(key, data):
         RunSpec.model_validate(spec)
     except (ValidationError, ValueError) as exc:  # ValidationError is a ValueError: one readable message
         assert str(exc).strip()
+
+
+@pytest.mark.parametrize("value", ['"16"', '"qc"'])
+def test_a_string_for_a_list_option_is_refused(finished, capsys, value):
+    """A string is a sequence of characters: study.ds="16" used to train d = 1 and d = 6 models."""
+    store = finished[0]
+    before = _snapshot(store)
+    key = "study.ds" if value == '"16"' else "study.tasks"
+    assert main(["run", "counting", "--preset", "smoke", "--set", f"{key}={value}", "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "wants a list" in err and key in err
+    assert _snapshot(store) == before

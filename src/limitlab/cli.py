@@ -194,7 +194,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from limitlab.export import export_hf
+    from limitlab.export import export_hf, export_transformer_lens
 
     if not Path(args.store).exists():
         raise CliError(f"no store at {args.store!r}")
@@ -204,7 +204,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     except (KeyError, ValueError):
         raise CliError(f"no run {args.run!r} in the store {args.store!r}; `limitlab status --runs` lists the runs") \
             from None
-    print(f"exported: {export_hf(store, args.run, args.out or Path('exported') / args.run)}")
+    export = export_hf if args.to == "hf" else export_transformer_lens
+    print(f"exported: {export(store, args.run, args.out or Path('exported') / args.run)}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -268,9 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--store", default=DEFAULT_STORE)
     runs.set_defaults(fn=cmd_runs)
 
-    export = sub.add_parser("export", help="a finished run's model as a Hugging Face model directory")
+    export = sub.add_parser("export", help="a finished run's model as a Hugging Face or TransformerLens directory")
     export.add_argument("run", help="run id (see `limitlab status --runs`)")
-    export.add_argument("--to", choices=["hf"], default="hf")
+    export.add_argument("--to", choices=["hf", "transformer-lens"], default="hf",
+                        help="hf: GPT2ForTokenClassification; transformer-lens: HookedTransformer "
+                        "(limitlab.export.load_transformer_lens)")
     export.add_argument("--out", default=None, help="directory to write (default: exported/RUN)")
     export.add_argument("--store", default=DEFAULT_STORE)
     export.set_defaults(fn=cmd_export)

@@ -8,6 +8,7 @@ or, with the ``study.`` prefix, passes a keyword to the preset (``study.seeds=5`
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,12 @@ class Study:
         if unknown:
             raise ValueError(f"unknown study option(s) {sorted('study.' + k for k in unknown)} for preset {preset!r}; "
                              f"allowed: {', '.join('study.' + a for a in sorted(accepted)) or 'none'}")
+        params = inspect.signature(fn).parameters
+        for key, value in kwargs.items():
+            if isinstance(value, str) and _wants_sequence(params[key].annotation):
+                example = f"[{value}]" if value.lstrip("-").isdigit() else json.dumps([value])
+                raise ValueError(f"study.{key}={value!r} is a string where preset {preset!r} wants a list; "
+                                 f"give JSON, e.g. study.{key}={example}")
         spec_overrides = {k: v for k, v in overrides.items() if not k.startswith("study.")}
         for key in spec_overrides:
             top = key.split(".")[0]
@@ -68,3 +75,10 @@ class Study:
             data = apply_overrides(spec.model_dump(mode="json"), spec_overrides)
             out.append(RunSpec.model_validate(data))
         return out
+
+
+def _wants_sequence(annotation: Any) -> bool:
+    """Does a preset parameter's annotation ask for a list (so a string, a sequence of characters, is a mistake)?"""
+    parts = [part.strip() for part in str(annotation).split("|")]
+    return "str" not in parts and any(part.startswith(("Sequence[", "list[", "tuple[", "typing.Sequence["))
+                                      for part in parts)
