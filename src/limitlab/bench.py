@@ -30,25 +30,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import time
 from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as F
 
+from limitlab.bench_device import device_info, load_average, sync
 from limitlab.bench_project import fit_line, pick_stacks, project  # noqa: F401 - fit_line: part of the bench API
 from limitlab.planner import DeviceProfile, plan_stacks, train_flops_per_step
 from limitlab.spec import RunSpec
 from limitlab.train.trainer import StackTrainer, TrainOptions
-
-# bf16 dense tensor-core peaks (no sparsity), FLOP/s. Matched against torch.cuda.get_device_name(), first hit.
-PEAK_BF16 = [
-    ("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H200", 989e12), ("GH200", 989e12),
-    ("B200", 2250e12), ("A100", 312e12), ("A800", 312e12), ("L40S", 362e12), ("L4", 121e12),
-    ("A10G", 0.0), ("A10", 125e12),  # A10G: no datasheet figure we trust -> unknown, pass --peak-flops
-]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,46 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cope.add_argument("--attn-batch", type=int, default=4, help="batch per model (--attention)")
     cope.add_argument("--attn-models", type=int, default=1, help="models in the stack M (--attention)")
     cope.add_argument("--p-max", type=int, default=64, help="CoPE p_max (--attention)")
-
-
-# ---- devices ---------------------------------------------------------------------------------------------------
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def device_info(device: str, peak_override: float = 0.0) -> dict:
-    """Device name, the peak used for MFU and where it comes from."""
-    if device.startswith("cuda"):
-        name = torch.cuda.get_device_name(torch.device(device))
-        peak = next((p for key, p in PEAK_BF16 if key.lower() in name.lower()), 0.0)
-        source = "bf16 dense datasheet" if peak else "unknown device: pass --peak-flops"
-    else:
-        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-        peak, source = measure_cpu_peak(), "fp32 torch.mm 1024³, measured"
-    if peak_override:
-        peak, source = peak_override, "--peak-flops"
-    return {"device": device, "name": name, "peak_flops": peak or None, "peak_source": source,
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg": _load()}
-
-
-def measure_cpu_peak(n: int = 1024, reps: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = math.inf
-    for _ in range(reps):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 # ---- specs -----------------------------------------------------------------------------------------------------
@@ -164,17 +116,17 @@ def warm_up(trainer: StackTrainer, device: str, max_steps: int = 20) -> None:
         if not trainer.warming_up:
             break
     trainer.train_step()
-    _sync(device)
+    sync(device)
 
 
 def timed_steps(trainers: Sequence, steps: int, device: str) -> float:
     """Seconds per step over ``steps`` steps of each trainer (a StackTrainer or a PlainLoop), stepped in turn."""
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(steps):
         for trainer in trainers:
             trainer.train_step() if isinstance(trainer, StackTrainer) else trainer.step()
-    _sync(device)
+    sync(device)
     return (time.perf_counter() - start) / (steps * len(trainers))
 
 
@@ -226,12 +178,12 @@ def dense_ceiling(spec: RunSpec, n_models: int, seq_len: int, device: str, secon
         sum(o.sum() for o in outs).backward()
 
     step()
-    _sync(device)
+    sync(device)
     reps, start = 0, time.perf_counter()
     while reps < 2 or time.perf_counter() - start < seconds / 2:
         step()
         reps += 1
-        _sync(device)
+        sync(device)
     return (time.perf_counter() - start) / reps
 
 
@@ -342,7 +294,7 @@ def run(args: argparse.Namespace) -> dict:
             for m in args.m:
                 specs = shape_specs(d, m, args.models, args.batch, args.layers, args.heads)
                 report["rows"].append(measure(specs, **common))
-    report["info"]["load_avg_end"] = _load()
+    report["info"]["load_avg_end"] = load_average()
     return report
 
 
@@ -357,7 +309,7 @@ def run_attention(args: argparse.Namespace, device: str) -> dict:
     info = device_info(device, args.peak_flops)
     rows = measure_attention(kinds, args.T, args.attn_models, args.attn_batch, args.attn_d, args.heads,
                              args.p_max, args.repeat, device)
-    info["load_avg_end"] = _load()
+    info["load_avg_end"] = load_average()
     return {"info": info, "attention": rows}
 
 

@@ -65,7 +65,7 @@ def train_step(model: torch.nn.Module, forward: Callable, optim: StackedAdam, ba
     ``loss_fn(out, batch)`` is the task's per-model loss. ``alive`` is updated in place (a non-finite loss
     freezes the model); models outside ``active`` are not updated.
     """
-    params, named = optim.params, None
+    params, named = optim.params, None  # optim.params is list(model.parameters()): the named_parameters order
     n_models = model.n_models
     losses = []
     for m0 in range(0, n_models, chunk):

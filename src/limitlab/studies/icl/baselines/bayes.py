@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -84,11 +85,12 @@ def _noise_var(noise_std: float, jitter: float) -> float:
     return noise_std ** 2 if noise_std > 0 else jitter ** 2
 
 
-class _ScanBayes:
+class _ScanBayes(ABC):
     """Shared call path: a family defined by its features, prior variances and latent prior."""
 
+    @abstractmethod
     def _model(self, d: int, device: torch.device) -> tuple[Features, torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """(features, prior variances, log prior of each latent) of the family at input width ``d``."""
 
     def _noise(self) -> float:
         return _noise_var(self.noise_std, self.jitter * self.w_std)
