@@ -5,7 +5,8 @@ other processes hits every variant alike, and keeps each variant's best round:
 
 * ``stack/c``: one StackTrainer step with the stack run in model chunks of ``c`` (``c = M``: plain stacked step);
 * ``auto(c)``: the trainer's default, ``c`` chosen by ``limitlab.train.fast.cpu_chunk`` from the shape;
-* ``loop``: single-model trainers one after another (the baseline), per model-step;
+* ``loop``: single-model trainers one after another (limitlab at M = 1), per model-step;
+* ``plain``: the plain PyTorch loop of ``limitlab bench`` (:mod:`limitlab.bench_plain`), per model-step;
 * ``linear/*`` (``--kernels``): one StackedLinear-shaped matmul, forward + backward, as ``baddbmm`` over the stack,
   as a per-model loop of ``addmm``, and as one model's ``addmm`` times M (the loop's kernel).
 
@@ -25,6 +26,7 @@ import time
 import torch
 
 from limitlab.bench import _long, shape_specs
+from limitlab.bench_plain import PlainLoop
 from limitlab.train.trainer import StackTrainer, TrainOptions
 
 
@@ -57,6 +59,12 @@ def step_variants(d: int, m: int, models: int, batch: int, chunks: list[int], st
             for _ in range(steps):
                 single.train_step()
     out["loop"] = loop
+    plain = PlainLoop(specs[:2])
+
+    def plain_loop() -> None:  # per model-step, like the loop
+        for _ in range(steps):
+            plain.step()
+    out["plain"] = plain_loop
     return out
 
 
@@ -103,8 +111,8 @@ def main() -> None:
             if not args.kernels_only:
                 chunks = [0] + sorted({min(c, args.models) for c in args.chunks}, reverse=True)  # 0: the rule
                 times = best_time(step_variants(d, m, args.models, args.batch, chunks, args.steps), args.rounds)
-                rate = {k: args.models * args.steps / t for k, t in times.items() if k != "loop"}
-                rate["loop"] = 2 * args.steps / times["loop"]
+                rate = {k: args.models * args.steps / t for k, t in times.items() if k not in ("loop", "plain")}
+                rate.update({k: 2 * args.steps / times[k] for k in ("loop", "plain")})
                 row.update(model_steps_per_s=rate, vs_loop={k: v / rate["loop"] for k, v in rate.items()})
             if args.kernels or args.kernels_only:
                 rows_ = args.batch * 10 * m
@@ -118,6 +126,8 @@ def main() -> None:
                     best = max((k for k in rate if k != "loop"), key=rate.get)
                     print(f"d={d:<4} n={10 * m:<4} M={args.models}: loop {rate['loop']:8.1f} model-steps/s | "
                           + " ".join(f"{k} {row['vs_loop'][k]:.2f}x" for k in rate if k != "loop")
+                          + " | vs plain: " + " ".join(f"{k} {rate[k] / rate['plain']:.2f}x" for k in rate
+                                                      if k != "plain")
                           + f" | best {best} | load {row['load_avg'][0]:.1f}", flush=True)
                 else:
                     print(f"d={d:<4} n={10 * m:<4} M={args.models} (load {row['load_avg'][0]:.1f})", flush=True)

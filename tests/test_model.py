@@ -221,3 +221,34 @@ def test_vector_inputs():
     model = StackedTransformer(cfg, 2, 0, 3, input_dim=5)
     model.reset_parameters([0, 1])
     assert model(torch.randn(2, 4, 6, 5)).shape == (2, 4, 6, 3)
+
+
+def test_cpu_head_pad_rule():
+    """Narrow heads are padded to 16 on a CPU only where that was measured faster."""
+    from limitlab.nn.attention import cpu_head_pad
+
+    assert [cpu_head_pad(hd, 500) for hd in (1, 2, 4, 8, 12, 16, 32)] == [0, 14, 12, 8, 4, 0, 0]
+    assert [cpu_head_pad(hd, 100) for hd in (2, 4, 8)] == [0, 0, 8]  # short: hd < 8 lost to the padding
+
+
+@pytest.mark.parametrize("hd", [2, 4, 8, 12])
+@pytest.mark.parametrize("masked", [False, True])
+def test_padded_heads_give_the_same_attention_and_gradients(hd, masked):
+    """Zero columns change no logit and no kept output: outputs and q/k/v gradients equal the unpadded kernel's."""
+    from torch.nn import functional as F
+
+    from limitlab.nn.attention import cpu_head_pad, sdpa
+
+    gen, t = _gen(hd), 210
+    assert cpu_head_pad(hd, t) > 0
+    q, k, v = (torch.randn(3, 2, t, hd, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    mask = torch.rand(3, 1, t, t, generator=gen) < 0.7 if masked else None
+    if mask is not None:
+        mask |= torch.eye(t, dtype=torch.bool)  # every query keeps a key
+    grad = torch.randn(3, 2, t, hd, generator=gen, dtype=torch.float64)
+    results = []
+    for attend in (sdpa, F.scaled_dot_product_attention):
+        out = attend(q, k, v, attn_mask=mask, is_causal=not masked)
+        results.append((out, *torch.autograd.grad(out, (q, k, v), grad)))
+    for ours, reference in zip(*results):
+        torch.testing.assert_close(ours, reference, rtol=0, atol=1e-12)

@@ -34,10 +34,10 @@ import time
 from collections.abc import Sequence
 
 import torch
-from torch.nn import functional as F
 
 from limitlab.bench_device import device_info, load_average, sync
 from limitlab.bench_project import fit_line, pick_stacks, project  # noqa: F401 - fit_line: part of the bench API
+from limitlab.nn.attention import sdpa
 from limitlab.planner import DeviceProfile, plan_stacks, train_flops_per_step
 from limitlab.spec import RunSpec
 from limitlab.train.trainer import StackTrainer, TrainOptions
@@ -168,8 +168,7 @@ def dense_ceiling(spec: RunSpec, n_models: int, seq_len: int, device: str, secon
         q, kk, v = torch.bmm(x, w_qkv).split(d, -1)  # (M, B·T, d) each
         if rows < t:  # last layer: queries at the read-out rows only
             q = q.reshape(n_models, b, t, d)[:, :, -rows:].reshape(n_models, b * rows, d)
-        y = F.scaled_dot_product_attention(heads(q, rows), heads(kk, t), heads(v, t),
-                                           is_causal=m.causal and rows == t)
+        y = sdpa(heads(q, rows), heads(kk, t), heads(v, t), is_causal=m.causal and rows == t)  # as the model
         y = torch.bmm(y.transpose(1, 2).reshape(n_models, b * rows, d), w_out)
         return torch.bmm(torch.bmm(y, w_up), w_down)
 
@@ -202,13 +201,24 @@ def _rates(seconds_per_model_step: float, row: dict, peak: float | None) -> dict
             "mfu": rate * row["model_flops_per_step"] / peak if peak else None}
 
 
+def paired_ratios(baseline: Sequence[float], ours: Sequence[float]) -> list[float]:
+    """Round-by-round speed ratios (baseline seconds / our seconds): sides timed back to back in one round
+    share that moment's load, so the spread of these ratios is the measurement's noise.
+
+    >>> paired_ratios([2.0, 2.2], [1.0, 1.0])
+    [2.0, 2.2]
+    """
+    return [b / o for b, o in zip(baseline, ours)]
+
+
 def measure(specs: Sequence[RunSpec], modes: Sequence[str], device: str, seconds: float, loop: bool,
             loop_models: int, repeat: int, peak: float | None) -> dict:
     """One row: every mode's stacked and loop throughput for the runs ``specs`` (one stack), plus the ceiling.
 
-    Stacked and loop are timed in alternating rounds (``repeat`` each, about ``seconds`` in all per side) of
-    equal work — a loop round trains as many model-steps as a stacked round — so load from other processes hits
-    both alike; each side keeps its best round.
+    Stacked, loop and plain are timed in alternating rounds (``repeat`` each, about ``seconds`` in all per side)
+    of equal work — a loop round trains as many model-steps as a stacked round — so load from other processes
+    hits every side alike; each side keeps its best round, and every round's time is kept (``round_seconds``;
+    ``vs_plain_by_round``: the paired ratios, whose spread is the noise).
     """
     specs = _long(specs)
     first, n = specs[0], len(specs)
@@ -226,28 +236,32 @@ def measure(specs: Sequence[RunSpec], modes: Sequence[str], device: str, seconds
         plain = _plain_loop(specs[:min(loop_models, n)], device) if loop and mode == "eager" else None
         for trainer in [stack, *singles]:
             warm_up(trainer, device)
-        if plain is not None:
+        if plain is not None:  # two warm-up steps, as warm_up gives an eager trainer
+            plain.step()
             plain.step()
         rounds = max(repeat, 1)
         first_step = timed_steps([stack], 1, device)
         steps = max(1, math.ceil(seconds / rounds / first_step))  # stacked steps per round
         loop_steps = math.ceil(n * steps / max(len(singles), 1))  # the same model-steps for the loops
-        best_stack, best_loop, best_plain = first_step / n, math.inf, math.inf
+        times: dict[str, list[float]] = {"stacked": [], "loop": [], "plain": []}  # s per model-step, per round
         for _ in range(rounds):  # alternate, equal work per round: background load hits every side alike
-            best_stack = min(best_stack, timed_steps([stack], steps, device) / n)
+            times["stacked"].append(timed_steps([stack], steps, device) / n)
             if singles:
-                best_loop = min(best_loop, timed_steps(singles, loop_steps, device))
+                times["loop"].append(timed_steps(singles, loop_steps, device))
             if plain is not None:
-                best_plain = min(best_plain, timed_steps([plain], loop_steps, device) / len(plain.models))
+                times["plain"].append(timed_steps([plain], loop_steps, device) / len(plain.models))
+        best = {side: min(t) for side, t in times.items() if t}
         chunk = stack.chunk
-        out = {"stacked": _rates(best_stack, row, peak), "chunk": chunk}
+        out = {"stacked": _rates(best["stacked"], row, peak), "chunk": chunk,
+               "round_seconds": {side: t for side, t in times.items() if t}}
         if plain is not None:
-            out["plain"] = _rates(best_plain, row, peak)
-            out["speedup_vs_plain"] = best_plain / best_stack
-            out["own_loop_vs_plain"] = best_plain / best_loop if singles else None
+            out["plain"] = _rates(best["plain"], row, peak)
+            out["speedup_vs_plain"] = best["plain"] / best["stacked"]
+            out["vs_plain_by_round"] = paired_ratios(times["plain"], times["stacked"])
+            out["own_loop_vs_plain"] = best["plain"] / best["loop"] if singles else None
         if singles:
-            out["loop"] = _rates(best_loop, row, peak)
-            out["speedup"] = best_loop / best_stack
+            out["loop"] = _rates(best["loop"], row, peak)
+            out["speedup"] = best["loop"] / best["stacked"]
         row["modes"][mode] = out
         del stack, singles, plain
     part = chunk if device == "cpu" else n
@@ -317,6 +331,11 @@ def _fmt(x: float | None, spec: str = ".3g") -> str:
     return "n/a" if x is None else format(x, spec)
 
 
+def _span(ratios: Sequence[float] | None) -> str:
+    """'0.95-1.02': the lowest and highest round-by-round ratio."""
+    return "n/a" if not ratios else f"{min(ratios):.2f}-{max(ratios):.2f}"
+
+
 def render(report: dict) -> str:
     if "attention" in report:
         from limitlab.bench_attention import render_attention
@@ -326,10 +345,12 @@ def render(report: dict) -> str:
     lines = [f"device: {info['name']} ({info['device']}), torch {info['torch']}, threads {info['threads']}, "
              f"load avg {info['load_avg']} -> {info.get('load_avg_end')}",
              "vs plain = stacked / a plain PyTorch loop (one nanoGPT-style model + torch.optim.Adam per run); "
+             "(rounds) = its lowest-highest value over the alternating rounds (noise); "
              "speedup = stacked / limitlab at M = 1; M=1/plain = limitlab at M = 1 / the plain loop",
              f"peak for MFU: {_fmt(info['peak_flops'])} FLOP/s ({info['peak_source']}); "
              f"MFU FLOPs = 6·N_nonembed + 12·L·T·d per token, last layer at the read-outs only"]
     head = (f"{'mode':<9}{'d':>4}{'T':>6}{'M':>5} {'stacked m-steps/s':>17}{'plain m-steps/s':>16}{'vs plain':>9}"
+            f"{'(rounds)':>12}"
             f"{'loop m-steps/s':>15}{'speedup':>8}{'M=1/plain':>10}"
             f"{'stacked tok/s':>14}{'MFU':>9}{'loop MFU':>9}{'dense ceil':>11}{'chunk':>6}")
     lines.append(head)
@@ -339,6 +360,7 @@ def render(report: dict) -> str:
             lines.append(
                 f"{mode:<9}{r['d']:>4}{r['T']:>6}{r['models']:>5} {st['model_steps_per_s']:>17.1f}"
                 f"{_fmt(pl and pl['model_steps_per_s'], '.1f'):>16}{_fmt(out.get('speedup_vs_plain'), '.2f'):>9}"
+                f"{_span(out.get('vs_plain_by_round')):>12}"
                 f"{_fmt(lp and lp['model_steps_per_s'], '.1f'):>15}{_fmt(out.get('speedup'), '.2f'):>8}"
                 f"{_fmt(out.get('own_loop_vs_plain'), '.2f'):>10}"
                 f"{st['tokens_per_s']:>14.3g}{_fmt(st['mfu'], '.2%'):>9}{_fmt(lp and lp['mfu'], '.2%'):>9}"

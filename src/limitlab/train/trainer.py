@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from limitlab.nn.attention import cpu_head_pad
 from limitlab.nn.model import StackedTransformer
 from limitlab.rng import TRAIN, StackRNG
 from limitlab.spec import RunSpec
@@ -209,9 +210,10 @@ class StackTrainer:
             return min(self.options.chunk_models, n)
         if n == 1 or self.device.type != "cpu" or self.options.compile:
             return n
-        cfg = self.specs[0].model
-        tokens = self.specs[0].train.batch_size * self.stack.max("seq_len")
-        return fast.cpu_chunk(n, tokens, max(cfg.mlp_width, 3 * cfg.d_model))
+        cfg, seq_len = self.specs[0].model, self.stack.max("seq_len")
+        head = cfg.d_model // cfg.n_heads
+        qkv = 3 * cfg.n_heads * (head + cpu_head_pad(head, seq_len))  # q, k, v as the attention kernel gets them
+        return fast.cpu_chunk(n, self.specs[0].train.batch_size * seq_len, max(cfg.mlp_width, qkv))
 
     def evaluate(self) -> Result:
         first = self.specs[0].train
