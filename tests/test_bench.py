@@ -44,6 +44,21 @@ def test_bench_json_has_every_field(capsys):
         assert eager[side]["model_steps_per_s"] > 0 and 0 < eager[side]["mfu"]
     assert eager["speedup"] > 0 and eager["chunk"] in (1, 3)
     assert row["dense"]["model_steps_per_s"] > 0
+    rounds = eager["round_seconds"]  # every round of every side, paired ratios from the same rounds
+    assert len(rounds["stacked"]) == len(rounds["plain"]) == 3 and "vmap" not in eager
+    assert eager["vs_plain_by_round"] == pytest.approx([p / s for p, s in zip(rounds["plain"], rounds["stacked"])])
+    assert eager["speedup_vs_plain"] == pytest.approx(min(rounds["plain"]) / min(rounds["stacked"]))
+
+
+def test_bench_vmap_side(capsys):
+    code = main(["bench", "--d", "8", "--m", "3", "--models", "3", "--batch", "4", "--seconds", "0.05",
+                 "--loop-models", "2", "--repeat", "2", "--vmap"])
+    out = capsys.readouterr().out
+    assert code == 0 and "vmap m-steps/s" in out and "vs vmap" in out
+    assert main(["bench", "--d", "8", "--m", "3", "--models", "2", "--batch", "4", "--seconds", "0.05",
+                 "--repeat", "1", "--vmap", "--json"]) == 0
+    eager = json.loads(capsys.readouterr().out)["rows"][0]["modes"]["eager"]
+    assert eager["vmap"]["model_steps_per_s"] > 0 and len(eager["vs_vmap_by_round"]) == 1
 
 
 def test_bench_table_and_preset_projection(capsys):

@@ -8,6 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from limitlab.bench import shape_specs
 from limitlab.bench_plain import PlainGPT, PlainLoop
+from limitlab.bench_vmap import VmapEnsemble
 from limitlab.train.trainer import StackTrainer, TrainOptions
 
 
@@ -40,3 +41,24 @@ def test_plain_loop_learns():
         plain.step()
     assert plain.loss(0, plain.batch(0)).item() < first
     assert torch.isfinite(torch.tensor(first))
+
+
+def test_vmap_ensemble_trains_like_the_plain_loop():
+    """torch.func's ensemble of the same models, on the same batches: the loop's gradients, then the loop's losses.
+
+    (Parameters are not compared after Adam steps: Adam turns rounding-level gradient differences on ~0 entries
+    into steps of ±lr.)"""
+    specs = shape_specs(8, 3, 3, 4)
+    loop = PlainLoop(specs)
+    ensemble = VmapEnsemble(specs, models=loop.models)  # copies the weights: the loop's models stay its own
+    ensemble.losses(ensemble.batch()).sum().backward()
+    for i, model in enumerate(loop.models):
+        loop.loss(i, loop.batch(i)).backward()
+        for name, stacked in ensemble.params.items():
+            torch.testing.assert_close(stacked.grad[i], model.get_parameter(name).grad, rtol=1e-4, atol=1e-6)
+    for _ in range(3):
+        loop.step()
+        ensemble.step()
+    theirs = torch.stack([loop.loss(i, loop.batch(i)) for i in range(3)])
+    torch.testing.assert_close(ensemble.losses(ensemble.batch()), theirs.detach(), rtol=1e-3, atol=0)
+    assert ensemble.steps == loop.steps == 3

@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modes", default="auto", help="eager,compiled (auto: both on CUDA, eager on CPU)")
     parser.add_argument("--no-loop", action="store_true", help="skip the one-model-at-a-time baselines")
     parser.add_argument("--loop-models", type=int, default=4, help="distinct single models timed for the loop")
+    parser.add_argument("--vmap", action="store_true",
+                        help="also time torch.func's ensemble recipe (stack_module_state + functional_call + vmap; "
+                             "compiled in the compiled mode); --d/--m shapes only")
     parser.add_argument("--seconds", type=float, default=3.0, help="least timed seconds per side (stacked, loop)")
     parser.add_argument("--repeat", type=int, default=3, help="alternating stacked/loop rounds; best of each kept")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -130,15 +133,18 @@ def timed_steps(trainers: Sequence, steps: int, device: str) -> float:
     return (time.perf_counter() - start) / (steps * len(trainers))
 
 
-def _plain_loop(specs: Sequence[RunSpec], device: str):
-    """The plain-PyTorch baseline for ``specs``, or None where it does not cover the shape."""
+def _plain_sides(specs: Sequence[RunSpec], loop_models: int, device: str, compiled: bool, vmap: bool):
+    """The plain-PyTorch baselines for ``specs`` — (plain loop over the first ``loop_models`` runs, vmap ensemble
+    of all or None) — or (None, None) where they do not cover the shape."""
     from limitlab.bench_plain import PlainLoop, check_supported
+    from limitlab.bench_vmap import VmapEnsemble
 
     try:
         check_supported(specs[0])
     except ValueError:
-        return None
-    return PlainLoop(specs, device)
+        return None, None
+    plain = PlainLoop(specs[:loop_models], device, compile=compiled)
+    return plain, VmapEnsemble(specs, device, compile=compiled) if vmap else None
 
 
 def dense_ceiling(spec: RunSpec, n_models: int, seq_len: int, device: str, seconds: float) -> float:
@@ -212,7 +218,7 @@ def paired_ratios(baseline: Sequence[float], ours: Sequence[float]) -> list[floa
 
 
 def measure(specs: Sequence[RunSpec], modes: Sequence[str], device: str, seconds: float, loop: bool,
-            loop_models: int, repeat: int, peak: float | None) -> dict:
+            loop_models: int, repeat: int, peak: float | None, vmap: bool = False) -> dict:
     """One row: every mode's stacked and loop throughput for the runs ``specs`` (one stack), plus the ceiling.
 
     Stacked, loop and plain are timed in alternating rounds (``repeat`` each, about ``seconds`` in all per side)
@@ -233,23 +239,27 @@ def measure(specs: Sequence[RunSpec], modes: Sequence[str], device: str, seconds
         options = mode_options(mode, device)
         stack = StackTrainer(specs, None, options)
         singles = [StackTrainer([s], None, options) for s in specs[:min(loop_models, n)]] if loop else []
-        plain = _plain_loop(specs[:min(loop_models, n)], device) if loop and mode == "eager" else None
+        plain, ensemble = _plain_sides(specs, min(loop_models, n), device, mode == "compiled", vmap) if loop \
+            else (None, None)
         for trainer in [stack, *singles]:
             warm_up(trainer, device)
-        if plain is not None:  # two warm-up steps, as warm_up gives an eager trainer
-            plain.step()
-            plain.step()
+        warm = 2 if mode == "eager" else 5  # as warm_up gives a trainer; compile and CUDA-graph warm-up need more
+        for side in [s for s in (plain, ensemble) if s is not None]:
+            for _ in range(warm):
+                side.step()
         rounds = max(repeat, 1)
         first_step = timed_steps([stack], 1, device)
         steps = max(1, math.ceil(seconds / rounds / first_step))  # stacked steps per round
         loop_steps = math.ceil(n * steps / max(len(singles), 1))  # the same model-steps for the loops
-        times: dict[str, list[float]] = {"stacked": [], "loop": [], "plain": []}  # s per model-step, per round
+        times: dict[str, list[float]] = {"stacked": [], "loop": [], "plain": [], "vmap": []}  # s per model-step
         for _ in range(rounds):  # alternate, equal work per round: background load hits every side alike
             times["stacked"].append(timed_steps([stack], steps, device) / n)
             if singles:
                 times["loop"].append(timed_steps(singles, loop_steps, device))
             if plain is not None:
                 times["plain"].append(timed_steps([plain], loop_steps, device) / len(plain.models))
+            if ensemble is not None:
+                times["vmap"].append(timed_steps([ensemble], steps, device) / n)
         best = {side: min(t) for side, t in times.items() if t}
         chunk = stack.chunk
         out = {"stacked": _rates(best["stacked"], row, peak), "chunk": chunk,
@@ -259,11 +269,15 @@ def measure(specs: Sequence[RunSpec], modes: Sequence[str], device: str, seconds
             out["speedup_vs_plain"] = best["plain"] / best["stacked"]
             out["vs_plain_by_round"] = paired_ratios(times["plain"], times["stacked"])
             out["own_loop_vs_plain"] = best["plain"] / best["loop"] if singles else None
+        if ensemble is not None:
+            out["vmap"] = _rates(best["vmap"], row, peak)
+            out["speedup_vs_vmap"] = best["vmap"] / best["stacked"]
+            out["vs_vmap_by_round"] = paired_ratios(times["vmap"], times["stacked"])
         if singles:
             out["loop"] = _rates(best["loop"], row, peak)
             out["speedup"] = best["loop"] / best["stacked"]
         row["modes"][mode] = out
-        del stack, singles, plain
+        del stack, singles, plain, ensemble
     part = chunk if device == "cpu" else n
     dense = dense_ceiling(first, part, t, device, seconds) / part
     row["dense"] = _rates(dense, row, peak)
@@ -296,7 +310,8 @@ def run(args: argparse.Namespace) -> dict:
         stacks = plan_stacks(specs, device=device, profile=DeviceProfile.for_device(device))
         cap = args.preset_max_models or (len(specs) if device.startswith("cuda") else 8)
         for stack in pick_stacks(stacks, args.preset_stacks):
-            row = measure(stack.specs[-cap:], **common)  # the longest runs: the stack's padded length
+            row = measure(stack.specs[-cap:], **common)  # the longest runs: the stack's padded length (no vmap:
+            # its plain models would not skip the padding)
             row["preset_stack_models"] = len(stack.specs)
             report["rows"].append(row)
         seeds = len({s.seed for s in specs})
@@ -307,7 +322,7 @@ def run(args: argparse.Namespace) -> dict:
         for d in args.d:
             for m in args.m:
                 specs = shape_specs(d, m, args.models, args.batch, args.layers, args.heads)
-                report["rows"].append(measure(specs, **common))
+                report["rows"].append(measure(specs, **common, vmap=args.vmap))
     report["info"]["load_avg_end"] = load_average()
     return report
 
@@ -342,15 +357,17 @@ def render(report: dict) -> str:
 
         return render_attention(report)
     info = report["info"]
+    with_vmap = any("vmap" in out for r in report["rows"] for out in r["modes"].values())
     lines = [f"device: {info['name']} ({info['device']}), torch {info['torch']}, threads {info['threads']}, "
              f"load avg {info['load_avg']} -> {info.get('load_avg_end')}",
              "vs plain = stacked / a plain PyTorch loop (one nanoGPT-style model + torch.optim.Adam per run); "
              "(rounds) = its lowest-highest value over the alternating rounds (noise); "
-             "speedup = stacked / limitlab at M = 1; M=1/plain = limitlab at M = 1 / the plain loop",
+             "speedup = stacked / limitlab at M = 1; M=1/plain = limitlab at M = 1 / the plain loop"
+             + ("; vs vmap = stacked / torch.func's vmap ensemble of the plain models" if with_vmap else ""),
              f"peak for MFU: {_fmt(info['peak_flops'])} FLOP/s ({info['peak_source']}); "
              f"MFU FLOPs = 6·N_nonembed + 12·L·T·d per token, last layer at the read-outs only"]
     head = (f"{'mode':<9}{'d':>4}{'T':>6}{'M':>5} {'stacked m-steps/s':>17}{'plain m-steps/s':>16}{'vs plain':>9}"
-            f"{'(rounds)':>12}"
+            f"{'(rounds)':>12}" + (f"{'vmap m-steps/s':>15}{'vs vmap':>8}" if with_vmap else "") +
             f"{'loop m-steps/s':>15}{'speedup':>8}{'M=1/plain':>10}"
             f"{'stacked tok/s':>14}{'MFU':>9}{'loop MFU':>9}{'dense ceil':>11}{'chunk':>6}")
     lines.append(head)
@@ -361,6 +378,8 @@ def render(report: dict) -> str:
                 f"{mode:<9}{r['d']:>4}{r['T']:>6}{r['models']:>5} {st['model_steps_per_s']:>17.1f}"
                 f"{_fmt(pl and pl['model_steps_per_s'], '.1f'):>16}{_fmt(out.get('speedup_vs_plain'), '.2f'):>9}"
                 f"{_span(out.get('vs_plain_by_round')):>12}"
+                + (f"{_fmt(out.get('vmap', {}).get('model_steps_per_s'), '.1f'):>15}"
+                   f"{_fmt(out.get('speedup_vs_vmap'), '.2f'):>8}" if with_vmap else "") +
                 f"{_fmt(lp and lp['model_steps_per_s'], '.1f'):>15}{_fmt(out.get('speedup'), '.2f'):>8}"
                 f"{_fmt(out.get('own_loop_vs_plain'), '.2f'):>10}"
                 f"{st['tokens_per_s']:>14.3g}{_fmt(st['mfu'], '.2%'):>9}{_fmt(lp and lp['mfu'], '.2%'):>9}"
