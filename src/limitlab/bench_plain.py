@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from limitlab.rng import TRAIN, StackRNG
 from limitlab.spec import RunSpec
 from limitlab.tasks.base import Batch, TaskStack
+from limitlab.train.fast import autocast_for
 
 
 def check_supported(spec: RunSpec) -> None:
@@ -90,7 +91,7 @@ class PlainLoop:
     """One PlainGPT and one ``torch.optim.Adam`` per run; ``step()`` trains each model once, one after another.
 
     ``compile=True``: each model is ``torch.compile``-d, with ``mode="reduce-overhead"`` (CUDA graphs) on CUDA —
-    the compiled loop a user would write.
+    the compiled loop a user would write. On CUDA the forward runs under bf16 autocast, as the stack's does.
     """
 
     def __init__(self, specs: Sequence[RunSpec], device: str = "cpu", compile: bool = False) -> None:
@@ -108,8 +109,9 @@ class PlainLoop:
         return self.stacks[i].sample(self.rngs[i], self.specs[i].train.batch_size, self.steps)
 
     def loss(self, i: int, batch: Batch) -> torch.Tensor:
-        logits = self.forwards[i](batch.inputs[0], batch.positions[0])  # (B, K, C)
-        return F.cross_entropy(logits.flatten(0, 1), batch.targets[0].flatten())
+        with autocast_for(self.device, amp=True):
+            logits = self.forwards[i](batch.inputs[0], batch.positions[0])  # (B, K, C)
+        return F.cross_entropy(logits.float().flatten(0, 1), batch.targets[0].flatten())
 
     def step(self) -> None:
         for i, optim in enumerate(self.optims):

@@ -34,6 +34,7 @@ from limitlab.bench_plain import PlainGPT
 from limitlab.rng import TRAIN, StackRNG
 from limitlab.spec import RunSpec
 from limitlab.tasks.base import Batch, TaskStack
+from limitlab.train.fast import autocast_for
 
 
 class VmapEnsemble:
@@ -59,8 +60,9 @@ class VmapEnsemble:
     def _one(self, params: dict, buffers: dict, tokens: torch.Tensor, rows: torch.Tensor,
              targets: torch.Tensor) -> torch.Tensor:
         """One model's mean cross-entropy: tokens (B, T), rows and targets (B, K)."""
-        logits = functional_call(self.base, (params, buffers), (tokens, rows))  # (B, K, C)
-        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        with autocast_for(self.device, amp=True):  # bf16 on CUDA, as the stack; nothing elsewhere
+            logits = functional_call(self.base, (params, buffers), (tokens, rows))  # (B, K, C)
+        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
 
     def batch(self) -> Batch:
         """This step's batch for every model (the same data PlainLoop and the stack see)."""
