@@ -229,6 +229,7 @@ def test_cpu_head_pad_rule():
 
     assert [cpu_head_pad(hd, 500) for hd in (1, 2, 4, 8, 12, 16, 32)] == [0, 14, 12, 8, 4, 0, 0]
     assert [cpu_head_pad(hd, 100) for hd in (2, 4, 8)] == [0, 0, 8]  # short: hd < 8 lost to the padding
+    assert [cpu_head_pad(8, t) for t in (30, 63, 64)] == [0, 0, 8]  # shorter still: every width lost
 
 
 @pytest.mark.parametrize("hd", [2, 4, 8, 12])

@@ -8,7 +8,7 @@ with materialised (M, B, H, Tq, Tk) logits.
 one: forward + backward of a causal (16·4, T, hd) attention on a 2-core EPYC took 58.8 ms at hd = 4 and 42.9 ms
 at hd = 16 (T = 500). Zero columns appended to q, k and v change no logit (they add 0·0 to every dot product)
 and no output column that is kept, so :func:`sdpa` pads narrow heads to 16 where that was measured faster —
-every head of 8–15 dims, and 2–7 dims from 200 queries on — and passes the unpadded scale 1/√hd.
+heads of 8–15 dims from 64 queries on, of 2–7 dims from 200 — and passes the unpadded scale 1/√hd.
 
 >>> q, k, v = (torch.randn(2, 4, 300, 4) for _ in range(3))
 >>> torch.allclose(sdpa(q, k, v, is_causal=True), F.scaled_dot_product_attention(q, k, v, is_causal=True),
@@ -33,10 +33,11 @@ CPU_HEAD_DIM = 16  # the head width PyTorch's CPU flash kernel runs fastest at (
 def cpu_head_pad(head_dim: int, queries: int) -> int:
     """Zero columns :func:`sdpa` appends to a CPU head: up to 16 dims where measured faster, else 0.
 
-    Measured (BENCHMARKS.md, forward + backward, 2 threads): padding won 1.03–1.7× for hd = 8 at T ≥ 50 and
-    1.3–1.5× for hd = 2–4 at T ≥ 200, and lost up to 25% for hd = 2–4 at T ≤ 100; hd = 1 loses (2×).
+    Measured (BENCHMARKS.md, forward + backward, 2 threads): padding won 1.02–1.5× for hd = 8–12 from T = 64
+    on and lost up to 16% below T = 50; it won 1.2–1.4× for hd = 2–4 from T = 200 on and lost up to 23% at
+    T ≤ 100; hd = 1 always loses (3×).
     """
-    if not 2 <= head_dim < CPU_HEAD_DIM or (head_dim < 8 and queries < 200):
+    if not 2 <= head_dim < CPU_HEAD_DIM or queries < (64 if head_dim >= 8 else 200):
         return 0
     return CPU_HEAD_DIM - head_dim
 
