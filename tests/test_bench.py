@@ -48,6 +48,9 @@ def test_bench_json_has_every_field(capsys):
     assert len(rounds["stacked"]) == len(rounds["plain"]) == 3 and "vmap" not in eager
     assert eager["vs_plain_by_round"] == pytest.approx([p / s for p, s in zip(rounds["plain"], rounds["stacked"])])
     assert eager["speedup_vs_plain"] == pytest.approx(min(rounds["plain"]) / min(rounds["stacked"]))
+    assert eager["speedup_vs_plain_median"] == pytest.approx(sorted(eager["vs_plain_by_round"])[1])  # of 3 rounds
+    assert eager["own_loop_vs_plain_median"] == pytest.approx(
+        sorted(p / m1 for p, m1 in zip(rounds["plain"], rounds["loop"]))[1])
 
 
 def test_bench_vmap_side(capsys):

@@ -13,6 +13,11 @@ import torch
 from torch import nn
 
 
+def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t.to(dtype)``, skipping the call when ``t`` already is (a small model's step would make ~30 such calls)."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 class StackedLinear(nn.Module):
     """y[m] = x[m] @ weight[m] + bias[m]. weight: (M, in, out); x: (M, ..., in)."""
 
@@ -28,7 +33,7 @@ class StackedLinear(nn.Module):
         if self.bias is None:
             y = torch.bmm(flat, self.weight)
         else:
-            y = torch.baddbmm(self.bias.to(flat.dtype), flat, self.weight.to(flat.dtype))
+            y = torch.baddbmm(_as(self.bias, flat.dtype), flat, _as(self.weight, flat.dtype))
         return y.view(x.shape[0], *lead, self.d_out)
 
     def init_model(self, m: int, gen: torch.Generator, scheme: str, std_scale: float = 1.0) -> None:
@@ -93,7 +98,7 @@ class StackedLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_models, d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight, bias = self.weight.to(x.dtype), self.bias.to(x.dtype)
+        weight, bias = _as(self.weight, x.dtype), _as(self.bias, x.dtype)
         if x.shape[0] == 1:  # one model: the fused kernel with its affine
             return nn.functional.layer_norm(x, x.shape[-1:], weight[0], bias[0], eps=self.eps)
         shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
