@@ -152,6 +152,26 @@ def test_chunked_optimizer_is_bitwise_the_whole():
         assert all(torch.equal(a, b) for a, b in zip(runs[0], other))
 
 
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_unmasked_update_is_bitwise_the_masked_one(clip):
+    """When every model updates, Adam skips its frozen-model masks: the same bits as the masked path."""
+    configs = [OptimConfig(grad_clip=clip), OptimConfig(optimizer="adamw", weight_decay=0.1, lr=0.01),
+               OptimConfig(schedule="cosine", warmup_steps=2), OptimConfig(optimizer="adam", weight_decay=0.01)]
+    start = [torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(2)), torch.randn(4, 7)]
+    runs = []
+    for every in (True, False):
+        params = [torch.nn.Parameter(x.clone()) for x in start]
+        opt = StackedAdam(params, configs, [10] * 4)
+        gen, models, active = torch.Generator().manual_seed(1), slice(0, 4), torch.ones(4, dtype=torch.bool)
+        for step in range(5):
+            grad = torch.randn(4, sum(opt.sizes), generator=gen)
+            hyper = opt._hyper(active, torch.full((4,), step), models, every)
+            with torch.no_grad():
+                opt._update(models, active, hyper, grad, every)
+        runs.append([*params, opt.exp_avg_flat, opt.exp_avg_sq_flat, opt.t])
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # importing torch._dynamo touches torch.jit
 def test_compile_stays_under_the_recompile_limit(monkeypatch):
     """A sweep of many stack shapes resets dynamo before the limit; shapes seen since the reset do not."""

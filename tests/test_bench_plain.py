@@ -34,13 +34,17 @@ def test_plain_model_has_the_stacks_parameters_and_flops(d, m, layers, heads):
 
 
 def test_plain_loop_learns():
+    """Deterministic (weights from the spec's seed, the global RNG untouched), and its loss falls."""
     (spec,) = shape_specs(8, 3, 1, 32)
+    state = torch.random.get_rng_state()
     plain = PlainLoop([spec])
+    assert torch.equal(torch.random.get_rng_state(), state)
+    again = PlainLoop([spec]).models[0].state_dict()
+    assert all(torch.equal(w, again[k]) for k, w in plain.models[0].state_dict().items())
     first = plain.loss(0, plain.batch(0)).item()
-    for _ in range(60):
+    for _ in range(200):
         plain.step()
-    assert plain.loss(0, plain.batch(0)).item() < first
-    assert torch.isfinite(torch.tensor(first))
+    assert plain.loss(0, plain.batch(0)).item() < first - 0.2  # measured: 3.79 -> 3.30
 
 
 def test_vmap_ensemble_trains_like_the_plain_loop():

@@ -61,13 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset-max-models", type=int, default=0,
                         help="measure at most this many models of a preset stack (0: 8 on CPU, all on CUDA)")
     parser.add_argument("--modes", default="auto", help="eager,compiled (auto: both on CUDA, eager on CPU)")
-    parser.add_argument("--no-loop", action="store_true", help="skip the one-model-at-a-time baselines")
+    parser.add_argument("--no-loop", action="store_true",
+                        help="skip the one-model-at-a-time baselines (limitlab M=1 and the plain loop)")
     parser.add_argument("--loop-models", type=int, default=4, help="distinct single models timed for the loop")
     parser.add_argument("--vmap", action="store_true",
                         help="also time torch.func's ensemble recipe (stack_module_state + functional_call + vmap; "
                              "compiled in the compiled mode); --d/--m shapes only")
     parser.add_argument("--seconds", type=float, default=3.0, help="least timed seconds per side (stacked, loop)")
-    parser.add_argument("--repeat", type=int, default=3, help="alternating stacked/loop rounds; best of each kept")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="alternating rounds of every side; ratios: median of the same-round ratios")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--peak-flops", type=float, default=0.0, help="override the device peak for MFU")
     parser.add_argument("--device", default="auto")
@@ -129,7 +131,8 @@ def warm_up(trainer: StackTrainer, device: str, max_steps: int = 20) -> None:
 
 
 def timed_steps(trainers: Sequence, steps: int, device: str) -> float:
-    """Seconds per step over ``steps`` steps of each trainer (a StackTrainer or a PlainLoop), stepped in turn."""
+    """Seconds per step over ``steps`` steps of each trainer, stepped in turn: a StackTrainer, or a baseline
+    (PlainLoop, VmapEnsemble) whose ``step()`` trains its models once."""
     sync(device)
     start = time.perf_counter()
     for _ in range(steps):
@@ -140,8 +143,8 @@ def timed_steps(trainers: Sequence, steps: int, device: str) -> float:
 
 
 def _plain_sides(specs: Sequence[RunSpec], loop_models: int, device: str, compiled: bool, vmap: bool):
-    """The plain-PyTorch baselines for ``specs`` — (plain loop over the first ``loop_models`` runs, vmap ensemble
-    of all or None) — or (None, None) where they do not cover the shape."""
+    """The plain-PyTorch baselines for ``specs``: (plain loop over the first ``loop_models`` runs, or None when
+    0; vmap ensemble of all, or None), both None where they do not cover the shape."""
     from limitlab.bench_plain import PlainLoop, check_supported
     from limitlab.bench_vmap import VmapEnsemble
 
@@ -149,7 +152,7 @@ def _plain_sides(specs: Sequence[RunSpec], loop_models: int, device: str, compil
         check_supported(specs[0])
     except ValueError:
         return None, None
-    plain = PlainLoop(specs[:loop_models], device, compile=compiled)
+    plain = PlainLoop(specs[:loop_models], device, compile=compiled) if loop_models else None
     return plain, VmapEnsemble(specs, device, compile=compiled) if vmap else None
 
 
@@ -256,8 +259,7 @@ def measure(specs: Sequence[RunSpec], modes: Sequence[str], device: str, seconds
         options = mode_options(mode, device)
         stack = StackTrainer(specs, None, options)
         singles = [StackTrainer([s], None, options) for s in specs[:min(loop_models, n)]] if loop else []
-        plain, ensemble = _plain_sides(specs, min(loop_models, n), device, mode == "compiled", vmap) if loop \
-            else (None, None)
+        plain, ensemble = _plain_sides(specs, min(loop_models, n) if loop else 0, device, mode == "compiled", vmap)
         for trainer in [stack, *singles]:
             warm_up(trainer, device)
         warm = 2 if mode == "eager" else 5  # as warm_up gives a trainer; compile and CUDA-graph warm-up need more

@@ -87,6 +87,13 @@ class PlainGPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def _seeded(spec: RunSpec) -> PlainGPT:
+    """A PlainGPT initialised from ``spec.seed`` (PyTorch's default initialisers), leaving the global RNG as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        return PlainGPT(spec)
+
+
 class PlainLoop:
     """One PlainGPT and one ``torch.optim.Adam`` per run; ``step()`` trains each model once, one after another.
 
@@ -96,7 +103,7 @@ class PlainLoop:
 
     def __init__(self, specs: Sequence[RunSpec], device: str = "cpu", compile: bool = False) -> None:
         self.specs, self.device = list(specs), torch.device(device)
-        self.models = [PlainGPT(s).to(self.device) for s in self.specs]
+        self.models = [_seeded(s).to(self.device) for s in self.specs]
         mode = "reduce-overhead" if self.device.type == "cuda" else None
         self.forwards = [torch.compile(m, mode=mode) if compile else m for m in self.models]
         self.optims = [torch.optim.Adam(m.parameters(), lr=s.optim.lr, foreach=True)

@@ -121,30 +121,33 @@ class StackedAdam:
         rows = self.flat[models].shape[0]
         grad = torch.cat([g.reshape(rows, -1) if g is not None else self.flat.new_zeros(rows, size)
                           for g, size in zip(grads, self.sizes)], dim=1)  # (c, P)
-        return self._update(models, active, self._hyper(active, step, models), grad)
+        every = active.device.type == "cpu" and bool(active.all())  # no frozen model (a free check on a CPU only)
+        return self._update(models, active, self._hyper(active, step, models, every), grad, every)
 
-    def _hyper(self, active: torch.Tensor, step: torch.Tensor, models: slice) -> dict[str, torch.Tensor]:
+    def _hyper(self, active: torch.Tensor, step: torch.Tensor, models: slice,
+               every: bool) -> dict[str, torch.Tensor]:
         """Per-model (c, 1) coefficients of this update (advances the models' update counters).
 
-        A frozen model gets coefficients that leave its state as it is (no step, no moment decay). When every
-        model updates — known for free on a CPU — those masks are all ones and are skipped: the same bits, a dozen
-        fewer tiny ops per step.
+        A frozen model gets coefficients that leave its state as it is (no step, no moment decay). When ``every``
+        model updates those masks are all ones and are skipped: the same bits, a dozen fewer tiny ops per step.
         """
         beta1, beta2 = self.beta1[models], self.beta2[models]
         lr = self._lr(step[:, None], models)
-        if active.device.type == "cpu" and bool(active.all()):
+        if every:
             t = self.t[models]
             t += 1  # (a view: advances self.t)
             t = t[:, None]
-            h = {"1-b1": 1 - beta1, "b2": beta2, "1-b2": 1 - beta2, "wd": self.wd_l2[models]}
+            h = {"1-b1": 1 - beta1, "b2": beta2, "1-b2": 1 - beta2}
         else:
             act = active.float()[:, None]
             self.t[models] += act[:, 0]
             t = self.t[models][:, None].clamp(min=1)
             lr = lr * act
             b2 = torch.where(active[:, None], beta2, 1.0)
-            h = {"1-b1": act - act * beta1, "b2": b2, "1-b2": 1 - b2, "wd": self.wd_l2[models] * act}
+            h = {"1-b1": act - act * beta1, "b2": b2, "1-b2": 1 - b2}
         h.update({"1/bc2": 1 / (1 - beta2 ** t), "-lr/bc1": -lr / (1 - beta1 ** t), "eps": self.eps[models]})
+        if self.uses["l2"]:
+            h["wd"] = self.wd_l2[models] if every else self.wd_l2[models] * act
         if self.uses["decoupled"]:
             h["decay"] = 1 - lr * self.wd_decoupled[models]
         if self.uses["clip"]:
@@ -152,10 +155,10 @@ class StackedAdam:
         return h
 
     def _update(self, models: slice, active: torch.Tensor, h: dict[str, torch.Tensor],
-                grad: torch.Tensor) -> torch.Tensor | None:
+                grad: torch.Tensor, every: bool) -> torch.Tensor | None:
         """Adam(W) on rows ``models`` of the flat buffer: per-model clip, L2 or decoupled decay, bias correction."""
         p, m, v = self.flat[models], self.exp_avg_flat[models], self.exp_avg_sq_flat[models]  # (c, P) each
-        if active.device.type != "cpu" or not bool(active.all()):  # (a free check on a CPU)
+        if not every:
             grad = torch.where(active[:, None], grad, 0.0)  # drop NaN grads of frozen models
         norm = None
         if self.uses["clip"]:
