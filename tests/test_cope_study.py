@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from limitlab.executors import run_local
+from limitlab.executors import train_sweep
 from limitlab.store import RunStore
 from limitlab.studies import STUDIES
 from limitlab.studies.cope import results as R
@@ -63,7 +63,7 @@ def test_smoke_trains_and_reports(tmp_path, corpus):
     specs = STUDIES["cope"].specs("smoke", {"study.corpus": str(corpus)})
     assert len(specs) == 8
     store = RunStore(tmp_path / "store")
-    summary = run_local(specs, store, TrainOptions(save_weights=True, log_every=10**9))
+    summary = train_sweep(specs, store, TrainOptions(save_weights=True, log_every=10**9))
     assert summary["trained"] == 8 and summary["failed"] == 0
     out = tmp_path / "report"
     index = write_cope_report(store, out)

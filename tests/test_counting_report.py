@@ -12,7 +12,7 @@ import pytest
 from matplotlib.image import imread
 
 from limitlab.cli import main
-from limitlab.executors import run_local
+from limitlab.executors import train_sweep
 from limitlab.store import RunStore
 from limitlab.studies.counting import analysis as A
 from limitlab.studies.counting.report import RESULTS_SCHEMA, write_report
@@ -25,7 +25,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def smoke_store(tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp("smoke") / "store")
-    run_local(smoke(steps=20, variants=("base",), ms=(3, 6)), store, TrainOptions())
+    train_sweep(smoke(steps=20, variants=("base",), ms=(3, 6)), store, TrainOptions())
     return store
 
 

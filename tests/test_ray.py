@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from limitlab.executors import run_local, train_claimed
+from limitlab.executors import train_claimed, train_sweep
 from limitlab.planner import Stack
 from limitlab.ray_executor import WorkerLost, batch_events, gpu_fraction, remote_events, run_ray, stream_stack
 from limitlab.store import RunStore
+from limitlab.sweep import prepare
 from limitlab.train.events import Event, StoreSink
 from limitlab.train.trainer import TrainOptions
 
@@ -35,6 +36,18 @@ def _resumable(make_spec, steps: int = 30, every: int = 10):
     return [make_spec(m=3, d=8, seed=s, steps=steps, train={"checkpoint_every": every}) for s in (0, 1)]
 
 
+def _ray_sweep(specs, path, options=OPTIONS):
+    """``limitlab run --executor ray`` in code: one store, one plan, the Ray executor."""
+    store = RunStore(path)
+    return run_ray(prepare(specs, store, device=options.device), store, options)
+
+
+def _only_stack(store: RunStore, specs):
+    stacks = prepare(specs, store).stacks
+    assert len(stacks) == 1
+    return stacks[0]
+
+
 def _logged_steps(store: RunStore, run_id: str) -> list[int]:
     return [r["step"] for r in store.metrics(run_id) if "train_loss" in r]
 
@@ -45,7 +58,7 @@ def local(tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp("local"))
 
     def train(specs) -> RunStore:
-        run_local(specs, store, OPTIONS)  # runs already there are skipped
+        train_sweep(specs, store, OPTIONS)  # runs already there are skipped
         return store
 
     return train
@@ -87,13 +100,13 @@ def test_lost_worker_retried_from_its_last_checkpoint(tmp_path, make_spec, local
 
     def start(todo, checkpoints):
         seen.append({k: v and v["step"] for k, v in checkpoints.items()})
-        for batch in stream_stack([s.model_dump_json() for s in todo], checkpoints, {"log_every": 1}):
+        for batch in stream_stack([s.model_dump_json() for s in specs], todo, checkpoints, {"log_every": 1}):
             yield batch
             if len(seen) == 1 and any(e.kind == "checkpoint" for e in batch):
                 raise WorkerLost("worker lost mid-stack (test)")
 
     lost = []
-    summary = train_claimed(store, specs, lambda todo, sink: remote_events(todo, sink, start, 1, on_lost=lost.append))
+    summary = train_claimed(store, _only_stack(store, specs), lambda todo, sink: remote_events(todo, sink, start, 1, on_lost=lost.append))
     assert summary == {"trained": 2, "skipped": 0, "failed": 0} and len(lost) == 1
     assert seen == [{s.run_id: None for s in specs}, {s.run_id: 10 for s in specs}]
     _assert_same_results(store, reference, specs)
@@ -107,17 +120,18 @@ def test_lost_worker_out_of_retries_releases_runs_with_their_checkpoints(tmp_pat
     store.add(specs)
 
     def start(todo, checkpoints):  # every attempt dies after its first round of checkpoints
-        for batch in stream_stack([s.model_dump_json() for s in todo], checkpoints, {"log_every": 1}):
+        for batch in stream_stack([s.model_dump_json() for s in specs], todo, checkpoints, {"log_every": 1}):
             yield batch
             if any(e.kind == "checkpoint" for e in batch):
                 raise WorkerLost("worker lost mid-stack (test)")
 
     with pytest.raises(WorkerLost, match="2 attempt.*released"):
-        train_claimed(store, specs, lambda todo, sink: remote_events(todo, sink, start, retries=1))
+        train_claimed(store, _only_stack(store, specs),
+                      lambda todo, sink: remote_events(todo, sink, start, retries=1))
     assert store.status_of([s.run_id for s in specs]) == {s.run_id: "pending" for s in specs}
     assert [store.load_checkpoint(s.run_id)["step"] for s in specs] == [20, 20]  # two attempts, 10 steps each
     # the next launch resumes them (here locally) and gets the uninterrupted numbers
-    assert run_local(specs, store, OPTIONS)["trained"] == 2
+    assert train_sweep(specs, store, OPTIONS)["trained"] == 2
     reference = local(specs)
     _assert_same_results(store, reference, specs)
 
@@ -134,10 +148,10 @@ def test_remote_events_heartbeats_while_waiting_and_refuses_a_short_stream(make_
     def start(todo, checkpoints):
         yield from ([], [], [Event("finish", spec.run_id, {})])  # queued, queued, done
 
-    events = remote_events([spec], _NoCheckpoints(), start, heartbeat_seconds=15, clock=lambda: next(ticks))
+    events = remote_events([spec.run_id], _NoCheckpoints(), start, heartbeat_seconds=15, clock=lambda: next(ticks))
     assert [(e.kind, e.data.get("run_ids")) for e in events] == [("heartbeat", [spec.run_id]), ("finish", None)]
     with pytest.raises(RuntimeError, match="without finishing runs"):
-        list(remote_events([spec], _NoCheckpoints(), lambda todo, checkpoints: iter([[]])))
+        list(remote_events([spec.run_id], _NoCheckpoints(), lambda todo, checkpoints: iter([[]])))
 
 
 def test_stream_stack_opens_no_store(tmp_path, make_spec, monkeypatch):
@@ -146,7 +160,7 @@ def test_stream_stack_opens_no_store(tmp_path, make_spec, monkeypatch):
 
     monkeypatch.setattr(RunStore, "__init__", refuse)
     spec = make_spec(m=3, d=8, steps=5)
-    events = [e for b in stream_stack([spec.model_dump_json()], {}, {}) for e in b]
+    events = [e for b in stream_stack([spec.model_dump_json()], [spec.run_id], {}, {}) for e in b]
     assert events[0].kind == "worker" and events[0].data["pid"] == os.getpid()
     assert events[-1].kind == "finish" and events[-1].data["result"]["step"] == 5
 
@@ -154,7 +168,7 @@ def test_stream_stack_opens_no_store(tmp_path, make_spec, monkeypatch):
 def test_missing_ray_is_a_one_line_error(tmp_path, make_spec, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` raise ImportError
     with pytest.raises(ValueError, match=r"needs Ray: pip install 'limitlab\[ray\]'") as err:
-        run_ray([make_spec(m=3, d=8, steps=5)], str(tmp_path / "store"), OPTIONS)
+        _ray_sweep([make_spec(m=3, d=8, steps=5)], str(tmp_path / "store"))
     assert "\n" not in str(err.value)
 
 
@@ -192,7 +206,7 @@ def test_two_nodes_train_like_local_and_skip_finished(cluster, tmp_path, make_sp
     specs = _specs(make_spec)
     reference = local(specs)
     path = str(tmp_path / "ray")
-    summary = run_ray(specs, path, OPTIONS)
+    summary = _ray_sweep(specs, path)
     assert summary == {"trained": 3, "skipped": 0, "failed": 0, "nodes": 2, "workers_lost": 0}
     store = RunStore(path)
     assert store.status_of([s.run_id for s in specs]) == {s.run_id: "done" for s in specs}
@@ -200,7 +214,7 @@ def test_two_nodes_train_like_local_and_skip_finished(cluster, tmp_path, make_sp
     assert all(_logged_steps(store, s.run_id) == list(range(1, 31)) for s in specs)
     # a relaunched sweep (one new run) trains only what is missing
     extra = make_spec(m=4, d=8, seed=5, steps=30)
-    assert run_ray([*specs, extra], path, OPTIONS)["trained"] == 1
+    assert _ray_sweep([*specs, extra], path)["trained"] == 1
 
 
 def _ray_workers(title: bytes) -> list[int]:
@@ -240,7 +254,7 @@ def test_worker_killed_mid_stack_resumes_from_checkpoint(cluster, tmp_path, make
 
     monkeypatch.setattr(StoreSink, "load_checkpoint", load_and_note)
     path = str(tmp_path / "ray")
-    summary = run_ray(specs, path, OPTIONS)
+    summary = _ray_sweep(specs, path)
     assert killed and summary["workers_lost"] == 1
     assert sent[:2] == [None, None] and len(sent) == 4 and all(step >= 5 for step in sent[2:])  # retry: resumed
     assert summary["trained"] == 2 and summary["failed"] == 0
@@ -259,7 +273,7 @@ def test_worker_killed_mid_stack_resumes_from_checkpoint(cluster, tmp_path, make
 @pytest.mark.slow  # needs the cluster
 def test_cuda_on_a_cluster_without_gpus_is_a_one_line_error(cluster, tmp_path, make_spec):
     with pytest.raises(ValueError, match="asks for GPUs but the Ray cluster has none") as err:
-        run_ray([make_spec(m=3, d=8, steps=5)], str(tmp_path / "store"), TrainOptions(device="cuda"))
+        _ray_sweep([make_spec(m=3, d=8, steps=5)], str(tmp_path / "store"), TrainOptions(device="cuda"))
     assert "\n" not in str(err.value)
 
 

@@ -79,25 +79,20 @@ def _open_store(path: str):
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from limitlab.planner import plan
     from limitlab.progress import SweepProgress
+    from limitlab.sweep import prepare
     from limitlab.train.trainer import TrainOptions
 
     study = _study(args.study)
-    specs = study.specs(args.preset, parse_sets(args.set or []))
+    specs = study.specs(args.preset, parse_sets(args.set or []))  # bad input is refused before the store is touched
     device = _device(args.device)
     store = _open_store(args.store)
-    store.add(specs)
-    status = store.status_of([s.run_id for s in specs])
-    failed = sum(1 for s in specs if status.get(s.run_id) == "failed")
-    skip = {"done"} if args.retry_failed else {"done", "failed"}
-    todo = [s for s in specs if status.get(s.run_id) not in skip]
-    stacks = plan(todo, max_models=args.max_stack, device=device)
-    done = sum(1 for s in specs if status.get(s.run_id) == "done")
-    print(f"{study.name}/{args.preset}: {len(specs)} runs, {done} already done, {len(todo)} to train in "
-          f"{len(stacks)} stack(s) on {device}; store {args.store}")
-    if failed and not args.retry_failed:
-        print(f"{failed} run(s) failed earlier and are not retried (add --retry-failed; `limitlab status --runs` "
+    plan = prepare(specs, store, max_models=args.max_stack, device=device, retry_failed=args.retry_failed)
+    todo, specs = plan.todo, plan.specs
+    print(f"{study.name}/{args.preset}: {len(specs)} runs, {plan.done} already done, {len(todo)} to train in "
+          f"{len(plan.stacks)} stack(s) on {device}; store {args.store}")
+    if plan.failed and not args.retry_failed:
+        print(f"{plan.failed} run(s) failed earlier and are not retried (add --retry-failed; `limitlab status --runs` "
               "shows why)")
     options = TrainOptions(device=device, compile=args.compile, amp=not args.no_amp, cuda_graphs=args.cuda_graphs,
                            chunk_models=args.chunk_models,
@@ -109,18 +104,61 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.executor == "ray":
         from limitlab.ray_executor import run_ray
 
-        summary = run_ray(todo, args.store, options, max_models=args.max_stack, progress=progress.update,
-                          retry_failed=args.retry_failed)
+        summary = run_ray(plan, store, options, progress=progress.update, retry_failed=args.retry_failed)
     else:
         from limitlab.executors import run_local
 
-        summary = run_local(todo, store, options, max_models=args.max_stack, progress=progress.update,
-                            retry_failed=args.retry_failed)
+        summary = run_local(plan, store, options, progress=progress.update, retry_failed=args.retry_failed)
     progress.close()
     counts = store.counts(study.name).get(study.name, {})
     print(f"trained {summary['trained']} run(s), skipped {summary['skipped']} (claimed elsewhere), "
           f"failed {summary['failed']} in {time.monotonic() - start:.1f}s; study {study.name}: "
           + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    """What ``limitlab run`` with the same arguments would train, and an estimate of its cost; trains nothing."""
+    device = _device(args.device)
+    store = None
+    if Path(args.store).is_dir() and (Path(args.store) / "index.sqlite").exists():
+        store = _open_store(args.store)
+    study = _study(args.study)
+    specs = study.specs(args.preset, parse_sets(args.set or []))
+    from limitlab.sweep import prepare
+
+    plan = prepare(specs, store, max_models=args.max_stack, device=device, retry_failed=args.retry_failed,
+                   write=False)
+    if args.json:
+        print(json.dumps({"study": study.name, "preset": args.preset, "device": device,
+                          "stacks": [{"runs": st.ids, "train": sorted(st.train), "chunk": st.chunk,
+                                      "seq_len": st.estimate.seq_len, "steps": st.estimate.steps,
+                                      "memory_bytes": st.estimate.memory, "seconds": st.estimate.cost_s}
+                                     for st in plan.stacks],
+                          "runs": plan.to_json()}, indent=1))
+        return
+    seeds = len({s.seed for s in specs})
+    print(f"{study.name}/{args.preset}: {len(specs)} runs ({seeds} seed(s)), {plan.done} already done, "
+          f"{len(plan.todo)} to train in {len(plan.stacks)} stack(s) on {device}"
+          + ("" if store is not None else f" (no store at {args.store!r} yet)"))
+    print(f"{'stack':>5} {'models':>6} {'train':>5} {'T':>6} {'steps':>8} {'memory':>9} {'estimate':>9}")
+    for i, st in enumerate(plan.stacks):
+        e = st.estimate
+        print(f"{i:>5} {len(st.specs):>6} {len(st.train):>5} {e.seq_len:>6} {e.steps:>8} "
+              f"{_size(e.memory):>9} {_duration(e.cost_s):>9}")
+    total = sum(st.estimate.cost_s for st in plan.stacks)
+    peak = max((st.estimate.memory for st in plan.stacks), default=0.0)
+    print(f"estimated: {_duration(total)} of training, peak memory {_size(peak)} "
+          f"(budget {_size(plan.profile.memory_bytes)}); a rough model of {plan.profile.name}, not a measurement")
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -250,6 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="without a terminal, print a progress line every S seconds")
     run.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     run.set_defaults(fn=cmd_run)
+
+    plan = sub.add_parser("plan", help="runs, stacks, estimated time and memory of a `run`; trains nothing")
+    plan.add_argument("study")
+    plan.add_argument("--preset", default="quick")
+    plan.add_argument("--set", action="append", metavar="KEY=VALUE", help="as for run")
+    plan.add_argument("--store", default=DEFAULT_STORE, help="runs already done there are left out (read only)")
+    plan.add_argument("--device", default="auto")
+    plan.add_argument("--max-stack", type=int, default=256, help="most models per stack")
+    plan.add_argument("--retry-failed", action="store_true", help="count failed runs as to train")
+    plan.add_argument("--json", action="store_true",
+                      help="one JSON object: the stacks, and every run with its id, status, stack and full spec")
+    plan.set_defaults(fn=cmd_plan)
 
     status = sub.add_parser("status", help="runs done / running / failed per study")
     status.add_argument("--store", default=DEFAULT_STORE)

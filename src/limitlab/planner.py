@@ -271,6 +271,11 @@ def _shape(spec: RunSpec) -> _Shape:
                   max(s.n_outputs() for s in task.splits().values()), spec.train.steps)
 
 
+def make_stack(specs: Sequence[RunSpec], profile: DeviceProfile, eval_batch_size: int = 256) -> Stack:
+    """The padded shapes, memory and cost of training ``specs`` as one stack (in this order) under ``profile``."""
+    return _make_stack(list(specs), [_shape(s) for s in specs], profile, eval_batch_size)
+
+
 def _make_stack(specs: list[RunSpec], shapes: list[_Shape], profile: DeviceProfile, eval_batch_size: int) -> Stack:
     t = max(s.seq_len for s in shapes)
     te = max(s.eval_len for s in shapes)
@@ -298,7 +303,7 @@ def plan_stacks(specs: Sequence[RunSpec], max_models: int = 256, memory_budget: 
     if memory_budget is not None:
         profile = profile.with_memory(memory_budget)
     groups: dict[tuple, list[RunSpec]] = {}
-    for spec in _unique(specs):
+    for spec in unique_specs(specs):
         groups.setdefault(stack_key(spec), []).append(spec)
     stacks: list[Stack] = []
     for members in groups.values():
@@ -306,7 +311,7 @@ def plan_stacks(specs: Sequence[RunSpec], max_models: int = 256, memory_budget: 
     return stacks
 
 
-def _unique(specs: Sequence[RunSpec]) -> list[RunSpec]:
+def unique_specs(specs: Sequence[RunSpec]) -> list[RunSpec]:
     """First occurrence of each run id (a run listed twice trains once)."""
     seen: dict[str, RunSpec] = {}
     for spec in specs:

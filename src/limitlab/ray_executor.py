@@ -39,16 +39,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from typing import Any
 
-from limitlab.executors import Progress, train_claimed
-from limitlab.planner import DeviceProfile, Stack, plan_stacks
+from limitlab.executors import Progress, stack_options, train_claimed
+from limitlab.planner import Stack
 from limitlab.spec import RunSpec
 from limitlab.store import RunStore
+from limitlab.sweep import PlannedStack, SweepPlan
 from limitlab.train.events import Event, StoreSink
 from limitlab.train.trainer import TrainOptions
 
 Checkpoints = dict[str, "dict | None"]  # run_id -> last checkpoint state (None: start from step 0)
 log = logging.getLogger(__name__)
-Start = Callable[[list[RunSpec], Checkpoints], Iterable[list[Event]]]  # one attempt: batches of events
+Start = Callable[[list[str], Checkpoints], Iterable[list[Event]]]  # one attempt (run ids to train): event batches
 
 
 class WorkerLost(Exception):
@@ -66,11 +67,12 @@ def gpu_fraction(stack: Stack, gpu_bytes: float) -> float:
 
 # ---- the worker side ---------------------------------------------------------------------------------------------
 
-def stream_stack(spec_json: list[str], checkpoints: Checkpoints, options: dict,
+def stream_stack(spec_json: list[str], train: list[str], checkpoints: Checkpoints, options: dict,
                  flush_seconds: float = 1.0) -> Iterator[list[Event]]:
     """Body of one Ray task (a plain generator, testable without Ray): train a stack, yield its events in batches.
 
-    ``checkpoints`` come from the driver; nothing here reads or writes a store.
+    ``spec_json``: the whole stack; ``train``: the run ids to train (the rest ride along, see
+    :mod:`limitlab.sweep`). ``checkpoints`` come from the driver; nothing here reads or writes a store.
     """
     from limitlab.train.trainer import StackTrainer
 
@@ -81,7 +83,7 @@ def stream_stack(spec_json: list[str], checkpoints: Checkpoints, options: dict,
 
         if not torch.cuda.is_available():  # a task placed on a machine without a GPU: say so, don't hang
             raise RuntimeError("stack was scheduled with a GPU share but CUDA is not available in the worker")
-    trainer = StackTrainer(specs, checkpoints.get, opts)
+    trainer = StackTrainer(specs, checkpoints.get, opts, train=train)
     yield [Event("worker", data={"node": _node_id(), "pid": os.getpid()})]  # where the stack runs (driver only)
     yield from batch_events(trainer.events(), flush_seconds)
 
@@ -128,23 +130,24 @@ def batch_events(events: Iterable[Event], flush_seconds: float = 1.0,
 
 # ---- the driver side ---------------------------------------------------------------------------------------------
 
-def remote_events(todo: Sequence[RunSpec], sink: StoreSink, start: Start, retries: int = 2,
+def remote_events(todo: Sequence[str], sink: StoreSink, start: Start, retries: int = 2,
                   heartbeat_seconds: float = 30.0, on_lost: Callable[[WorkerLost], None] | None = None,
                   clock: Callable[[], float] = time.monotonic) -> Iterator[Event]:
     """The events of training ``todo`` elsewhere, as :func:`train_claimed` consumes them; retries lost workers.
 
-    ``start(specs, checkpoints)`` launches one attempt and iterates its event batches (an empty batch means
-    "nothing yet"); it raises :class:`WorkerLost` when the worker goes away. Each retry restarts only the runs
-    that have not finished, from the checkpoints ``sink`` holds by then. A heartbeat for the runs is yielded
+    ``start(run_ids, checkpoints)`` launches one attempt of the stack training ``run_ids`` and iterates its event
+    batches (an empty batch means "nothing yet"); it raises :class:`WorkerLost` when the worker goes away. Each
+    retry trains only the runs that have not finished (the others ride along), from the checkpoints ``sink``
+    holds by then. A heartbeat for the runs is yielded
     every ``heartbeat_seconds`` while the stack is queued or training. ``on_lost`` hears of every lost worker.
     """
-    remaining = {s.run_id: s for s in todo}
+    remaining = dict.fromkeys(todo)
     ids = list(remaining)
     last_beat = clock()
     for attempt in range(retries + 1):
-        specs = list(remaining.values())
+        train = list(remaining)
         try:
-            for batch in start(specs, {s.run_id: sink.load_checkpoint(s.run_id) for s in specs}):
+            for batch in start(train, {run_id: sink.load_checkpoint(run_id) for run_id in train}):
                 for event in batch:
                     if event.kind in ("finish", "fail"):
                         remaining.pop(event.run_id, None)
@@ -164,19 +167,19 @@ def remote_events(todo: Sequence[RunSpec], sink: StoreSink, start: Start, retrie
         return
 
 
-def _ray_start(ray: Any, remote: Any, options: dict, resources: dict, flush_seconds: float,
+def _ray_start(ray: Any, remote: Any, specs: list[RunSpec], options: dict, resources: dict, flush_seconds: float,
                stop: threading.Event, nodes: set) -> Start:
     """``start`` for :func:`remote_events`: submit :func:`stream_stack` to Ray and iterate its stream.
 
     The worker's first batch says where it runs; its node goes into ``nodes`` and the batch goes no further.
     """
 
-    def start(specs: list[RunSpec], checkpoints: Checkpoints) -> Iterator[list[Event]]:
+    def start(train: list[str], checkpoints: Checkpoints) -> Iterator[list[Event]]:
         from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 
         # max_retries=0: Ray would re-run the task with the old checkpoints; remote_events retries with newer ones
         stream = remote.options(**resources, num_returns="streaming", max_retries=0).remote(
-            [s.model_dump_json() for s in specs], checkpoints, options, flush_seconds)
+            [s.model_dump_json() for s in specs], train, checkpoints, options, flush_seconds)
         finished = False
         try:
             while True:
@@ -210,19 +213,18 @@ def _ray_start(ray: Any, remote: Any, options: dict, resources: dict, flush_seco
     return start
 
 
-def run_ray(specs: Sequence[RunSpec], store_path: str, options: TrainOptions, max_models: int = 256,
-            address: str | None = None, retries: int = 2, progress: Progress | None = None,
-            retry_failed: bool = False, flush_seconds: float = 1.0,
-            max_in_flight: int | None = None) -> dict[str, int]:
-    """Train every not-yet-done run of ``specs`` as Ray tasks (one per stack).
+def run_ray(plan: SweepPlan, store: RunStore, options: TrainOptions, address: str | None = None,
+            retries: int = 2, progress: Progress | None = None, retry_failed: bool = False,
+            flush_seconds: float = 1.0, max_in_flight: int | None = None) -> dict[str, int]:
+    """Train the stacks of ``plan`` (from :func:`limitlab.sweep.prepare`) as Ray tasks, one per stack.
 
     Returns {"trained", "skipped", "failed"} summed over the stacks, plus "nodes" (distinct Ray nodes that
     trained a stack) and "workers_lost" (workers that died mid-stack; their stacks were retried).
 
     Connects to ``address`` (or ``RAY_ADDRESS``) if given, else to an already initialised Ray, else starts a
-    local instance. Finished runs are skipped before planning; runs claimed by another process are skipped
-    when their stack's turn comes. ``max_in_flight`` stacks are claimed and submitted at a time (default:
-    twice what the cluster can run at once, so the next stack is queued when one finishes).
+    local instance. Runs claimed by another process when their stack's turn comes ride along untrained.
+    ``max_in_flight`` stacks are claimed and submitted at a time (default: twice what the cluster can run at
+    once, so the next stack is queued when one finishes).
     """
     try:
         import ray
@@ -230,34 +232,24 @@ def run_ray(specs: Sequence[RunSpec], store_path: str, options: TrainOptions, ma
         raise ValueError("the ray executor needs Ray: pip install 'limitlab[ray]'") from exc
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
-
-    store = RunStore(store_path)
-    try:
-        store.add(specs)
-        status = store.status_of([s.run_id for s in specs])
-        todo = [s for s in specs if status.get(s.run_id) != "done"]
-        summary = {"trained": 0, "skipped": len(specs) - len(todo), "failed": 0, "nodes": 0, "workers_lost": 0}
-        if todo:
-            if not ray.is_initialized():
-                ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-                         log_to_driver=False, ignore_reinit_error=True)
-            _train_stacks(ray, store, todo, summary, options, max_models, retries, progress, retry_failed,
-                          flush_seconds, max_in_flight)
-        return summary
-    finally:
-        store.close()
+    summary = {"trained": 0, "skipped": 0, "failed": 0, "nodes": 0, "workers_lost": 0}
+    if plan.stacks:
+        if not ray.is_initialized():
+            ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
+                     log_to_driver=False, ignore_reinit_error=True)
+        _train_stacks(ray, store, plan, summary, options, retries, progress, retry_failed, flush_seconds,
+                      max_in_flight)
+    return summary
 
 
-def _train_stacks(ray: Any, store: RunStore, todo: list[RunSpec], summary: dict[str, int], options: TrainOptions,
-                  max_models: int, retries: int, progress: Progress | None, retry_failed: bool,
+def _train_stacks(ray: Any, store: RunStore, plan: SweepPlan, summary: dict[str, int], options: TrainOptions,
+                  retries: int, progress: Progress | None, retry_failed: bool,
                   flush_seconds: float, max_in_flight: int | None) -> None:
-    """Plan ``todo`` into stacks, train them on Ray (several at a time, one driver thread each), add to summary."""
+    """Train the plan's stacks on Ray (several at a time, one driver thread each), add to summary."""
     cuda = options.device.startswith("cuda")
-    profile = DeviceProfile.for_device(options.device)
-    stacks = plan_stacks(todo, max_models=max_models, profile=profile, eval_batch_size=options.eval_batch_size)
-    stacks.sort(key=lambda s: -s.cost_s)  # longest first: better packing across workers
-    payload = asdict(replace(options, device="cuda" if cuda else options.device))  # a worker sees its GPU as 0
-    shares = [gpu_fraction(s, profile.memory_bytes) if cuda else 0.0 for s in stacks]
+    stacks = sorted(plan.stacks, key=lambda s: -s.estimate.cost_s)  # longest first: better packing across workers
+    worker_options = replace(options, device="cuda" if cuda else options.device)  # a worker sees its GPU as 0
+    shares = [gpu_fraction(s.estimate, plan.profile.memory_bytes) if cuda else 0.0 for s in stacks]
     cluster = ray.cluster_resources()
     if cuda and not cluster.get("GPU"):
         raise ValueError(f"device {options.device!r} asks for GPUs but the Ray cluster has none "
@@ -281,14 +273,15 @@ def _train_stacks(ray: Any, store: RunStore, todo: list[RunSpec], summary: dict[
             with lock:
                 progress(model_steps, finished)
 
-    def one_stack(stack: Stack, share: float) -> dict[str, int]:
+    def one_stack(stack: PlannedStack, share: float) -> dict[str, int]:
         resources = {"num_gpus": share, "num_cpus": 1} if cuda else {"num_cpus": 1}
-        start = _ray_start(ray, remote, payload, resources, flush_seconds, stop, nodes)
+        opts = asdict(stack_options(worker_options, stack))
+        start = _ray_start(ray, remote, stack.specs, opts, resources, flush_seconds, stop, nodes)
 
-        def train(claimed: list[RunSpec], sink: StoreSink) -> Iterable[Event]:
+        def train(claimed: list[str], sink: StoreSink) -> Iterable[Event]:
             return remote_events(claimed, sink, start, retries, options.heartbeat_seconds, on_lost)
 
-        return train_claimed(store, stack.specs, train, report, retry_failed)
+        return train_claimed(store, stack, train, report, retry_failed)
 
     errors: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=max(1, min(len(stacks), max_in_flight)),

@@ -3,6 +3,22 @@
 A preset is a plain function returning RunSpecs (zoology-style: a sweep is a Python list of validated
 configs). ``limitlab run STUDY --set key=value`` applies dotted overrides to every spec (``train.steps=100``)
 or, with the ``study.`` prefix, passes a keyword to the preset (``study.seeds=5``).
+
+Tags label runs for the reports, and a tag must never contradict its spec. So a study declares its tags:
+
+* ``labels`` — a tag that names a spec field (``{"d": "model.d_model"}``) is *derived*: set from the spec after
+  the overrides, whatever the preset wrote (a preset that wrote a different value is a bug, refused);
+* ``design`` — a name the preset gives a grid point (``variant``, ``experiment``): kept; when ``--set`` changed
+  the spec, the tag ``set`` records what was changed (``"model.d_model=32"``), so the run is not mistaken
+  for the preset's own point;
+* any other tag is computed by the preset from several fields (a parameter count, a token budget): it would go
+  stale, so ``--set`` of spec fields is refused for such a preset (its ``study.`` options recompute them).
+
+Run ids are checked after the overrides: two runs that an override makes identical are refused, named.
+
+>>> from limitlab.studies import STUDIES
+>>> [s.tags["d"] for s in STUDIES["counting"].specs("smoke", {"model.d_model": 32, "study.ds": [8]})][:1]
+[32]
 """
 
 from __future__ import annotations
@@ -30,6 +46,9 @@ class Study:
     report: Callable[..., Path] | None = None  # report(store, out_dir) -> index.html path
     preset_notes: dict[str, str] = field(default_factory=dict)
     save_weights: bool = False  # its runs always keep their weights (the report evaluates the trained models)
+    labels: dict[str, str | Callable[[RunSpec], Any]] = field(default_factory=lambda: {"seed": "seed"})  # tag ->
+    # the spec field it names, or a function of the spec
+    design: frozenset[str] = frozenset()  # tags that name a grid point of a preset (see the module docstring)
 
     def specs(self, preset: str, overrides: dict[str, Any] | None = None) -> list[RunSpec]:
         """Expand a preset into RunSpecs, with ``--set`` overrides applied and validated."""
@@ -64,17 +83,63 @@ class Study:
             raise ValueError(f"preset {preset!r} cannot use {shown}: {exc}") from None
         if not specs:
             raise ValueError(f"preset {preset!r} with {shown} gives no runs; check the lists and counts you set")
-        ids = [s.run_id for s in specs]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"preset {preset!r} with {shown} lists {len(ids) - len(set(ids))} run(s) twice "
-                             "(repeated seeds or values?)")
-        if not spec_overrides:
-            return specs
-        out = []
-        for spec in specs:
-            data = apply_overrides(spec.model_dump(mode="json"), spec_overrides)
-            out.append(RunSpec.model_validate(data))
-        return out
+        points = [self._derive_tags(spec, preset, check=True) for spec in specs]  # the preset's grid points
+        specs = [self._override(spec, spec_overrides, preset) for spec in points] if spec_overrides else points
+        _refuse_duplicates(specs, points, f"preset {preset!r} with {shown}"
+                           + "".join(f", {k}={v!r}" for k, v in spec_overrides.items()))
+        return specs
+
+    def _derive_tags(self, spec: RunSpec, preset: str, check: bool) -> RunSpec:
+        """``spec`` with every declared label set from the field it names (``check``: the preset's own value must
+        agree)."""
+        flat = spec.flat()
+        tags = dict(spec.tags)
+        for tag, path in self.labels.items():
+            if tag not in tags or not (callable(path) or path in flat):
+                continue
+            value = path(spec) if callable(path) else flat[path]
+            if check and tags[tag] != value:
+                where = "spec gives" if callable(path) else f"{path} is"
+                raise ValueError(f"preset {preset!r} of study {self.name!r} tags run {spec.run_id} with "
+                                 f"{tag}={tags[tag]!r} but its {where} {value!r}")
+            tags[tag] = value
+        return spec if tags == spec.tags else spec.model_copy(update={"tags": tags})
+
+    def _override(self, spec: RunSpec, overrides: dict[str, Any], preset: str) -> RunSpec:
+        """Apply ``--set`` overrides to one spec; re-derive its labels; record the change (see the module doc)."""
+        computed = sorted(set(spec.tags) - set(self.labels) - set(self.design) - {"set"})
+        if computed:
+            raise ValueError(f"cannot --set {', '.join(overrides)} for study {self.name!r}: its preset {preset!r} "
+                             f"computes the tags {', '.join(computed)} from the spec, and they would go stale; "
+                             f"use the preset's study.* options instead (`limitlab studies` lists them)")
+        data = apply_overrides(spec.model_dump(mode="json"), overrides)
+        new = RunSpec.model_validate(data)
+        changed = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(overrides.items()))
+        tags = {**new.tags, "set": changed} if new.run_id != spec.run_id else new.tags
+        return self._derive_tags(new.model_copy(update={"tags": tags}), preset, check=False)
+
+
+def _refuse_duplicates(specs: list[RunSpec], points: list[RunSpec], what: str) -> None:
+    """Refuse a list in which two specs are the same run (one id), naming the first clash by the grid points
+    (``points``: the preset's specs before overrides) that became one run."""
+    first: dict[str, RunSpec] = {}
+    clashes = 0
+    example = ""
+    for spec, point in zip(specs, points):
+        if spec.run_id in first:
+            clashes += 1
+            if not example:
+                example = (f": run {spec.run_id} is both {_short(first[spec.run_id].tags)} and {_short(point.tags)}")
+        else:
+            first[spec.run_id] = point
+    if clashes:
+        raise ValueError(f"{what} lists {clashes} run(s) twice{example} (repeated seeds or values, or an override "
+                         "that makes grid points equal)")
+
+
+def _short(tags: dict[str, Any]) -> str:
+    text = json.dumps({k: v for k, v in tags.items() if k != "set"}, sort_keys=True)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _wants_sequence(annotation: Any) -> bool:

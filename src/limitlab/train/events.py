@@ -8,6 +8,7 @@ store. Tests collect them in a list.
 ===========  =========  ===================================================================
 kind         run_id     data
 ===========  =========  ===================================================================
+start        None       {"chunk": models per forward/backward chunk}, before the first step
 progress     None       {"model_steps": models that took a step}
 log          run id     {"step", "train_loss"}
 eval         run id     {"step", "<split>/<metric>": value or list, ...}

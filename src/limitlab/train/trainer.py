@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -63,9 +63,12 @@ def check_stackable(specs: Sequence[RunSpec]) -> TaskStack:
     return TaskStack([s.task for s in specs])
 
 
-def build_model(specs: Sequence[RunSpec], device: str | torch.device = "cpu") -> StackedTransformer:
-    """A freshly initialised stack for ``specs`` (vocabulary and outputs padded to the largest)."""
-    stack = check_stackable(specs)
+def build_model(specs: Sequence[RunSpec], device: str | torch.device = "cpu",
+                stack: TaskStack | None = None) -> StackedTransformer:
+    """A freshly initialised stack for ``specs`` (vocabulary and outputs padded to the largest).
+
+    ``stack``: the tasks already validated by :func:`check_stackable` (checked here when not given)."""
+    stack = stack if stack is not None else check_stackable(specs)
     vocab, outputs = stack.values("vocab_size"), stack.values("n_outputs")
     model = StackedTransformer(specs[0].model, len(specs), max(vocab), max(outputs), stack.shared.input_dim())
     model.reset_parameters([s.seed for s in specs], vocab if max(vocab) else None, outputs)
@@ -77,16 +80,25 @@ class StackTrainer:
 
     ``resume_from`` gives each run's last checkpoint (a callable run_id -> state or None, or an object with a
     ``load_checkpoint`` method such as a RunStore); None starts every run from step 0.
+
+    ``train``: the run ids to train (default: all). The other models of the stack *ride along*: they are built,
+    sampled and computed like the rest but never updated, checkpointed or reported. A stack resumed after some
+    of its runs finished (or while another process trains them) thus keeps its composition, its padded shapes
+    and its chunking, and its runs round exactly as they did in the uninterrupted stack: no model's numbers
+    depend on another model's values, only on the shapes they share.
+
+    >>> trainer = StackTrainer(specs, store, train={specs[1].run_id})   # doctest: +SKIP
     """
 
     def __init__(self, specs: Sequence[RunSpec], resume_from: CheckpointSource | object | None = None,
-                 options: TrainOptions | None = None) -> None:
+                 options: TrainOptions | None = None, train: Collection[str] | None = None) -> None:
         self.specs = list(specs)
         self.options = options or TrainOptions()
         self.device = torch.device(self.options.device)
-        self.stack = check_stackable(specs).to(self.device)
+        tasks = check_stackable(specs)
+        self.stack = tasks.to(self.device)
         self.task_cls = self.stack.cls
-        self.model = build_model(specs, self.device)
+        self.model = build_model(specs, self.device, tasks)
         if self.options.float64:
             self.model = self.model.double()
         self.forward = fast.compile_model(self.model, self._shape_key()) if self.options.compile else self.model
@@ -99,6 +111,10 @@ class StackTrainer:
         self.final_loss = torch.full((len(specs),), math.nan, dtype=torch.float64, device=self.device)  # last step
         self.failed: dict[int, str] = {}
         self._reported = [-1] * len(specs)  # the step of each run's last log record
+        self.riders = {m for m, s in enumerate(self.specs) if train is not None and s.run_id not in set(train)}
+        for m in self.riders:  # at its budget from the start: never active, never due, never reported
+            self.step[m] = self.totals[m]
+            self._reported[m] = self.totals[m]
         self._chunk = self._initial_chunk()
         self._graph: fast.StepGraph | None = None
         self._side_stream: torch.cuda.Stream | None = None
@@ -112,7 +128,7 @@ class StackTrainer:
     def _resume(self, load: CheckpointSource) -> None:
         names = {name for name, _ in self.model.named_parameters()}
         for m, spec in enumerate(self.specs):
-            state = load(spec.run_id)
+            state = load(spec.run_id) if m not in self.riders else None
             if state is None:
                 continue
             if not ({"step", "alive", "params", "optim"} <= state.keys() and names <= state["params"].keys()):
@@ -228,7 +244,8 @@ class StackTrainer:
         iters = max(max(t - s for t, s in zip(self.totals, start)), 0)
         ids = [s.run_id for s in self.specs]
         last_beat = last_checkpoint = time.monotonic()
-        resumed = sum(min(s, t) for s, t in zip(start, self.totals))
+        resumed = sum(min(s, t) for m, (s, t) in enumerate(zip(start, self.totals)) if m not in self.riders)
+        yield Event("start", data={"chunk": self.chunk})  # how the stack runs, recorded before its first step
         if resumed:  # steps done before a resume count as done
             yield Event("progress", data={"model_steps": resumed})
         for k in range(1, iters + 1):
@@ -301,6 +318,8 @@ class StackTrainer:
         self._refresh_failed()
         steps, final = self.step.tolist(), self.final_loss.tolist()
         for m, spec in enumerate(self.specs):
+            if m in self.riders:
+                continue
             if m in self.failed:
                 yield Event("fail", spec.run_id, {"reason": self.failed[m]})
                 continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from limitlab.studies.arithmetic.study import beyond, paper, quick, smoke
+from limitlab.studies.arithmetic.study import beyond, paper, quick, smoke, train_name
 from limitlab.studies.base import Study
 
 
@@ -25,4 +25,7 @@ STUDY = Study(
         "paper": "the paper's runs (mini-GPT) × 7 encodings × 3 seeds, for a GPU",
         "beyond": "Abacus on reversed addition (≤20 → 100 digits) and the mod-101 remainder scratchpad, for a GPU",
     },
+    labels={"seed": "seed", "op": "task.op", "modulus": "task.modulus", "format": "task.format",
+            "position": "model.position", "train": lambda s: train_name(s.task.train_digits, s.task.both_exact)},
+    design=frozenset({"experiment"}),
 )

@@ -24,4 +24,7 @@ STUDY = Study(
         "quick": "18 runs (flip-flop T=128 and selective copy, absolute/RoPE/CoPE × 3 seeds), ~430 CPU-s (est. 7 min)",
         "paper": "4 layers × 256 × 4 heads, 10k-15.7k steps, 9 encodings × 3 seeds + p_max ablation + LMs; a GPU",
     },
+    labels={"seed": "seed", "task": "task.name", "p_max": "model.position_options.p_max",
+            "cap": "model.position_options.cap"},
+    design=frozenset({"pe", "ablation", "corpus"}),  # pe: the paper's name for an encoding ('absolute' = learned)
 )

@@ -23,4 +23,6 @@ STUDY = Study(
         "quick": "54 runs (QC with BOS, d 4/8/16 × m 3..16 × 3 seeds), minutes on a CPU",
         "paper": "720 runs (QC+MFC, 6 d × 20 m × 3 seeds, 100k steps), for a GPU",
     },
+    labels={"seed": "seed", "d": "model.d_model", "m": "task.m", "task": "task.kind"},
+    design=frozenset({"variant"}),
 )

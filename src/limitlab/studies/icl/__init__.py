@@ -30,4 +30,6 @@ STUDY = Study(
         "paper": "27 runs (Garg's 12-layer model, 500k steps, 9 pretraining distributions × 3 seeds), for a GPU",
     },
     save_weights=True,
+    labels={"seed": "seed"},
+    design=frozenset({"pretrain", "eval_prompts"}),
 )
