@@ -106,7 +106,8 @@ def test_lost_worker_retried_from_its_last_checkpoint(tmp_path, make_spec, local
                 raise WorkerLost("worker lost mid-stack (test)")
 
     lost = []
-    summary = train_claimed(store, _only_stack(store, specs), lambda todo, sink: remote_events(todo, sink, start, 1, on_lost=lost.append))
+    summary = train_claimed(store, _only_stack(store, specs),
+                            lambda todo, sink: remote_events(todo, sink, start, 1, on_lost=lost.append))
     assert summary == {"trained": 2, "skipped": 0, "failed": 0} and len(lost) == 1
     assert seen == [{s.run_id: None for s in specs}, {s.run_id: 10 for s in specs}]
     _assert_same_results(store, reference, specs)
