@@ -187,6 +187,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     study = _study(args.study)
     if study.report is None:
         raise CliError(f"study {study.name!r} has no report yet")
+    sets = parse_sets(args.set or [])
+    if study.report_options is None and sets:
+        raise CliError(f"the {study.name} report takes no options (got --set {', '.join(sets)})")
+    options = study.report_options.model_validate(sets) if study.report_options is not None else None
     if not Path(args.store).exists():
         raise CliError(f"no store at {args.store!r}; run `limitlab run {study.name} --store {args.store}` first")
     out = Path(args.out or Path("reports") / study.name)
@@ -204,7 +208,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     if damaged:
         print(f"limitlab: warning: {len(damaged)} run(s) with damaged results are left out of the report and will "
               f"train again on the next `limitlab run`: {', '.join(sorted(damaged))}", file=sys.stderr)
-    index = study.report(store, out)
+    index = study.report(store, out, options) if options is not None else study.report(store, out)
     print(f"report written: {index}")
 
 
@@ -310,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("study")
     report.add_argument("--store", default=DEFAULT_STORE)
     report.add_argument("--out", default=None)
+    report.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="a report option (icl: eval_prompts=N, eval_full=true)")
     report.set_defaults(fn=cmd_report)
 
     runs = sub.add_parser("runs", help="one row per run (flattened spec, tags, final metrics) as a table")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from limitlab.spec import RunSpec, apply_overrides
 
@@ -49,6 +49,7 @@ class Study:
     labels: dict[str, str | Callable[[RunSpec], Any]] = field(default_factory=lambda: {"seed": "seed"})  # tag ->
     # the spec field it names, or a function of the spec
     design: frozenset[str] = frozenset()  # tags that name a grid point of a preset (see the module docstring)
+    report_options: type[BaseModel] | None = None  # `limitlab report STUDY --set k=v`: report(store, out, options)
 
     def specs(self, preset: str, overrides: dict[str, Any] | None = None) -> list[RunSpec]:
         """Expand a preset into RunSpecs, with ``--set`` overrides applied and validated."""

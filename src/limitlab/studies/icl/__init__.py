@@ -9,13 +9,13 @@ prompts (:mod:`.evaluate`), with Garg's out-of-distribution prompt sets and Yadl
 from __future__ import annotations
 
 from limitlab.studies.base import Study
-from limitlab.studies.icl.study import paper, quick, smoke
+from limitlab.studies.icl.study import ReportOptions, paper, quick, smoke
 
 
-def _report(store, out_dir):
+def _report(store, out_dir, options: ReportOptions | None = None):
     from limitlab.studies.icl.report import write_report
 
-    return write_report(store, out_dir)
+    return write_report(store, out_dir, options=options)
 
 
 STUDY = Study(
@@ -31,5 +31,6 @@ STUDY = Study(
     },
     save_weights=True,
     labels={"seed": "seed"},
-    design=frozenset({"pretrain", "eval_prompts"}),
+    design=frozenset({"pretrain"}),
+    report_options=ReportOptions,
 )

@@ -215,7 +215,7 @@ def _freq_range(rec: list[Record], group: str, info: dict[str, Any]) -> tuple[fl
     return float(info.get("freq_min", 1.0)), float(info.get("freq_max", 2.0))
 
 
-def protocol_table(runs: pd.DataFrame) -> list[dict[str, Any]]:
+def protocol_table(runs: pd.DataFrame, eval_prompts: int = 1280) -> list[dict[str, Any]]:
     """Paper (Garg's official code, [G1]) vs ours, read from the stored specs of the runs the report uses."""
     p = ProtocolTable(runs, group="tags.pretrain")
     p.add("layers", "model.n_layers", 12, "[G1]")
@@ -234,7 +234,8 @@ def protocol_table(runs: pd.DataFrame) -> list[dict[str, Any]]:
     p.add("prompt pairs n", "task.n_points", "41 (linear, sparse); 101 (ReLU net, tree)", "[G1]",
           same=bool(len(runs)) and _n_same(runs))
     p.add("sparsity k", "task.sparsity", 3, "[G1]", note="Yadlowsky: 2 of 20 (unverified)")
-    p.add("evaluation prompts", "tags.eval_prompts", 1280, "[G1]")
+    p.add("evaluation prompts", None, 1280, "[G1]", values=[eval_prompts], same=eval_prompts == 1280,
+          note="a report option: limitlab report icl --set eval_prompts=N")
     p.add("seeds per configuration", None, 1, "[G1]",
           values=sorted({int(x) for x in runs.groupby("tags.pretrain")["seed"].nunique()}) if len(runs) else [],
           note="issue 8 asks for ≥ 3")

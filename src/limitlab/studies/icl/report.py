@@ -34,6 +34,7 @@ from limitlab.studies.icl.claims import claims_table, protocol_table
 from limitlab.studies.icl.evaluate import CONFIDENCE, EVAL_SEED
 from limitlab.studies.icl.figures import curve_grid, sweep_figure
 from limitlab.studies.icl.results import analyze, sweep_k
+from limitlab.studies.icl.study import ReportOptions
 
 SCHEMA = "limitlab.icl.report/1"
 
@@ -127,18 +128,20 @@ def _page(res: dict[str, Any], store_root: str) -> Page:
     return page
 
 
-def write_report(store: RunStore, out_dir: str | Path, device: str | None = None, quiet: bool = False) -> Path:
+def write_report(store: RunStore, out_dir: str | Path, device: str | None = None, quiet: bool = False,
+                 options: ReportOptions | None = None) -> Path:
     """Evaluate the store's icl runs and write the report folder; returns the path of index.html."""
+    options = options or ReportOptions()
     def progress(msg: str) -> None:
         if not quiet:
             print(f"icl report: evaluating {msg}", file=sys.stderr, flush=True)
 
-    res = analyze(store, device, progress)
+    res = analyze(store, device, progress, options.eval_prompts, options.eval_full)
     frame = store.to_dataframe("icl")
     used = {rid for g in res["groups"] for rid in g["run_ids"]}
     runs = frame[frame["run_id"].isin(used)] if len(frame) else frame
     res["claims"] = claims_table(res)
-    res["protocol"] = protocol_table(runs)
+    res["protocol"] = protocol_table(runs, options.eval_prompts)
     figs, index = _figures(res)
     res["figures"] = index
     page = _page(res, str(store.root))

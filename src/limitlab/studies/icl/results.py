@@ -69,15 +69,14 @@ def find_groups(store: RunStore) -> tuple[list[Group], dict[str, int], list[str]
     return [g for g in groups if g.specs], counts, warnings
 
 
-def evaluate_groups(store: RunStore, groups: list[Group], device: str,
+def evaluate_groups(store: RunStore, groups: list[Group], device: str, n_prompts: int, full: bool = False,
                     progress: Callable[[str], None] | None = None) -> tuple[list[Record], dict[str, float]]:
-    """Every group's curves (records tagged with ``group``) and the evaluation seconds per group."""
+    """Every group's curves on ``n_prompts`` prompts (records tagged with ``group``) and the evaluation seconds per
+    group; ``full``: every baseline at every prompt length."""
     records, seconds = [], {}
     for g in groups:
         start = time.monotonic()
         weights = [store.load_weights(s.run_id) for s in g.specs]
-        n_prompts = int(g.specs[0].tags.get("eval_prompts", 1280))
-        full = bool(g.specs[0].tags.get("eval_full", False))
         for r in evaluate_pretraining(g.specs, weights, n_prompts, full, device,
                                       (lambda key, g=g: progress(f"{g.label}: {key}")) if progress else None):
             records.append({"group": g.label, **r})
@@ -140,20 +139,20 @@ def rare_points(records: list[Record], groups: list[Group]) -> list[Record]:
     return out
 
 
-def analyze(store: RunStore, device: str | None = None,
-            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def analyze(store: RunStore, device: str | None = None, progress: Callable[[str], None] | None = None,
+            n_prompts: int = 1280, full: bool = False) -> dict[str, Any]:
     """Everything the page and results.json show, except the claims and the protocol table."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     groups, counts, warnings = find_groups(store)
     start = time.monotonic()
-    records, seconds = evaluate_groups(store, groups, device, progress)
+    records, seconds = evaluate_groups(store, groups, device, n_prompts, full, progress)
     info = []
     for g in groups:
         t = g.task
         info.append({"label": g.label, "pretrain": g.specs[0].tags.get("pretrain"), "task": t.name,
                      "family": family_of(t), "d": t.d, "n_points": t.n_points, "fmt": t.fmt,
                      "seeds": [s.seed for s in g.specs], "run_ids": [s.run_id for s in g.specs],
-                     "steps": g.specs[0].train.steps, "eval_prompts": int(g.specs[0].tags.get("eval_prompts", 1280)),
+                     "steps": g.specs[0].train.steps, "eval_prompts": n_prompts,
                      "eval_seconds": seconds[g.label], "sparsity": getattr(t, "sparsity", None),
                      "freq_min": getattr(t, "freq_min", None), "freq_max": getattr(t, "freq_max", None),
                      "families": list(getattr(t, "families", [family_of(t)])),

@@ -8,13 +8,16 @@ ours are chosen below and marked so in the report's protocol table.
 
 A pretraining distribution is named (``PRETRAIN``): ``dense``, ``sparse``, ``relu``, ``tree``, ``sine``,
 ``mix_dense_sparse``, ``mix_dense_sine``, or ``rare_sine_<p>`` (dense + sine with the sine family at weight p).
-``tags`` carry the name, the seed, and how many prompts the report evaluates each model on (``eval_prompts``).
+``tags`` carry the pretraining name and the seed. How many prompts the report evaluates each model on is a
+report option (``limitlab report icl --set eval_prompts=20000``), not part of a run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from limitlab.spec import RunSpec
 
@@ -66,10 +69,18 @@ def pretrain_task(name: str, d: int, n_linear: int, n_nonlinear: int, curriculum
                      "mix_dense_sparse, mix_dense_sine, rare_sine_<p>")
 
 
+class ReportOptions(BaseModel):
+    """``limitlab report icl --set KEY=VALUE``: how the report evaluates the trained models (not part of a run)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    eval_prompts: int = Field(1280, ge=16, le=1_000_000, description="test prompts per model and curve")
+    eval_full: bool = Field(False, description="every baseline at every prompt length (slow)")
+
+
 def icl_specs(pretrain: Sequence[str], seeds: int | Sequence[int], d: int, n_linear: int, n_nonlinear: int,
               model: dict[str, Any], lr: float, steps: int, batch_size: int, curriculum: bool, k: int = 3,
               fmt: str = "garg", warmup: int = 0, interval: int = 2000, eval_size: int = 256,
-              eval_prompts: int = 1280, grad_clip: float | None = None) -> list[RunSpec]:
+              grad_clip: float | None = None) -> list[RunSpec]:
     """(pretraining distribution × seed) RunSpecs; ``eval_size`` is the trainer's own test set per split."""
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     specs = []
@@ -80,7 +91,7 @@ def icl_specs(pretrain: Sequence[str], seeds: int | Sequence[int], d: int, n_lin
                 study="icl", task=task, model={**model, "max_len": 2 * task["n_points"]}, seed=seed,
                 optim={"optimizer": "adam", "lr": lr, "warmup_steps": warmup, "grad_clip": grad_clip},
                 train={"steps": steps, "batch_size": batch_size, "eval_size": eval_size},
-                tags={"pretrain": name, "seed": seed, "eval_prompts": eval_prompts},
+                tags={"pretrain": name, "seed": seed},
             ))
     return specs
 
@@ -109,7 +120,7 @@ def quick(seeds: int | Sequence[int] = 3, pretrain: Sequence[str] = ("dense", "s
 
 def smoke(seeds: int | Sequence[int] = 1, pretrain: Sequence[str] = ("dense", "mix_dense_sine"),
           steps: int = 60) -> list[RunSpec]:
-    """Seconds on a CPU: a tiny model on dense linear and on a dense + sine mixture (d = 3), 64 eval prompts."""
+    """Seconds on a CPU: a tiny model on dense linear and on a dense + sine mixture (d = 3)."""
     return icl_specs(pretrain, seeds, d=3, n_linear=6, n_nonlinear=8,
                      model={"n_layers": 1, "n_heads": 2, "d_model": 16, "position": "learned"}, lr=3e-3,
-                     steps=steps, batch_size=16, curriculum=True, k=2, interval=20, eval_size=32, eval_prompts=64)
+                     steps=steps, batch_size=16, curriculum=True, k=2, interval=20, eval_size=32)
