@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -290,3 +291,44 @@ def test_cli_runs_a_preset_on_the_cluster(cluster, tmp_path, capsys):
     runs = RunStore(store).counts("counting")["counting"]
     assert runs["done"] >= 1 and runs["pending"] == runs["running"] == runs["failed"] == 0
     assert f"trained {runs['done']} run(s)" in out
+
+
+def test_an_address_where_nothing_listens_is_one_line_at_once(tmp_path, capsys, monkeypatch):
+    import socket
+
+    import ray
+
+    from limitlab.cli import main
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh process (the cluster tests' Ray is up)
+    with socket.socket() as sock:  # a free loopback port, closed again: nothing listens there
+        sock.bind((LOOPBACK, 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    code = main(["run", "counting", "--preset", "smoke", "--set", "study.ds=[8]", "--set", "study.ms=[3]",
+                 "--set", 'study.tasks=["qc"]', "--executor", "ray", "--ray-address", f"{LOOPBACK}:{port}",
+                 "--store", str(tmp_path / "store"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"no Ray cluster answers at '{LOOPBACK}:{port}'" in err and len(err.splitlines()) == 1
+    assert time.monotonic() - started < 30
+
+
+def test_ray_connection_errors_and_hangs_are_one_line(monkeypatch):
+    from limitlab.ray_executor import connect
+
+    class FakeRay:
+        def __init__(self, init):
+            self.init = init
+
+        def is_initialized(self):
+            return False
+
+    def refuse(**kwargs):
+        raise ConnectionError("Could not find any running Ray instance.\nmore text")
+
+    with pytest.raises(ValueError, match=r"^cannot connect to Ray at 'auto': Could not find any running Ray inst"):
+        connect(FakeRay(refuse), "auto")
+    with pytest.raises(ValueError, match=r"did not start at 'auto' within 0 s"):
+        connect(FakeRay(lambda **kwargs: time.sleep(5)), "auto", timeout=0.2)
+    with pytest.raises(ValueError, match="is not host:port"):
+        connect(FakeRay(refuse), "nonsense")

@@ -102,9 +102,16 @@ def cmd_run(args: argparse.Namespace) -> None:
                              interval=args.log_seconds, quiet=args.quiet)
     start = time.monotonic()
     if args.executor == "ray":
-        from limitlab.ray_executor import run_ray
+        try:
+            import ray
+        except ImportError:
+            raise CliError("--executor ray needs Ray: pip install 'limitlab[ray]'") from None
+        from limitlab.ray_executor import connect, run_ray
 
+        if plan.stacks:
+            print(connect(ray, args.ray_address))
         summary = run_ray(plan, store, options, progress=progress.update, retry_failed=args.retry_failed)
+        print(f"ray: trained on {summary['nodes']} node(s); {summary['workers_lost']} worker(s) lost and retried")
     else:
         from limitlab.executors import run_local
 
@@ -277,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--store", default=DEFAULT_STORE)
     run.add_argument("--device", default="auto")
     run.add_argument("--executor", choices=["local", "ray"], default="local")
+    run.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                     help="the Ray cluster to train on (default: $RAY_ADDRESS, else a local Ray for this command)")
     run.add_argument("--max-stack", type=int, default=256, help="most models per stack")
     run.add_argument("--compile", action="store_true", help="torch.compile each stack")
     run.add_argument("--cuda-graphs", action="store_true", help="CUDA: capture each whole step in a CUDA graph")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -213,6 +214,58 @@ def _ray_start(ray: Any, remote: Any, specs: list[RunSpec], options: dict, resou
     return start
 
 
+def connect(ray: Any, address: str | None = None, timeout: float = 120.0) -> str:
+    """Join the Ray cluster at ``address`` (else ``RAY_ADDRESS``; else an already initialised Ray; else a private
+    local Ray started for this process) and return one line saying which, with its nodes, CPUs and GPUs.
+
+    Bounded: a ``host:port`` where nothing listens is refused at once (Ray itself retries for minutes), a Ray that
+    does not come up within ``timeout`` seconds (e.g. under a ``ulimit -v`` memory limit) is reported, and Ray's
+    own connection errors become one line. Each is a ValueError naming the address.
+    """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if not ray.is_initialized():
+        _check_listening(address)
+        outcome: dict[str, BaseException | None] = {}
+
+        def start() -> None:
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+                outcome["error"] = None
+            except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=start, name="limitlab-ray-init", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        where = f"at {address!r}" if address else "(a local Ray for this command)"
+        if "error" not in outcome:
+            raise ValueError(f"Ray did not start {where} within {timeout:.0f} s (a memory limit such as ulimit -v "
+                             "stops Ray's processes; check `ray status`)")
+        if outcome["error"] is not None:
+            first = (str(outcome["error"]).strip().splitlines() or [type(outcome["error"]).__name__])[0]
+            raise ValueError(f"cannot connect to Ray {where}: {first}")
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    resources = ray.cluster_resources()
+    target = address or "a local Ray started for this command"
+    return (f"ray: {target}, {len(nodes)} node(s), {resources.get('CPU', 0):g} CPU(s), "
+            f"{resources.get('GPU', 0):g} GPU(s)")
+
+
+def _check_listening(address: str | None, seconds: float = 5.0) -> None:
+    """Refuse a ``host:port`` address where nothing accepts a TCP connection (``auto``, ``local`` and ``ray://``
+    addresses are left to Ray)."""
+    if not address or address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"Ray address {address!r} is not host:port, 'auto', 'local' or ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as exc:
+        raise ValueError(f"no Ray cluster answers at {address!r} ({exc.strerror or exc}); start one with "
+                         "`ray start --head` or give another --ray-address") from None
+
+
 def run_ray(plan: SweepPlan, store: RunStore, options: TrainOptions, address: str | None = None,
             retries: int = 2, progress: Progress | None = None, retry_failed: bool = False,
             flush_seconds: float = 1.0, max_in_flight: int | None = None) -> dict[str, int]:
@@ -221,8 +274,8 @@ def run_ray(plan: SweepPlan, store: RunStore, options: TrainOptions, address: st
     Returns {"trained", "skipped", "failed"} summed over the stacks, plus "nodes" (distinct Ray nodes that
     trained a stack) and "workers_lost" (workers that died mid-stack; their stacks were retried).
 
-    Connects to ``address`` (or ``RAY_ADDRESS``) if given, else to an already initialised Ray, else starts a
-    local instance. Runs claimed by another process when their stack's turn comes ride along untrained.
+    Connects as :func:`connect` does. Runs claimed by another process when their stack's turn comes ride along
+    untrained.
     ``max_in_flight`` stacks are claimed and submitted at a time (default: twice what the cluster can run at
     once, so the next stack is queued when one finishes).
     """
@@ -234,9 +287,7 @@ def run_ray(plan: SweepPlan, store: RunStore, options: TrainOptions, address: st
         raise ValueError(f"retries must be >= 0, got {retries}")
     summary = {"trained": 0, "skipped": 0, "failed": 0, "nodes": 0, "workers_lost": 0}
     if plan.stacks:
-        if not ray.is_initialized():
-            ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-                     log_to_driver=False, ignore_reinit_error=True)
+        connect(ray, address)
         _train_stacks(ray, store, plan, summary, options, retries, progress, retry_failed, flush_seconds,
                       max_in_flight)
     return summary
