@@ -200,6 +200,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     options = study.report_options.model_validate(sets) if study.report_options is not None else None
     if not Path(args.store).exists():
         raise CliError(f"no store at {args.store!r}; run `limitlab run {study.name} --store {args.store}` first")
+    store = _open_store(args.store)
+    if not sum(store.counts(study.name).get(study.name, {}).values()):
+        raise CliError(f"no runs of study {study.name!r} in the store {args.store!r}; train them first: "
+                       f"`limitlab run {study.name} --store {args.store}`")
     out = Path(args.out or Path("reports") / study.name)
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {str(out)!r} is a file; give a folder (it is created if missing)")
@@ -210,7 +214,6 @@ def cmd_report(args: argparse.Namespace) -> None:
         probe.unlink()
     except OSError as exc:
         raise CliError(f"--out {str(out)!r} is not writable: {exc.strerror or exc}") from None
-    store = _open_store(args.store)
     damaged = store.damaged(study.name)
     if damaged:
         print(f"limitlab: warning: {len(damaged)} run(s) with damaged results are left out of the report and will "
@@ -220,26 +223,29 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
+    from limitlab.runs_table import TableError, write_table
+
     if not Path(args.store).exists():
         raise CliError(f"no store at {args.store!r}; run `limitlab run STUDY --store {args.store}` first")
-    frame = _open_store(args.store).to_dataframe(args.study)
-    if args.format == "csv":
-        frame.to_csv(args.out or sys.stdout, index=False)
-    elif args.format == "json":
-        text = frame.to_json(orient="records", indent=1)
-        if args.out:
-            Path(args.out).write_text(text)
-        else:
-            print(text)
-    else:
-        if not args.out:
+    store = _open_store(args.store)
+    frame = store.to_dataframe(args.study)
+    if args.study is not None and frame.empty:
+        held = sorted(store.counts())
+        raise CliError(f"no runs of study {args.study!r} in the store {args.store!r}; it holds "
+                       f"{', '.join(held) if held else 'no runs'}")
+    if not args.out:
+        if args.format == "parquet":
             raise CliError("--format parquet needs --out FILE")
-        try:
-            frame.to_parquet(args.out, index=False)
-        except ImportError as exc:
-            raise CliError(f"--format parquet needs pyarrow (pip install pyarrow): {exc}") from None
-    if args.out:
-        print(f"{len(frame)} run(s) written to {args.out}")
+        if args.format == "csv":
+            frame.to_csv(sys.stdout, index=False)
+        else:
+            print(frame.to_json(orient="records", indent=1))
+        return
+    try:
+        written = write_table(frame, args.format, args.out, force=args.force)
+    except TableError as exc:
+        raise CliError(str(exc)) from None
+    print(f"{len(frame)} run(s) written to {written}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -331,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("study", nargs="?", default=None)
     runs.add_argument("--format", choices=["csv", "json", "parquet"], default="csv")
     runs.add_argument("--out", default=None, help="file to write (default: standard output)")
+    runs.add_argument("--force", action="store_true", help="replace --out if it exists")
     runs.add_argument("--store", default=DEFAULT_STORE)
     runs.set_defaults(fn=cmd_runs)
 
