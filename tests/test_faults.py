@@ -191,5 +191,5 @@ def test_a_string_for_a_list_option_is_refused(finished, capsys, value):
     key = "study.ds" if value == '"16"' else "study.tasks"
     assert main(["run", "counting", "--preset", "smoke", "--set", f"{key}={value}", "--store", str(store)]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "wants a list" in err and key in err
+    assert len(err.strip().splitlines()) == 1 and "wants Sequence" in err and key in err
     assert _snapshot(store) == before

@@ -34,11 +34,27 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
             raise CliError(f"--set expects key=value, got {pair!r}")
         try:
             out[key] = json.loads(raw)
+            if _depth(out[key]) > MAX_DEPTH:
+                raise CliError(f"--set {key}=...: nested deeper than {MAX_DEPTH} levels")
+        except RecursionError:
+            raise CliError(f"--set {key}=...: nested deeper than {MAX_DEPTH} levels") from None
         except json.JSONDecodeError:
             if raw.strip()[:1] in ("[", "{", '"'):
                 raise CliError(f"--set {key}={raw}: not valid JSON (a list looks like [8,16])") from None
             out[key] = raw
     return out
+
+
+MAX_DEPTH = 8  # JSON nesting a --set value may have (no spec field nests deeper)
+MAX_LINE = 300  # characters of an error line
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
 
 
 def _device(name: str) -> str:
@@ -359,13 +375,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(exc: BaseException) -> str:
+    """The first line of an error, at most :data:`MAX_LINE` characters."""
+    text = _first_line(exc)
+    return text if len(text) <= MAX_LINE else text[:MAX_LINE - 1] + "…"
+
+
+def _first_line(exc: BaseException) -> str:
     from pydantic import ValidationError
+
+    from limitlab.studies.options import shown
 
     if isinstance(exc, ValidationError):
         parts = []
         for err in exc.errors():
             loc = ".".join(str(x) for x in err["loc"]) or "value"
-            got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+            got = f" (got {shown(err['input'])})" if "input" in err and not isinstance(err["input"], dict) else ""
             parts.append(f"{loc}: {err['msg']}{got}")
         return "invalid setting: " + "; ".join(parts)
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

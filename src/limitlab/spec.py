@@ -20,7 +20,7 @@ from limitlab.tasks import TASKS, Task
 class OptimConfig(BaseModel):
     """Adam / AdamW with an optional warmup + cosine schedule and per-model gradient clipping."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0, le=10, description="peak learning rate")
     weight_decay: float = Field(0.0, ge=0, description="decoupled for adamw, L2 for adam")

@@ -23,7 +23,6 @@ Run ids are checked after the overrides: two runs that an override makes identic
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +32,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from limitlab.spec import RunSpec, apply_overrides
+from limitlab.studies.options import check_read_as_given, shown, validate_options
 
 PresetFn = Callable[..., list[RunSpec]]
+MAX_RUNS = 100_000  # runs one preset may expand to
 
 
 @dataclass
@@ -57,37 +58,31 @@ class Study:
             raise ValueError(f"unknown preset {preset!r} for study {self.name!r}; allowed: {', '.join(self.presets)}")
         overrides = dict(overrides or {})
         fn = self.presets[preset]
-        kwargs = {k[len("study."):]: v for k, v in overrides.items() if k.startswith("study.")}
-        accepted = set(inspect.signature(fn).parameters)
-        unknown = set(kwargs) - accepted
-        if unknown:
-            raise ValueError(f"unknown study option(s) {sorted('study.' + k for k in unknown)} for preset {preset!r}; "
-                             f"allowed: {', '.join('study.' + a for a in sorted(accepted)) or 'none'}")
-        params = inspect.signature(fn).parameters
-        for key, value in kwargs.items():
-            if isinstance(value, str) and _wants_sequence(params[key].annotation):
-                example = f"[{value}]" if value.lstrip("-").isdigit() else json.dumps([value])
-                raise ValueError(f"study.{key}={value!r} is a string where preset {preset!r} wants a list; "
-                                 f"give JSON, e.g. study.{key}={example}")
+        kwargs = validate_options(fn, preset, {k[len("study."):]: v for k, v in overrides.items()
+                                               if k.startswith("study.")})
         spec_overrides = {k: v for k, v in overrides.items() if not k.startswith("study.")}
         for key in spec_overrides:
             top = key.split(".")[0]
             if top not in RunSpec.model_fields or top in ("study", "tags"):
                 raise ValueError(f"cannot set {key!r}: allowed prefixes are task., model., optim., train., seed "
                                  f"and study.<preset option>")
-        shown = ", ".join(f"study.{k}={v!r}" for k, v in kwargs.items()) or "its defaults"
+        shown_options = ", ".join(f"study.{k}={shown(v)}" for k, v in kwargs.items()) or "its defaults"
         try:
             specs = fn(**kwargs)
         except ValidationError:
             raise
-        except (TypeError, ValueError, KeyError) as exc:  # a bad preset option, e.g. study.ds=8 or study.ms=[]
-            raise ValueError(f"preset {preset!r} cannot use {shown}: {exc}") from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a value the preset refuses (study.ms=[])
+            raise ValueError(f"preset {preset!r} cannot use {shown_options}: {exc}") from None
         if not specs:
-            raise ValueError(f"preset {preset!r} with {shown} gives no runs; check the lists and counts you set")
+            raise ValueError(f"preset {preset!r} with {shown_options} gives no runs; check the lists and counts "
+                             "you set")
+        if len(specs) > MAX_RUNS:
+            raise ValueError(f"preset {preset!r} with {shown_options} gives {len(specs):,} runs, more than "
+                             f"{MAX_RUNS:,}; split the sweep")
         points = [self._derive_tags(spec, preset, check=True) for spec in specs]  # the preset's grid points
         specs = [self._override(spec, spec_overrides, preset) for spec in points] if spec_overrides else points
-        _refuse_duplicates(specs, points, f"preset {preset!r} with {shown}"
-                           + "".join(f", {k}={v!r}" for k, v in spec_overrides.items()))
+        _refuse_duplicates(specs, points, f"preset {preset!r} with {shown_options}"
+                           + "".join(f", {k}={shown(v)}" for k, v in spec_overrides.items()))
         return specs
 
     def _derive_tags(self, spec: RunSpec, preset: str, check: bool) -> RunSpec:
@@ -115,6 +110,7 @@ class Study:
                              f"use the preset's study.* options instead (`limitlab studies` lists them)")
         data = apply_overrides(spec.model_dump(mode="json"), overrides)
         new = RunSpec.model_validate(data)
+        check_read_as_given(overrides, new.model_dump(mode="json"))
         changed = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(overrides.items()))
         tags = {**new.tags, "set": changed} if new.run_id != spec.run_id else new.tags
         return self._derive_tags(new.model_copy(update={"tags": tags}), preset, check=False)
@@ -141,10 +137,3 @@ def _refuse_duplicates(specs: list[RunSpec], points: list[RunSpec], what: str) -
 def _short(tags: dict[str, Any]) -> str:
     text = json.dumps({k: v for k, v in tags.items() if k != "set"}, sort_keys=True)
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _wants_sequence(annotation: Any) -> bool:
-    """Does a preset parameter's annotation ask for a list (so a string, a sequence of characters, is a mistake)?"""
-    parts = [part.strip() for part in str(annotation).split("|")]
-    return "str" not in parts and any(part.startswith(("Sequence[", "list[", "tuple[", "typing.Sequence["))
-                                      for part in parts)

@@ -146,6 +146,10 @@ class _OnePreset:
     def __signature__(self) -> inspect.Signature:
         return inspect.signature(self._fn())
 
+    @property
+    def __wrapped__(self) -> Callable[..., list[RunSpec]]:  # inspect.unwrap: the annotations to validate against
+        return self._fn()
+
     def __call__(self, **kwargs: Any) -> list[RunSpec]:
         return check_specs(self.experiment, self._fn()(**kwargs))
 
