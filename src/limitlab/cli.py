@@ -207,6 +207,8 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from limitlab.report.folder import check_destination, publishing
+
     study = _study(args.study)
     if study.report is None:
         raise CliError(f"study {study.name!r} has no report yet")
@@ -221,21 +223,14 @@ def cmd_report(args: argparse.Namespace) -> None:
         raise CliError(f"no runs of study {study.name!r} in the store {args.store!r}; train them first: "
                        f"`limitlab run {study.name} --store {args.store}`")
     out = Path(args.out or Path("reports") / study.name)
-    if out.exists() and not out.is_dir():
-        raise CliError(f"--out {str(out)!r} is a file; give a folder (it is created if missing)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".probe.{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise CliError(f"--out {str(out)!r} is not writable: {exc.strerror or exc}") from None
+    check_destination(out, args.force)
     damaged = store.damaged(study.name)
     if damaged:
         print(f"limitlab: warning: {len(damaged)} run(s) with damaged results are left out of the report and will "
               f"train again on the next `limitlab run`: {', '.join(sorted(damaged))}", file=sys.stderr)
-    index = study.report(store, out, options) if options is not None else study.report(store, out)
-    print(f"report written: {index}")
+    with publishing(out) as tmp:
+        index = study.report(store, tmp, options) if options is not None else study.report(store, tmp)
+    print(f"report written: {out / Path(index).relative_to(tmp)}")
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
@@ -344,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="figures, results.json and index.html for a study")
     report.add_argument("study")
     report.add_argument("--store", default=DEFAULT_STORE)
-    report.add_argument("--out", default=None)
+    report.add_argument("--out", default=None, help="folder to write (default: reports/STUDY); replaced whole")
+    report.add_argument("--force", action="store_true", help="replace --out even if no limitlab report wrote it")
     report.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="a report option (icl: eval_prompts=N, eval_full=true)")
     report.set_defaults(fn=cmd_report)
@@ -411,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         else None
     try:
         args.fn(args)
-    except (CliError, StoreError, ValidationError, ValueError) as exc:
+    except (CliError, StoreError, ValidationError, ValueError) as exc:  # FolderError, TableError: ValueErrors
         print(f"limitlab: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:
