@@ -17,7 +17,6 @@ from limitlab.tasks.markov_lm import MarkovLMTask
 from limitlab.tasks.modular_addition import ModularAdditionTask
 from limitlab.tasks.selective_copy import SelectiveCopyTask
 from limitlab.tasks.sparse_parity import SparseParityTask
-from limitlab.tasks.stdlib_lm import StdlibLMTask
 from limitlab.tasks.text_lm import TextLMTask
 from limitlab.tasks.variable_counting import VariableCountingTask
 
@@ -38,7 +37,6 @@ TASKS: dict[str, type[Task]] = {
     "icl_mixture": ICLMixture,
     "markov_lm": MarkovLMTask,
     "sparse_parity": SparseParityTask,
-    "stdlib_lm": StdlibLMTask,
 }
 
 __all__ = ["TASKS", "Batch", "Task", "CountingTask"]
