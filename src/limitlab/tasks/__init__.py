@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from limitlab.tasks.addition_lm import AdditionLMTask
 from limitlab.tasks.arithmetic import ArithmeticTask
 from limitlab.tasks.base import Batch, Task
 from limitlab.tasks.counting import CountingTask
@@ -21,7 +20,6 @@ from limitlab.tasks.text_lm import TextLMTask
 from limitlab.tasks.variable_counting import VariableCountingTask
 
 TASKS: dict[str, type[Task]] = {
-    "addition_lm": AdditionLMTask,
     "counting": CountingTask,
     "flipped_icl": FlippedICLTask,
     "arithmetic": ArithmeticTask,

@@ -1,4 +1,5 @@
-"""Exact base-10 arithmetic on digit tensors, and the packing of digit segments into token sequences.
+"""Exact base-10 arithmetic on digit tensors, the packing of digit segments into token sequences, and the edit
+distance between token rows.
 
 Numbers are tensors of digits, **least significant first**, with a trailing model/batch shape: ``x[..., i]`` is
 the digit of 10^i, zero beyond the number's length. Operands of 20 or 100 digits do not fit in an int64, so
@@ -119,6 +120,28 @@ def reverse_within(digits: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
     k = torch.arange(digits.shape[-1], device=digits.device)
     idx = (length.unsqueeze(-1) - 1 - k).clamp(min=0)
     return digits.gather(-1, idx) * (k < length.unsqueeze(-1))
+
+
+def edit_distance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Levenshtein distance between token rows: (..., L) and (..., L') -> (...) float.
+
+    One row of the dynamic-programming table per token of ``pred``, vectorised over the batch and over the row:
+    with t[j] = min(deletion, substitution) from the row above, the insertion chain cur[j] = min(t[j],
+    cur[j-1] + 1) is the running minimum cur[j] = j + min over k ≤ j of (t[k] − k).
+
+    >>> edit_distance(torch.tensor([[1, 2, 3], [1, 2, 3]]), torch.tensor([[1, 3, 3], [2, 3, 0]])).tolist()
+    [1.0, 2.0]
+    """
+    lp, lt = pred.shape[-1], target.shape[-1]
+    lead = pred.shape[:-1]
+    j = torch.arange(lt + 1, device=pred.device, dtype=torch.float32)
+    prev = j.expand(*lead, lt + 1)  # (..., L' + 1): distances from the empty prefix of pred
+    for i in range(1, lp + 1):
+        sub = prev[..., :-1] + (pred[..., i - 1:i] != target).float()  # (..., L')
+        t = torch.cat([torch.full((*lead, 1), float(i), device=pred.device), torch.minimum(sub, prev[..., 1:] + 1)],
+                      -1)
+        prev = torch.cummin(t - j, -1).values + j
+    return prev[..., lt]
 
 
 @dataclass(frozen=True)
