@@ -172,6 +172,16 @@ def pack(segments: Sequence[Segment], total: int) -> tuple[torch.Tensor, torch.T
     first = segments[0].tokens
     m, b = first.shape[:2]
     dev = first.device
+    buffer = torch.cat([s.tokens for s in segments], -1)  # (M, B, sum W)
+    flags = torch.cat([s.scored.expand_as(s.tokens) if torch.is_tensor(s.scored)
+                       else torch.full_like(s.tokens, bool(s.scored), dtype=torch.bool) for s in segments], -1)
+    width = buffer.shape[-1]
+    if all(s.length is None for s in segments):  # fixed widths: the segments end to end, then padding
+        if width > total:
+            raise ValueError(f"packed sequence of {width} tokens exceeds its declared {total}")
+        valid = (torch.arange(total, device=dev) < width).expand(m, b, total)
+        return (torch.nn.functional.pad(buffer, (0, total - width), value=PAD),
+                torch.nn.functional.pad(flags, (0, total - width), value=False), valid)
     lengths = [s.length if s.length is not None else torch.full((m, b), s.tokens.shape[-1], device=dev)
                for s in segments]
     lengths = torch.stack(lengths, -1)  # (M, B, P)
@@ -180,14 +190,11 @@ def pack(segments: Sequence[Segment], total: int) -> tuple[torch.Tensor, torch.T
     if dev.type == "cpu" and int(ends[..., -1].max()) > total:  # checked where it costs no device sync
         raise ValueError(f"packed sequence of {int(ends[..., -1].max())} tokens exceeds its declared {total}")
     buf_start = _offsets(tuple(s.tokens.shape[-1] for s in segments), str(dev))  # (P,) segment offsets in the buffer
-    buffer = torch.cat([s.tokens for s in segments], -1)  # (M, B, sum W)
-    flags = torch.cat([s.scored.expand_as(s.tokens) if torch.is_tensor(s.scored)
-                       else torch.full_like(s.tokens, bool(s.scored), dtype=torch.bool) for s in segments], -1)
     t = torch.arange(total, device=dev)
     part = (t[None, None, :, None] >= starts[..., None, :]).sum(-1) - 1  # (M, B, total): segment of each token
     within = t - starts.gather(-1, part)
     valid = t < ends[..., -1:]  # (M, B, total)
-    idx = (buf_start[part] + within).clamp(max=buffer.shape[-1] - 1)
+    idx = (buf_start[part] + within).clamp(max=width - 1)
     idx = torch.where(valid, idx, 0)
     tokens = torch.where(valid, buffer.gather(-1, idx), PAD)
     scored = flags.gather(-1, idx) & valid
