@@ -233,11 +233,13 @@ def test_metrics_per_digit_and_per_length():
 def test_uniform_operands_and_no_length_splits():
     task = ArithmeticTask(format="plain", width=3, train_digits=[3], test_digits=[], uniform=True)
     assert list(task.splits()) == ["test"]
-    batch = batch_of([task], n=4000)
-    pairs = [operands(task, D.render(row)) for row in batch.inputs[0]]
-    assert all(a < 1000 and b < 1000 for a, b in pairs)
-    short_a = sum(a < 100 for a, _ in pairs) / len(pairs)  # uniform: 10% (D_3 would give 5%)
-    assert 0.08 < short_a < 0.12 and sum(a < 100 and b < 100 for a, b in pairs) > 10  # D_3: never both
+    batch = batch_of([task, task.model_copy(update={"uniform": False})], n=4000)  # one stack, per-model schemes
+    for m, uniform in enumerate((True, False)):
+        pairs = [operands(task, D.render(row)) for row in batch.inputs[m]]
+        assert all(a < 1000 and b < 1000 for a, b in pairs)
+        short_a = sum(a < 100 for a, _ in pairs) / len(pairs)  # uniform: 10%; D_3: 5%
+        both_short = sum(a < 100 and b < 100 for a, b in pairs)  # uniform: 1%; D_3: never
+        assert (0.08 < short_a < 0.12 and both_short > 10) if uniform else (0.03 < short_a < 0.07 and not both_short)
 
 
 def test_edit_distance_matches_a_reference():

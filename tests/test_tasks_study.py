@@ -88,7 +88,11 @@ def test_a_registered_task_is_a_preset_and_required_fields_are_named(toy, tmp_pa
     assert not (tmp_path / "store").exists() or not list((tmp_path / "store").glob("runs/*"))
 
 
-def test_long_tasks_get_a_long_enough_position_table():
+def test_every_registered_task_expands_with_its_defaults():
+    for name in TASKS:
+        specs = STUDIES["tasks"].specs(name)
+        assert len(specs) == 3 and {s.task.name for s in specs} == {name}
+        assert specs[0].model.max_len >= max(t.seq_len() for t in specs[0].task.splits().values())
     spec = STUDIES["tasks"].specs("counting", {"task.m": 80, "study.seeds": 1})[0]
     assert spec.model.max_len >= max(t.seq_len() for t in spec.task.splits().values()) > 512
 
