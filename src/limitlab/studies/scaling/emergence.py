@@ -112,8 +112,8 @@ def smoke() -> list[RunSpec]:
 
 
 def quick(seeds: int = 1) -> list[RunSpec]:
-    """A CPU ladder of six widths, 1,500 steps each: 3-digit addition (4 answer tokens, reversed) and a 3-sparse
-    parity of 12 bits."""
+    """A CPU ladder of six widths, 1,500 steps each: 3-digit addition (4 answer digits, reversed, and END) and a
+    3-sparse parity of 12 bits."""
     return emergence_specs([4, 8, 12, 16, 24, 32], tasks=("addition", "sparse_parity"), digits=3, steps=1500,
                            batch_size=64, seeds=seeds, eval_every=300, eval_size=512)
 
