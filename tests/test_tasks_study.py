@@ -42,13 +42,17 @@ def test_train_any_task_from_the_command_line_and_report_it(tmp_path, toy, capsy
     assert main([*run, "--preset", "counting", "--set", "task.m=3", "--set", "study.seeds=3"]) == 0  # 1 new seed
     assert "3 runs, 2 already done" in capsys.readouterr().out
     assert main([*run, "--preset", "toy_regression", "--set", "task.length=4", "--set", "study.seeds=[5,6]"]) == 0
+    assert main([*run, "--preset", "needy", "--set", "task.width=2", "--set", "study.seeds=1"]) == 0
     assert main(["report", "tasks", "--store", store, "--out", str(out)]) == 0
 
     data = json.loads((out / "results.json").read_text())
     validate_results(data)
-    assert data["runs"]["done"] == 5 and data["study"] == "tasks"
+    assert data["runs"]["done"] == 6 and data["study"] == "tasks"
     by_task = {e["task"]: e for e in data["specs"]}
-    assert len(data["specs"]) == 2
+    assert len(data["specs"]) == 3
+    needy = by_task["needy"]  # required fields: no defaults to compare with, so every task field is shown
+    assert needy["seeds"] == 1 and "task.width=2" in needy["settings"] and "task.length=8" in needy["settings"]
+    assert math.isnan(needy["metrics"]["test/loss"]["low"] or math.nan)  # one seed: no interval
     count, toy_entry = by_task["counting"], by_task["toy_regression"]
     assert count["seeds"] == 3 and len(count["run_ids"]) == 3  # seeds pooled into one row
     assert "task.m=3" in count["settings"] and "model.d_model=8" in count["settings"]
@@ -61,7 +65,7 @@ def test_train_any_task_from_the_command_line_and_report_it(tmp_path, toy, capsy
     vec = toy_entry["metrics"]["test/error_by_position"]
     assert vec["vector"] and vec["n"] == 2 and vec["low"] >= 0
     assert toy_entry["settings"].startswith("model.") and "task.length=4" in toy_entry["settings"]
-    assert set(data["figures"].values()) == {"loss_counting.png", "loss_toy_regression.png"}
+    assert set(data["figures"].values()) == {"loss_counting.png", "loss_toy_regression.png", "loss_needy.png"}
     assert all((out / f).stat().st_size > 1000 for f in data["figures"].values())
     page = (out / "index.html").read_text()
     assert "test/error_by_position (mean of vector)" in page and "task.m=3" in page

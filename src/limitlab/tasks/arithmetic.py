@@ -91,7 +91,7 @@ def answer_width(modulus: int) -> int:
 
 
 class ArithmeticTask(Task):
-    """a ∘ b (mod p) in one of four formats; see the module docstring for the layout and the metrics."""
+    """a ∘ b (mod p) in one of six formats; see the module docstring for the layout and the metrics."""
 
     name = "arithmetic"
     varying = frozenset({"train_digits", "both_exact", "uniform", "truncate_digits"})  # sequence lengths pad

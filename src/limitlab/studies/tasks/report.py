@@ -37,12 +37,13 @@ import pandas as pd
 
 from limitlab.analysis import NONNEGATIVE, PROPORTION, UNBOUNDED, aggregate, mean_ci
 from limitlab.analysis.frames import result_columns
+from limitlab.nn.model import ModelConfig
 from limitlab.report.figures import lines_with_bands, new_figure
 from limitlab.report.html import Page, fmt
 from limitlab.report.runs import run_counts, status_warnings
 from limitlab.report.write import write_report as write_folder
+from limitlab.spec import OptimConfig, TrainConfig
 from limitlab.studies.tasks import NAME, build_task, task_specs
-from limitlab.tasks import TASKS
 
 SCHEMA = "limitlab.tasks.report/1"
 _NOT_SPEC = {"run_id", "study", "status", "error", "seed"}
@@ -72,10 +73,12 @@ def spec_key(row: dict[str, Any]) -> str:
 def settings(fields: dict[str, Any]) -> str:
     """The fields of a spec (flattened) that differ from its task preset's defaults, as 'key=value, ...'."""
     name = fields.get("task.name")
-    if name in TASKS:
+    try:
         base = task_specs(build_task(name), [0])[0].flat()
-    else:  # a task no longer registered: show all its task fields
-        base = {k: None for k in fields if not k.startswith("task.")}
+    except ValueError:  # a task with required fields, or no longer registered: all its task fields are shown
+        base = {f"{part}.{k}": v for part, cfg in (("model", ModelConfig()), ("optim", OptimConfig()),
+                                                   ("train", TrainConfig()))
+                for k, v in cfg.model_dump(mode="json").items()}
     diff = [f"{k}={_show(v)}" for k, v in sorted(fields.items())
             if k not in ("study", "task.name") and base.get(k, _ABSENT) != v]
     return ", ".join(diff) or "defaults"
