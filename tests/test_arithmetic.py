@@ -21,6 +21,8 @@ CASES = [
     dict(format="reversed"), dict(format="reversed", op="mul"), dict(format="reversed", modulus=7),
     dict(format="scratchpad"), dict(format="scratchpad", op="mul"),
     dict(format="remainder", modulus=101), dict(format="remainder", modulus=13, op="mul"),
+    dict(format="plain", width=12), dict(format="plain", width=12, op="mul"), dict(format="plain", width=12, modulus=7),
+    dict(format="detailed", width=6),
 ]
 
 
@@ -33,9 +35,17 @@ def reference(task: ArithmeticTask, a: int, b: int) -> str:
     w = len(str(p - 1)) if p else 0
     if p:
         res %= p
-    if task.format == "fixed":
+    if task.format in ("fixed", "plain"):
         wc = w if p else task.width + 1
-        return f"^{a:0{task.width}d}{sym}{b:0{task.width}d}={f'{res:0{wc}d}'[::-1]};"
+        answer = f"{res:0{wc}d}"
+        return f"^{a:0{task.width}d}{sym}{b:0{task.width}d}={answer[::-1] if task.format == 'fixed' else answer};"
+    if task.format == "detailed":
+        carry, steps = 0, ""
+        for i in range(task.width):
+            da, db = a // 10**i % 10, b // 10**i % 10
+            steps += f"{da}{db}{carry}{(da + db + carry) % 10}"
+            carry = (da + db + carry) // 10
+        return f"^{a:0{task.width}d}+{b:0{task.width}d}={steps}{carry}|{res:0{task.width + 1}d};"
     ra, rb = str(a)[::-1], str(b)[::-1]
     if task.format == "reversed":
         return f"^{ra}{sym}{rb}={(f'{res:0{w}d}' if p else str(res))[::-1]};"
@@ -61,7 +71,7 @@ def operands(task: ArithmeticTask, text: str) -> tuple[int, int]:
     """Parse a and b back out of a rendered sequence."""
     body = text[1:text.index("=")]
     sa, sb = body.split("+" if task.op == "add" else "*")
-    if task.format == "fixed":
+    if task.format in ("fixed", "plain", "detailed"):
         return int(sa), int(sb)
     if task.format == "remainder":
         step = 1 + len(str(task.modulus - 1))
@@ -220,7 +230,49 @@ def test_metrics_per_digit_and_per_length():
     assert torch.equal(task.loss(noisy, batch), task.loss(wrong, batch))
 
 
+def test_uniform_operands_and_no_length_splits():
+    task = ArithmeticTask(format="plain", width=3, train_digits=[3], test_digits=[], uniform=True)
+    assert list(task.splits()) == ["test"]
+    batch = batch_of([task, task.model_copy(update={"uniform": False})], n=4000)  # one stack, per-model schemes
+    for m, uniform in enumerate((True, False)):
+        pairs = [operands(task, D.render(row)) for row in batch.inputs[m]]
+        assert all(a < 1000 and b < 1000 for a, b in pairs)
+        short_a = sum(a < 100 for a, _ in pairs) / len(pairs)  # uniform: 10%; D_3: 5%
+        both_short = sum(a < 100 and b < 100 for a, b in pairs)  # uniform: 1%; D_3: never
+        assert (0.08 < short_a < 0.12 and both_short > 10) if uniform else (0.03 < short_a < 0.07 and not both_short)
+
+
+def test_edit_distance_matches_a_reference():
+    def ref(a, b):
+        d = list(range(len(b) + 1))
+        for i, x in enumerate(a, 1):
+            prev, d[0] = d[0], i
+            for j, y in enumerate(b, 1):
+                prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (x != y))
+        return d[-1]
+
+    g = torch.Generator().manual_seed(0)
+    for lp, lt in ((6, 6), (4, 7), (7, 3), (1, 5)):
+        a, b = torch.randint(0, 3, (80, lp), generator=g), torch.randint(0, 3, (80, lt), generator=g)
+        assert D.edit_distance(a, b).tolist() == [float(ref(x.tolist(), y.tolist())) for x, y in zip(a, b)]
+
+
+def test_edit_distance_metric_counts_written_tokens_only():
+    task = ArithmeticTask(format="reversed", train_digits=[1, 2, 3])
+    batch = batch_of([task], n=64)
+    perfect = torch.nn.functional.one_hot(batch.targets, D.VOCAB).float() * 10
+    assert task.metrics(perfect, batch)["edit_distance"][0].item() == 0
+    wrong = perfect.clone()
+    wrong[:, :, 0] = torch.roll(wrong[:, :, 0], 1, -1)  # the first written token of every sequence wrong
+    wrong = wrong + 50 * (~batch.mask).unsqueeze(-1) * torch.nn.functional.one_hot(torch.tensor(3), D.VOCAB)
+    assert task.metrics(wrong, batch)["edit_distance"][0].item() == 64  # one substitution each; padding free
+
+
 def test_bad_input_is_refused_with_the_allowed_values():
+    with pytest.raises(ValueError, match="excludes both_exact"):
+        ArithmeticTask(uniform=True, both_exact=True)
+    with pytest.raises(ValueError, match="detailed.*addition only"):
+        ArithmeticTask(format="detailed", op="mul")
     with pytest.raises(ValueError, match="needs a modulus"):
         ArithmeticTask(format="remainder")
     with pytest.raises(ValueError, match="scratchpad.*remainder"):

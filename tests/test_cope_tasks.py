@@ -173,6 +173,18 @@ def test_text_lm_loss_by_position_is_a_vector(corpus):
     assert torch.allclose(s / c, torch.full((2, 8), torch.log(torch.tensor(256.0)).item()))
 
 
+def test_text_lm_skip_dirs_leaves_their_files_out(corpus):
+    (corpus / "tests").mkdir()
+    (corpus / "tests" / "t.txt").write_bytes(b"Z" * 300)
+    names = [p.name for part in ("train", "test") for p in corpus_files(str(corpus), part, 5)]
+    kept = [p.name for part in ("train", "test") for p in corpus_files(str(corpus), part, 5, ("tests",))]
+    assert "t.txt" in names and "t.txt" not in kept and len(kept) == 10
+    task = TextLMTask(corpus=str(corpus), length=8, heldout_every=5, skip_dirs=["tests"], extrapolation=[])
+    assert list(task.splits()) == ["test"] and task.scored_tokens == 8
+    for part in (task, task.splits()["test"]):
+        assert ord("Z") not in draw(part, batch=64).inputs.unique().tolist()
+
+
 def test_text_lm_stdlib_split_is_by_file_and_deterministic():
     train, test = corpus_files("stdlib", "train"), corpus_files("stdlib", "test")
     assert len(test) > 20 and len(train) > 8 * len(test) - 10

@@ -29,7 +29,9 @@ def readme_commands(prefix: str) -> list[str]:
 def shrink(args: list[str], store: Path, out: Path) -> list[str]:
     """Make a README command cheap without changing which code path it takes."""
     args = [("smoke" if a in ("quick", "paper") and i and args[i - 1] == "--preset" else a) for i, a in enumerate(args)]
-    if args[0] == "run":
+    if args[0] == "run" and args[1] == "tasks":  # the generic study: its one option is study.seeds
+        args += ["--set", "train.steps=10", "--set", "train.eval_size=64", "--quiet"]
+    elif args[0] == "run":
         args += ["--set", "study.steps=10", "--set", "study.ms=[3]", "--quiet"]
     if args[0] == "bench":
         args += ["--d", "8", "--m", "3", "--models", "2", "--seconds", "0.05", "--repeat", "1", "--loop-models", "1"]

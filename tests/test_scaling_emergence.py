@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import doctest
 import json
-import random
 
 import pandas as pd
 import pytest
@@ -17,76 +16,64 @@ from limitlab.spec import RunSpec
 from limitlab.store import RunStore
 from limitlab.studies.scaling import emergence as E
 from limitlab.studies.scaling import grokking as G
+from limitlab.studies.scaling import scratchpad as S
 from limitlab.studies.scaling.report import runs_by_experiment, write_report
-from limitlab.tasks.addition_lm import ARROW, FORMATS, AdditionLMTask, edit_distance, render
+from limitlab.tasks import arithmetic_digits as D
+from limitlab.tasks.arithmetic import ArithmeticTask
 from limitlab.tasks.base import TaskStack
 from limitlab.tasks.modular_addition import ModularAdditionTask, split_order
 from limitlab.train.trainer import train_runs
 
 
-def _digits(x: int, n: int) -> list[int]:
-    return [int(c) for c in str(x).zfill(n)]
+def _task(digits: int, fmt: str = "reverse") -> ArithmeticTask:
+    cfg = E.addition_task(digits, fmt)
+    return ArithmeticTask.model_validate({k: v for k, v in cfg.items() if k != "name"})
 
 
-def test_render_matches_integer_addition():
-    rng = random.Random(0)
-    for n in (1, 3, 5):
-        for _ in range(20):
-            a, b = rng.randrange(10 ** n), rng.randrange(10 ** n)
-            ta, tb = torch.tensor([_digits(a, n)]), torch.tensor([_digits(b, n)])
-            total = _digits(a + b, n + 1)
-            prompt, plain = render(ta, tb, "plain")
-            assert prompt[0].tolist() == [*_digits(a, n), 10, *_digits(b, n), 11]
-            assert plain[0].tolist() == total
-            assert render(ta, tb, "reverse")[1][0].tolist() == total[::-1]
-            scratch = render(ta, tb, "scratchpad")[1][0].tolist()
-            assert scratch[-(n + 2):] == [ARROW, *total]
-            carry = 0
-            for i in range(n):  # units first: a_i b_i carry_in s_i
-                ai, bi = _digits(a, n)[n - 1 - i], _digits(b, n)[n - 1 - i]
-                assert scratch[4 * i: 4 * i + 4] == [ai, bi, carry, (ai + bi + carry) % 10]
-                carry = (ai + bi + carry) // 10
-            assert scratch[4 * n] == carry
+def _expected(a: int, b: int, n: int, fmt: str) -> str:
+    """The written answer from Python ints: plain / reversed sum of n + 1 digits, or the detailed scratchpad."""
+    total = f"{a + b:0{n + 1}d}"
+    if fmt == "plain":
+        return total + ";"
+    if fmt == "reverse":
+        return total[::-1] + ";"
+    carry, steps = 0, ""
+    for i in range(n):  # units first: a_i b_i carry_in s_i
+        ai, bi = a // 10**i % 10, b // 10**i % 10
+        steps += f"{ai}{bi}{carry}{(ai + bi + carry) % 10}"
+        carry = (ai + bi + carry) // 10
+    return f"{steps}{carry}|{total};"
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_addition_batch_is_teacher_forced(fmt):
-    task = AdditionLMTask(digits=3, format=fmt)
-    batch = TaskStack([task, task]).sample(StackRNG([0, 1]), 8, step=0)
-    assert batch.inputs.shape == (2, 8, task.seq_len())
-    assert batch.targets.shape == (2, 8, task.out_len)
-    nxt = batch.positions[..., :-1] + 1  # the target at read-out k is the input token after it
-    assert torch.equal(batch.inputs.gather(2, nxt), batch.targets[..., :-1])
-    assert batch.inputs[0, 0, batch.positions[0, 0, 0]] == 11  # the first read-out is '='
+@pytest.mark.parametrize("fmt", S.FORMATS)
+def test_addition_formats_are_teacher_forced_and_match_integer_addition(fmt):
+    task = _task(3, fmt)
+    assert list(task.splits()) == ["test"]
+    batch = TaskStack([task, task]).sample(StackRNG([0, 1]), 64, step=0)
+    assert batch.inputs.shape == (2, 64, task.seq_len()) and batch.targets.shape == (2, 64, task.slots())
+    nxt = batch.positions + 1  # the target at read-out k is the input token after it
+    assert torch.equal(batch.inputs.gather(2, nxt), batch.targets)
+    assert (batch.inputs[0, :, batch.positions[0, 0, 0]] == D.EQ).all()  # the first read-out is '='
     assert not torch.equal(batch.inputs[0], batch.inputs[1])  # per-model streams
-
-
-def test_edit_distance_matches_a_reference():
-    def ref(a, b):
-        d = list(range(len(b) + 1))
-        for i, x in enumerate(a, 1):
-            prev, d[0] = d[0], i
-            for j, y in enumerate(b, 1):
-                prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (x != y))
-        return d[-1]
-
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randint(0, 3, (50, 6), generator=g), torch.randint(0, 3, (50, 6), generator=g)
-    assert edit_distance(a, b).tolist() == [float(ref(x.tolist(), y.tolist())) for x, y in zip(a, b)]
+    for row, target in zip(batch.inputs[0], batch.targets[0]):
+        text = D.render(row)
+        a, b = int(text[1:4]), int(text[5:8])
+        assert text[:9] == f"^{a:03d}+{b:03d}=" and D.render(target) == _expected(a, b, 3, fmt)
 
 
 def test_addition_metrics_on_perfect_and_one_wrong_outputs():
-    task = AdditionLMTask(digits=2)
+    task = _task(2)
     batch = TaskStack([task]).sample(StackRNG([0]), 16, step=0)
-    logits = torch.nn.functional.one_hot(batch.targets, 13).float() * 20  # (1, 16, 3, 13)
+    logits = torch.nn.functional.one_hot(batch.targets, D.VOCAB).float() * 20  # (1, 16, 4, 17): 3 digits + END
     m = task.metrics(logits, batch)
     assert m["accuracy"][0].item() == 16 and m["edit_distance"][0].item() == 0
     wrong = logits.clone()
-    wrong[:, :, 1] = torch.nn.functional.one_hot((batch.targets[:, :, 1] + 1) % 10, 13).float() * 20
+    digit = batch.targets[:, :, 1] - D.DIGIT0
+    wrong[:, :, 1] = torch.nn.functional.one_hot((digit + 1) % 10 + D.DIGIT0, D.VOCAB).float() * 20
     m = task.metrics(wrong, batch)
     assert m["accuracy"][0].item() == 0 and m["edit_distance"][0].item() == 16  # one substitution each
-    assert m["token_accuracy"][0].item() == 32
-    assert m["token_accuracy_by_position"][0].tolist() == [[16.0, 0.0, 16.0]]
+    assert m["token_accuracy"][0].item() == 48
+    assert m["digit_accuracy"][0].tolist() == [[16.0, 0.0, 16.0, 16.0]]
 
 
 def test_modular_addition_split_is_fixed_and_disjoint():

@@ -1,9 +1,11 @@
-"""Scaling study part A: the frame (experiment contract, presets), the generators (markov_lm, stdlib_lm,
+"""Scaling study part A: the frame (experiment contract, presets), the generators (markov_lm, text_lm on the stdlib,
 sparse_parity), the laws analysis on a known surface, and the smoke presets trained end to end."""
 
 from __future__ import annotations
 
 import json
+import sysconfig
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,10 +13,11 @@ import pytest
 import torch
 
 from limitlab.rng import StackRNG
+from limitlab.studies.scaling import laws as L
 from limitlab.tasks.base import TaskStack
 from limitlab.tasks.markov_lm import MarkovLMTask, oracle_loss
 from limitlab.tasks.sparse_parity import SparseParityTask
-from limitlab.tasks.stdlib_lm import StdlibLMTask, corpus_bytes
+from limitlab.tasks.text_lm import TextLMTask, corpus_bytes, corpus_files
 
 # ---- markov_lm ------------------------------------------------------------------------------------------------
 
@@ -59,13 +62,18 @@ def test_markov_language_depends_on_language_seed_only_and_refuses_bad_settings(
         MarkovLMTask(order=3, length=3)
 
 
-# ---- stdlib_lm ------------------------------------------------------------------------------------------------
+# ---- the stdlib corpus of the laws experiment (text_lm) ----------------------------------------------------------
 
 def test_stdlib_windows_are_contiguous_bytes_of_their_part():
-    task = StdlibLMTask(length=24)
+    task = TextLMTask(length=24, **L.STDLIB)
+    assert list(task.splits()) == ["test"] and task.scored_tokens == 24
     batch = TaskStack([task]).sample(StackRNG([2]), 8, step=1)
     assert torch.equal(batch.inputs[..., 1:], batch.targets[..., :-1])
-    train, test = corpus_bytes("train", 5), corpus_bytes("test", 5)
+    skip = tuple(L.STDLIB["skip_dirs"])
+    files = corpus_files("stdlib", "train", 20, skip) + corpus_files("stdlib", "test", 20, skip)
+    root = Path(sysconfig.get_paths()["stdlib"])
+    assert files and not any({"test", "tests", "idle_test"} & set(p.relative_to(root).parts) for p in files)
+    train, test = (corpus_bytes("stdlib", part, 20, "cpu", skip).numpy().tobytes() for part in ("train", "test"))
     assert len(train) > 1_000_000 and len(test) > 10_000
     for row in batch.inputs[0]:
         assert bytes(row.tolist()) in train

@@ -15,7 +15,9 @@ from limitlab.train.trainer import train_runs
 def test_equal_tokens_fewer_samples_for_longer_formats():
     specs = S.scratchpad_specs([16, 32], digits=3, token_budget=1_000_000, seeds=2)
     assert len(specs) == 3 * 2 * 2 and all(s.tags["experiment"] == "scratchpad" for s in specs)
-    by_fmt = {s.task.format: s for s in specs}
+    by_fmt = {s.tags["format"]: s for s in specs}
+    assert {f: s.task.format for f, s in by_fmt.items()} == {"plain": "plain", "reverse": "fixed",
+                                                           "scratchpad": "detailed"}
     for s in specs:
         assert s.tags["tokens"] == pytest.approx(1_000_000, rel=0.01)
         assert s.tags["tokens"] == s.train.steps * s.train.batch_size * s.task.seq_len()
@@ -44,7 +46,7 @@ def test_smoke_preset_trains_and_reports(tmp_path):
     store = RunStore(tmp_path / "store")
     store.add(specs)
     for fmt in S.FORMATS:
-        train_runs([s for s in specs if s.task.format == fmt], store)
+        train_runs([s for s in specs if s.tags["format"] == fmt], store)
     page = Page("scaling")
     out, figures, claims, render = S.report_section(runs_by_experiment(store)["scratchpad"], tmp_path / "out")
     render(page)

@@ -8,6 +8,7 @@ from limitlab.studies.cope import STUDY as COPE
 from limitlab.studies.counting import STUDY as COUNTING
 from limitlab.studies.icl import STUDY as ICL
 from limitlab.studies.scaling import STUDY as SCALING
+from limitlab.studies.tasks import STUDY as TASKS
 
 STUDIES: dict[str, Study] = {
     COUNTING.name: COUNTING,
@@ -15,6 +16,7 @@ STUDIES: dict[str, Study] = {
     SCALING.name: SCALING,
     ARITHMETIC.name: ARITHMETIC,
     ICL.name: ICL,
+    TASKS.name: TASKS,
 }
 
 __all__ = ["STUDIES", "Study"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from limitlab.tasks.addition_lm import AdditionLMTask
 from limitlab.tasks.arithmetic import ArithmeticTask
 from limitlab.tasks.base import Batch, Task
 from limitlab.tasks.counting import CountingTask
@@ -17,12 +16,10 @@ from limitlab.tasks.markov_lm import MarkovLMTask
 from limitlab.tasks.modular_addition import ModularAdditionTask
 from limitlab.tasks.selective_copy import SelectiveCopyTask
 from limitlab.tasks.sparse_parity import SparseParityTask
-from limitlab.tasks.stdlib_lm import StdlibLMTask
 from limitlab.tasks.text_lm import TextLMTask
 from limitlab.tasks.variable_counting import VariableCountingTask
 
 TASKS: dict[str, type[Task]] = {
-    "addition_lm": AdditionLMTask,
     "counting": CountingTask,
     "flipped_icl": FlippedICLTask,
     "arithmetic": ArithmeticTask,
@@ -38,7 +35,6 @@ TASKS: dict[str, type[Task]] = {
     "icl_mixture": ICLMixture,
     "markov_lm": MarkovLMTask,
     "sparse_parity": SparseParityTask,
-    "stdlib_lm": StdlibLMTask,
 }
 
 __all__ = ["TASKS", "Batch", "Task", "CountingTask"]

@@ -1,4 +1,5 @@
-"""Exact base-10 arithmetic on digit tensors, and the packing of digit segments into token sequences.
+"""Exact base-10 arithmetic on digit tensors, the packing of digit segments into token sequences, and the edit
+distance between token rows.
 
 Numbers are tensors of digits, **least significant first**, with a trailing model/batch shape: ``x[..., i]`` is
 the digit of 10^i, zero beyond the number's length. Operands of 20 or 100 digits do not fit in an int64, so
@@ -121,6 +122,28 @@ def reverse_within(digits: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
     return digits.gather(-1, idx) * (k < length.unsqueeze(-1))
 
 
+def edit_distance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Levenshtein distance between token rows: (..., L) and (..., L') -> (...) float.
+
+    One row of the dynamic-programming table per token of ``pred``, vectorised over the batch and over the row:
+    with t[j] = min(deletion, substitution) from the row above, the insertion chain cur[j] = min(t[j],
+    cur[j-1] + 1) is the running minimum cur[j] = j + min over k ≤ j of (t[k] − k).
+
+    >>> edit_distance(torch.tensor([[1, 2, 3], [1, 2, 3]]), torch.tensor([[1, 3, 3], [2, 3, 0]])).tolist()
+    [1.0, 2.0]
+    """
+    lp, lt = pred.shape[-1], target.shape[-1]
+    lead = pred.shape[:-1]
+    j = torch.arange(lt + 1, device=pred.device, dtype=torch.float32)
+    prev = j.expand(*lead, lt + 1)  # (..., L' + 1): distances from the empty prefix of pred
+    for i in range(1, lp + 1):
+        sub = prev[..., :-1] + (pred[..., i - 1:i] != target).float()  # (..., L')
+        t = torch.cat([torch.full((*lead, 1), float(i), device=pred.device), torch.minimum(sub, prev[..., 1:] + 1)],
+                      -1)
+        prev = torch.cummin(t - j, -1).values + j
+    return prev[..., lt]
+
+
 @dataclass(frozen=True)
 class Segment:
     """Tokens (M, B, W) of which the first ``length`` (M, B) (or all W) go into the sequence; ``scored`` (bool,
@@ -149,6 +172,16 @@ def pack(segments: Sequence[Segment], total: int) -> tuple[torch.Tensor, torch.T
     first = segments[0].tokens
     m, b = first.shape[:2]
     dev = first.device
+    buffer = torch.cat([s.tokens for s in segments], -1)  # (M, B, sum W)
+    flags = torch.cat([s.scored.expand_as(s.tokens) if torch.is_tensor(s.scored)
+                       else torch.full_like(s.tokens, bool(s.scored), dtype=torch.bool) for s in segments], -1)
+    width = buffer.shape[-1]
+    if all(s.length is None for s in segments):  # fixed widths: the segments end to end, then padding
+        if width > total:
+            raise ValueError(f"packed sequence of {width} tokens exceeds its declared {total}")
+        valid = (torch.arange(total, device=dev) < width).expand(m, b, total)
+        return (torch.nn.functional.pad(buffer, (0, total - width), value=PAD),
+                torch.nn.functional.pad(flags, (0, total - width), value=False), valid)
     lengths = [s.length if s.length is not None else torch.full((m, b), s.tokens.shape[-1], device=dev)
                for s in segments]
     lengths = torch.stack(lengths, -1)  # (M, B, P)
@@ -157,14 +190,11 @@ def pack(segments: Sequence[Segment], total: int) -> tuple[torch.Tensor, torch.T
     if dev.type == "cpu" and int(ends[..., -1].max()) > total:  # checked where it costs no device sync
         raise ValueError(f"packed sequence of {int(ends[..., -1].max())} tokens exceeds its declared {total}")
     buf_start = _offsets(tuple(s.tokens.shape[-1] for s in segments), str(dev))  # (P,) segment offsets in the buffer
-    buffer = torch.cat([s.tokens for s in segments], -1)  # (M, B, sum W)
-    flags = torch.cat([s.scored.expand_as(s.tokens) if torch.is_tensor(s.scored)
-                       else torch.full_like(s.tokens, bool(s.scored), dtype=torch.bool) for s in segments], -1)
     t = torch.arange(total, device=dev)
     part = (t[None, None, :, None] >= starts[..., None, :]).sum(-1) - 1  # (M, B, total): segment of each token
     within = t - starts.gather(-1, part)
     valid = t < ends[..., -1:]  # (M, B, total)
-    idx = (buf_start[part] + within).clamp(max=buffer.shape[-1] - 1)
+    idx = (buf_start[part] + within).clamp(max=width - 1)
     idx = torch.where(valid, idx, 0)
     tokens = torch.where(valid, buffer.gather(-1, idx), PAD)
     scored = flags.gather(-1, idx) & valid

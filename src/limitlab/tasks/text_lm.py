@@ -2,13 +2,15 @@
 
 Corpora (``corpus``):
 
-* ``"stdlib"`` (default) — the Python standard library's source, a code corpus that exists on every machine:
-  the ``*.py`` files under ``sysconfig.get_paths()["stdlib"]`` (site-packages excluded), sorted by relative path;
-  every ``heldout_every``-th file is held out for evaluation, the rest is training text. (Its size and content
-  follow the Python version: about 31 MB in 1,790 files for CPython 3.11.)
+* ``"stdlib"`` (default) — the Python standard library's source, a code corpus that exists on every machine
+  and needs no download: the ``*.py`` files under ``sysconfig.get_paths()["stdlib"]`` (site-packages excluded),
+  sorted by relative path; every ``heldout_every``-th file is held out for evaluation, the rest is training
+  text, so no test window shares a file with a training window. (Its size and content follow the Python
+  version: about 31 MB in 1,790 files for CPython 3.11, so losses compare within one interpreter.)
+  ``skip_dirs=["test", "tests", "idle_test"]`` leaves the test packages out (the library code only).
 * a path — a directory with Wikitext-style ``*train*`` and ``*test*`` files (e.g. ``wiki.train.tokens``,
-  ``wiki.test.tokens``); any other directory (its files, split by file as above); or one file (its last 10% of
-  bytes held out).
+  ``wiki.test.tokens``); any other directory (its files, split by file as above; ``skip_dirs`` applies); or one
+  file (its last 10% of bytes held out).
 
 The tokenizer is the identity on bytes (256 ids, no dependency), so perplexity here is *per byte*, not per
 BPE token as in the paper. The text is read once per process into a uint8 tensor; a sample is a window at a
@@ -18,8 +20,9 @@ uniformly random offset (drawn from the counter-based rng, the batch row first),
     target    e   f   ·   f   (   x       ← the next byte at every position
 
 Splits: ``test`` (held-out text at length T) and ``ctx1.5x``, ``ctx2x``, ``ctx2.5x`` (held-out text at 1.5T, 2T,
-2.5T; the factors are ``extrapolation``). Metrics: ``loss`` (nats per byte; perplexity = exp(loss)),
-``token_accuracy`` and ``loss_by_position`` (M, T): the mean loss at each position, for extrapolation curves.
+2.5T; the factors are ``extrapolation``; ``[]`` evaluates at T only). Metrics: ``loss`` (nats per byte; perplexity =
+exp(loss)), ``token_accuracy`` and ``loss_by_position`` (M, T): the mean loss at each position, for extrapolation
+curves.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class TextLMTask(Task):
     part: Literal["train", "test"] = Field("train", description="which text the task samples (splits use 'test')")
     extrapolation: tuple[float, ...] = Field((1.5, 2.0, 2.5), description="evaluation lengths as multiples of T")
     heldout_every: int = Field(10, ge=2, description="every N-th file (sorted) is held out")
+    skip_dirs: tuple[str, ...] = Field((), description="directory names whose files are left out, e.g. 'test'")
 
     @field_validator("corpus")
     @classmethod
@@ -65,6 +69,11 @@ class TextLMTask(Task):
     def vocab_size(self) -> int:
         return 256
 
+    @property
+    def scored_tokens(self) -> int:
+        """Scored tokens per training sequence (every position): what a token budget counts."""
+        return self.length
+
     def seq_len(self) -> int:
         return self.length
 
@@ -80,7 +89,7 @@ class TextLMTask(Task):
     @classmethod
     def sample(cls, stack: TaskStack, rng: StackRNG, batch_size: int, step: int | torch.Tensor) -> Batch:
         sh = stack.shared
-        data = corpus_bytes(sh.corpus, sh.part, sh.heldout_every, str(rng.device))  # (N,) uint8
+        data = corpus_bytes(sh.corpus, sh.part, sh.heldout_every, str(rng.device), sh.skip_dirs)  # (N,) uint8
         length = sh.length
         if data.numel() <= length + 1:
             raise ValueError(f"corpus {sh.corpus!r} ({sh.part}) has {data.numel()} bytes, fewer than a window "
@@ -100,17 +109,20 @@ class TextLMTask(Task):
                 "loss_by_position": (loss.sum(1), per_pos_count)}
 
 
-def corpus_files(corpus: str, part: str, heldout_every: int = 10) -> list[Path]:
+def corpus_files(corpus: str, part: str, heldout_every: int = 10, skip_dirs: tuple[str, ...] = ()) -> list[Path]:
     """The sorted files of one part of a corpus (see the module docstring)."""
+    skip = {"site-packages", *skip_dirs} if corpus == STDLIB else set(skip_dirs)
     if corpus == STDLIB:
         root = Path(sysconfig.get_paths()["stdlib"])
-        files = sorted((p for p in root.rglob("*.py") if "site-packages" not in p.parts and p.is_file()),
-                       key=lambda p: p.relative_to(root).as_posix())
+        found = root.rglob("*.py")
     else:
         root = Path(corpus).expanduser()
         if root.is_file():
             return [root]
-        files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+        found = root.rglob("*")
+    files = sorted((p for p in found if p.is_file() and not skip & set(p.relative_to(root).parts[:-1])),
+                   key=lambda p: p.relative_to(root).as_posix())
+    if corpus != STDLIB:
         named = [p for p in files if part in p.name]
         if named and any("train" in p.name for p in files):
             return named
@@ -118,11 +130,12 @@ def corpus_files(corpus: str, part: str, heldout_every: int = 10) -> list[Path]:
 
 
 @functools.lru_cache(maxsize=8)
-def corpus_bytes(corpus: str, part: str, heldout_every: int = 10, device: str = "cpu") -> torch.Tensor:
+def corpus_bytes(corpus: str, part: str, heldout_every: int = 10, device: str = "cpu",
+                 skip_dirs: tuple[str, ...] = ()) -> torch.Tensor:
     """One part of a corpus as a (N,) uint8 tensor of bytes on ``device`` (read once per process)."""
     if device != "cpu":
-        return corpus_bytes(corpus, part, heldout_every, "cpu").to(device)
-    files = corpus_files(corpus, part, heldout_every)
+        return corpus_bytes(corpus, part, heldout_every, "cpu", skip_dirs).to(device)
+    files = corpus_files(corpus, part, heldout_every, skip_dirs)
     if not files:
         raise ValueError(f"corpus {corpus!r} has no {part} files")
     blob = b"\n".join(p.read_bytes() for p in files)

@@ -1,7 +1,8 @@
 """Emergence vs metric (Schaeffer, Miranda & Koyejo 2023): the same runs scored by a sharp and by smooth metrics.
 
-A ladder of model widths learns multi-digit addition (``addition_lm``, answer written least significant digit
-first; its n + 1 digits are scored) and a single 3-sparse parity. Every run is scored, at every evaluation
+A ladder of model widths learns multi-digit addition (the ``arithmetic`` task, answer written least significant
+digit first; its n + 1 digits and the end token are scored, see :func:`addition_task`) and a single 3-sparse
+parity. Every run is scored, at every evaluation
 step and at the end, by
 
 * **exact match** (the whole answer right; equal to greedy decoding's exact match, see the task),
@@ -47,12 +48,30 @@ def model_config(d_model: int, n_layers: int = 2, n_heads: int | None = None, ma
     return {"d_model": d_model, "n_layers": n_layers, "n_heads": heads, "max_len": max_len, **extra}
 
 
+ADDITION_FORMATS = {"plain": "plain", "reverse": "fixed", "scratchpad": "detailed"}  # ours -> arithmetic format
+
+
+def addition_task(digits: int, fmt: str = "reverse") -> dict[str, Any]:
+    """``digits``-digit addition as an ``arithmetic`` task dict: both operands uniform in [0, 10^digits), written
+    with leading zeros, the answer (digits + 1 tokens, then the end token) in ``fmt``: 'plain' (most significant
+    digit first), 'reverse' (least significant first) or 'scratchpad' (per digit from the units up a_i b_i
+    carry_in s_i, then the final carry and the plain answer: the task's 'detailed' format). No length splits.
+
+    >>> addition_task(3)["format"], addition_task(3, "scratchpad")["format"]
+    ('fixed', 'detailed')
+    """
+    if fmt not in ADDITION_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(ADDITION_FORMATS)}")
+    return {"name": "arithmetic", "op": "add", "format": ADDITION_FORMATS[fmt], "width": digits,
+            "train_digits": [digits], "test_digits": [], "uniform": True}
+
+
 def task_config(task: str, digits: int = 4, parity_bits: int = 12, parity_k: int = 3,
                 fmt: str = "reverse") -> dict[str, Any]:
     """The task dict of one emergence task: 'addition' (answer in ``fmt``) or 'sparse_parity' (one k-sparse
     parity)."""
     if task == "addition":
-        return {"name": "addition_lm", "digits": digits, "format": fmt}
+        return addition_task(digits, fmt)
     if task == "sparse_parity":
         return {"name": "sparse_parity", "n_bits": parity_bits, "k": parity_k, "subtasks": 1}
     raise ValueError(f"unknown emergence task {task!r}; allowed: addition, sparse_parity")
@@ -64,8 +83,9 @@ def emergence_specs(widths: Sequence[int], tasks: Sequence[str] = ("addition",),
                     lr: float = 3e-3, seeds: int | Sequence[int] = 1, n_layers: int = 2, eval_every: int = 0,
                     eval_size: int = 512) -> list[RunSpec]:
     """(task × width × seed) runs; tags: experiment, task, d, seed. Addition is scored on its n + 1 answer
-    digits (written least significant first by default: the format small models learn; 'plain' is much harder at
-    CPU budgets, see docs/scaling-results.md); sparse parity (one subtask of ``sparse_parity``) on its one bit."""
+    digits and the end token (written least significant first by default: the format small models learn; 'plain'
+    is much harder at CPU budgets, see docs/scaling-results.md); sparse parity (one subtask of ``sparse_parity``) on
+    its one bit."""
     if not widths:
         raise ValueError("widths is empty; give at least one model width")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -92,8 +112,8 @@ def smoke() -> list[RunSpec]:
 
 
 def quick(seeds: int = 1) -> list[RunSpec]:
-    """A CPU ladder of six widths, 1,500 steps each: 3-digit addition (4 answer tokens, reversed) and a 3-sparse
-    parity of 12 bits."""
+    """A CPU ladder of six widths, 1,500 steps each: 3-digit addition (4 answer digits, reversed, and END) and a
+    3-sparse parity of 12 bits."""
     return emergence_specs([4, 8, 12, 16, 24, 32], tasks=("addition", "sparse_parity"), digits=3, steps=1500,
                            batch_size=64, seeds=seeds, eval_every=300, eval_size=512)
 
@@ -115,7 +135,7 @@ def scores(record: dict, split: str = "test", answer_len: int | None = None) -> 
     """The four metrics of one result or eval record, each oriented so that 1 is perfect."""
     ce = record.get(f"{split}/loss", math.nan)
     dist = record.get(f"{split}/edit_distance", math.nan)
-    length = answer_len or len(record.get(f"{split}/token_accuracy_by_position") or []) or 1
+    length = answer_len or len(record.get(f"{split}/digit_accuracy") or []) or 1
     return {"exact_match": record.get(f"{split}/accuracy", math.nan),
             "token_accuracy": record.get(f"{split}/token_accuracy", math.nan),
             "token_probability": math.exp(-ce) if ce == ce else math.nan,
@@ -157,8 +177,9 @@ def curve_table(specs: Sequence[RunSpec], records: dict[str, list[dict]]) -> pd.
 
 
 def _answer_len(spec: RunSpec) -> int:
-    """Scored tokens per sequence: the addition answer's length, or 1 (a single read-out, e.g. parity)."""
-    return int(getattr(spec.task, "out_len", 1))
+    """Scored tokens per sequence: the addition answer's length (end token included), or 1 (a single read-out,
+    e.g. parity)."""
+    return int(spec.task.slots()) if spec.task.name == "arithmetic" else 1
 
 
 def _n_params(spec: RunSpec) -> int:
@@ -320,11 +341,11 @@ def report_section(runs: pd.DataFrame, out_dir: str | Path) -> tuple[dict, dict,
 
     def render(page) -> None:
         page.paragraph("The same runs scored four ways: addition (the answer's n + 1 digits, least significant "
-                       "first, are scored) and one 3-sparse parity (one answer bit: exact match = per-token "
-                       "accuracy, so only exp(-CE) is a continuous counterpart). Exact match is the sharp metric; "
-                       "per-token accuracy, exp(-cross-entropy) and 1 - edit distance / L are continuous. 'Largest "
-                       "step share' is the share of a metric's range covered by the largest single step of the "
-                       "width ladder (1 = all of it at once).")
+                       "first, and the end token are scored) and one 3-sparse parity (one answer bit: exact match = "
+                       "per-token accuracy, so only exp(-CE) is a continuous counterpart). Exact match is the sharp "
+                       "metric; per-token accuracy, exp(-cross-entropy) and 1 - edit distance / L are continuous. "
+                       "'Largest step share' is the share of a metric's range covered by the largest single step of "
+                       "the width ladder (1 = all of it at once).")
         if specs and "sparse_parity" not in tasks:
             why = "no sparse_parity task is registered" if "sparse_parity" not in TASKS else \
                 "no sparse-parity runs are in this store"

@@ -6,7 +6,8 @@
   learned in a jump — every run below ~10^10 FLOPs sat at 2.4–2.7 nats, the larger ones fell to ~0.9 once
   attention found the previous token — so the cheap runs could not predict the expensive ones (the held-out
   run's loss was over-predicted by 134%). Order 1 needs no attention circuit and is learned gradually.
-* ``stdlib`` — byte-level Python standard-library source (:class:`~limitlab.tasks.stdlib_lm.StdlibLMTask`).
+* ``stdlib`` — byte-level Python standard-library source without its test packages
+  (:class:`~limitlab.tasks.text_lm.TextLMTask`, :data:`STDLIB`: one file in 20 held out, evaluated at T only).
 
 Every (size, budget) cell is its own run with a warmup + cosine schedule ending at its own budget (Hoffmann et
 al.: never reuse intermediate checkpoints of a longer run). The budgets of one size share a stack (runs may
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 from limitlab.nn.model import ModelConfig, StackedTransformer
 from limitlab.spec import RunSpec
 from limitlab.tasks.markov_lm import MarkovLMTask
-from limitlab.tasks.stdlib_lm import StdlibLMTask
+from limitlab.tasks.text_lm import TextLMTask
 
 Size = tuple[int, int, int]  # (n_layers, d_model, n_heads)
 
@@ -44,13 +45,14 @@ PAPER_SIZES: tuple[Size, ...] = ((2, 32, 4), (2, 48, 4), (2, 64, 4), (3, 96, 4),
 MARKOV = {"symbols": 64, "order": 1, "branching": 8, "concentration": 0.5}  # quick and smoke
 PAPER_MARKOV = {"symbols": 64, "order": 2, "branching": 8, "concentration": 0.5}
 CORPORA = ("markov", "stdlib")
+STDLIB = {"corpus": "stdlib", "skip_dirs": ["test", "tests", "idle_test"], "heldout_every": 20, "extrapolation": []}
 
 
 def task_for(corpus: str, length: int, markov: dict | None = None) -> dict:
     if corpus == "markov":
         return {"name": "markov_lm", "length": length, **(markov or MARKOV)}
     if corpus == "stdlib":
-        return {"name": "stdlib_lm", "length": length}
+        return {"name": "text_lm", "length": length, **STDLIB}
     raise ValueError(f"unknown corpus {corpus!r}; allowed: {', '.join(CORPORA)}")
 
 
@@ -80,7 +82,7 @@ def laws_specs(corpus: str, sizes: Sequence[Size], steps: Sequence[int], seeds: 
     if len(set(steps)) != len(steps) or min(steps) < 1:
         raise ValueError(f"steps must be distinct positive budgets, got {list(steps)}")
     task = task_for(corpus, length, markov)
-    task_obj = (MarkovLMTask if corpus == "markov" else StdlibLMTask).model_validate(
+    task_obj = (MarkovLMTask if corpus == "markov" else TextLMTask).model_validate(
         {k: v for k, v in task.items() if k != "name"})
     vocab, scored = task_obj.vocab_size(), task_obj.scored_tokens
     floor = task_obj.entropy_rate() if corpus == "markov" else None

@@ -22,10 +22,11 @@ import pandas as pd
 
 from limitlab.report.figures import save_figure
 from limitlab.spec import RunSpec
-from limitlab.studies.scaling.emergence import collect, model_config
-from limitlab.tasks.addition_lm import FORMATS, AdditionLMTask
+from limitlab.studies.scaling.emergence import ADDITION_FORMATS, addition_task, collect, model_config
+from limitlab.tasks.arithmetic import ArithmeticTask
 
 EXPERIMENT = "scratchpad"
+FORMATS = tuple(ADDITION_FORMATS)  # plain, reverse, scratchpad (tags.format; the task's formats in emergence)
 
 
 def scratchpad_specs(widths: Sequence[int], digits: int = 3, token_budget: int = 2_000_000, batch_size: int = 64,
@@ -38,12 +39,13 @@ def scratchpad_specs(widths: Sequence[int], digits: int = 3, token_budget: int =
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     out = []
     for fmt in formats:
-        task = AdditionLMTask(digits=digits, format=fmt)
+        cfg = addition_task(digits, fmt)
+        task = ArithmeticTask.model_validate({k: v for k, v in cfg.items() if k != "name"})
         steps = max(1, round(token_budget / (batch_size * task.seq_len())))
         for d in widths:
             for seed in seed_list:
                 out.append(RunSpec(
-                    study="scaling", seed=seed, task={"name": "addition_lm", "digits": digits, "format": fmt},
+                    study="scaling", seed=seed, task=cfg,
                     model=model_config(d, n_layers, max_len=max(64, task.seq_len())),
                     optim={"optimizer": "adamw", "lr": lr, "weight_decay": 0.01, "schedule": "cosine",
                            "warmup_steps": min(100, steps // 10)},
@@ -84,7 +86,7 @@ def curves(specs: Sequence[RunSpec], records: dict[str, list[dict]]) -> pd.DataF
             if "test/accuracy" not in rec:
                 continue
             step = rec["step"]
-            rows.append({"run_id": spec.run_id, "format": spec.task.format, "d": spec.model.d_model,
+            rows.append({"run_id": spec.run_id, "format": spec.tags["format"], "d": spec.model.d_model,
                          "seed": spec.seed, "step": step, "samples": step * spec.train.batch_size,
                          "tokens": step * spec.train.batch_size * spec.task.seq_len(),
                          "exact_match": rec["test/accuracy"], "token_accuracy": rec["test/token_accuracy"]})
@@ -97,7 +99,7 @@ def final_table(specs: Sequence[RunSpec], results: dict[str, dict]) -> pd.DataFr
     for spec in specs:
         res = results.get(spec.run_id)
         if res:
-            rows.append({"format": spec.task.format, "d": spec.model.d_model, "seed": spec.seed,
+            rows.append({"format": spec.tags["format"], "d": spec.model.d_model, "seed": spec.seed,
                          "samples": spec.tags.get("samples"), "tokens": spec.tags.get("tokens"),
                          "exact_match": res["test/accuracy"], "token_accuracy": res["test/token_accuracy"]})
     return pd.DataFrame(rows, columns=["format", "d", "seed", "samples", "tokens", "exact_match", "token_accuracy"])
@@ -203,7 +205,7 @@ def report_section(runs: pd.DataFrame, out_dir: str | Path) -> tuple[dict, dict,
         if not specs:
             page.paragraph("No finished scratchpad runs in this store.", css="note")
             return
-        page.paragraph(f"{specs[0].task.digits}-digit addition; every run processes the same number of training "
+        page.paragraph(f"{specs[0].task.width}-digit addition; every run processes the same number of training "
                        f"tokens ({specs[0].tags.get('tokens'):,} for the first), so longer formats see fewer "
                        "samples. Exact match covers everything the model writes (scratchpad included).")
         if "exact_match" in figures:
