@@ -76,7 +76,8 @@ def test_a_registered_task_is_a_preset_and_required_fields_are_named(toy, tmp_pa
     assert set(study.presets) == set(TASKS) and "toy_regression" in study.presets
     specs = study.specs("toy_regression", {"task.width": 2, "model.d_model": 8, "study.seeds": 2})
     assert [s.seed for s in specs] == [0, 1] and all(s.task.width == 2 and s.model.d_model == 8 for s in specs)
-    assert all(s.study == "tasks" and s.tags == {"task": "toy_regression"} for s in specs)
+    assert all(s.study == "tasks" and s.tags == {"task": "toy_regression", "set": "model.d_model=8, task.width=2"}
+               for s in specs)  # the override is recorded beside the label
     assert study.specs("needy", {"task.width": 3})[0].task.width == 3
 
     store = ["--store", str(tmp_path / "store")]

@@ -19,6 +19,7 @@ ValueError: study.seeds=True: Input should be a valid integer (preset 'quick' wa
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Callable, Sequence
@@ -37,13 +38,14 @@ MAX_SHOWN = 80  # characters of a bad value quoted in an error line
 def options_model(fn: Callable[..., Any]) -> type[BaseModel]:
     """The strict pydantic model of a preset function's keyword options (from its annotations and defaults; a
     wrapper that sets ``__wrapped__`` is read through)."""
-    hints = typing.get_type_hints(inspect.unwrap(fn))
+    target = inspect.unwrap(fn)
+    hints = typing.get_type_hints(target.func if isinstance(target, functools.partial) else target)
     fields: dict[str, Any] = {}
     for name, param in inspect.signature(fn).parameters.items():
         default = param.default if param.default is not inspect.Parameter.empty else ...
         fields[name] = (hints.get(name, Any), default)
     config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, arbitrary_types_allowed=True)
-    return create_model(f"{fn.__name__}_options", __config__=config, **fields)
+    return create_model(f"{getattr(fn, '__name__', 'preset')}_options", __config__=config, **fields)
 
 
 def validate_options(fn: Callable[..., Any], preset: str, values: dict[str, Any]) -> dict[str, Any]:

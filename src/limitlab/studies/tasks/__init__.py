@@ -116,7 +116,7 @@ class TaskStudy(Study):
         overrides = dict(overrides or {})
         task = build_task(preset, {k: v for k, v in overrides.items() if k.startswith("task.")})
         fn = functools.partial(task_specs, task)  # its signature keeps `seeds`: the one study option
-        one = Study(self.name, self.question, self.reproduces, {preset: fn})
+        one = Study(self.name, self.question, self.reproduces, {preset: fn}, labels=self.labels, design=self.design)
         return one.specs(preset, overrides)
 
 
@@ -133,4 +133,5 @@ STUDY = TaskStudy(
     presets=_Registry(_preset),  # type: ignore[arg-type]
     report=_report,
     preset_notes=_Registry(lambda name: _first_line(TASKS[name])),  # type: ignore[arg-type]
+    labels={"seed": "seed", "task": "task.name"},
 )
