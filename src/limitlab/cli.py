@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk-models", type=int, default=0, metavar="N",
                      help="forward/backward N models at a time (0: automatic; CPU only chooses < stack size)")
     run.add_argument("--save-weights", action="store_true",
-                     help="keep each finished run's weights (runs/<id>/weights.pt), for probes and export")
+                     help="keep each finished run's weights (runs/<id>/weights.safetensors), for probes and export")
     run.add_argument("--retry-failed", action="store_true", help="train runs that failed earlier again")
     run.add_argument("--checkpoint-minutes", type=float, default=5.0, metavar="MIN",
                      help="also checkpoint every MIN minutes of wall time (0: only train.checkpoint_every)")
