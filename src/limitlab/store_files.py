@@ -268,8 +268,9 @@ def _kind(mode: int) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    """``exc`` as one line: its message's first line, after its type unless it is a FormatError (a message)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if text and isinstance(exc, FormatError) else f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
 def _atomic_write(path: Path, data: bytes | Any) -> None:
