@@ -2,6 +2,8 @@
 
 Bad input exits with status 2 and one line ``limitlab: error: ...`` naming the bad value and what is allowed.
 A full disk exits with status 1 and one line naming the file that could not be written (finished runs are kept).
+``limitlab run`` exits with status 1 when a run of its sweep failed (its summary line says how many and how to see
+why).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def _open_store(path: str):
     return RunStore(path)
 
 
-def cmd_run(args: argparse.Namespace) -> None:
+def cmd_run(args: argparse.Namespace) -> int:
     from limitlab.planner import plan
     from limitlab.progress import SweepProgress
     from limitlab.train.trainer import TrainOptions
@@ -118,9 +120,13 @@ def cmd_run(args: argparse.Namespace) -> None:
                             retry_failed=args.retry_failed)
     progress.close()
     counts = store.counts(study.name).get(study.name, {})
+    failed = sum(1 for v in store.status_of([s.run_id for s in specs]).values() if v == "failed")
     print(f"trained {summary['trained']} run(s), skipped {summary['skipped']} (claimed elsewhere), "
           f"failed {summary['failed']} in {time.monotonic() - start:.1f}s; study {study.name}: "
-          + ", ".join(f"{k} {v}" for k, v in counts.items()))
+          + ", ".join(f"{k} {v}" for k, v in counts.items())
+          + (f"; {failed} run(s) of this sweep failed: `limitlab status --runs` shows why, --retry-failed trains "
+             "them again" if failed else ""))
+    return 1 if failed else 0  # exit status 1: scripts and CI notice a sweep with failed runs
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -314,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
         else None
     try:
-        args.fn(args)
+        code = args.fn(args)  # cmd_run: 1 when a run of the sweep failed; the others return None (0)
     except (CliError, StoreError, ValidationError, ValueError) as exc:
         print(f"limitlab: error: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -332,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return 0
+    return code or 0
 
 
 def _disk_full(exc: BaseException | None) -> OSError | None:
