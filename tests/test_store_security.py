@@ -265,3 +265,15 @@ def test_a_linked_run_folder_is_refused_in_one_line(reference, tmp_path, capsys)
     assert main(["status", "--store", str(store)]) == 2
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and "symbolic link" in lines[0] and run_id in lines[0], lines
+
+
+def test_a_linked_run_folder_planted_in_advance_is_never_written_through(reference, tmp_path, capsys):
+    _, run_id, _ = reference
+    store, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (store / "runs").mkdir(parents=True)
+    (store / "runs" / run_id).symlink_to(elsewhere, target_is_directory=True)
+    assert main([*TINY, "--store", str(store)]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "symbolic link" in lines[0] and "not a run folder" in lines[0], lines
+    assert list(elsewhere.iterdir()) == []

@@ -211,8 +211,8 @@ class RunStore(RunFiles):
                 self._tidy(run_id)
             for run_id in damaged:  # its spec.json may be gone with its folder
                 spec = self._rows([run_id], "spec_json")[run_id][0]
-                if not (self.runs_dir / run_id / "spec.json").exists():
-                    _atomic_write(self.runs_dir / run_id / "spec.json", spec.encode())
+                if not os.path.lexists(self._dir(run_id) / "spec.json"):
+                    _atomic_write(self._dir(run_id) / "spec.json", spec.encode())
 
     def damaged(self, study: str | None = None) -> dict[str, str]:
         """{run_id: reason} of the runs whose result was found damaged (they train again on the next run)."""
@@ -231,7 +231,7 @@ class RunStore(RunFiles):
         known = self._rows(ids, "status")
         new = {spec.run_id: spec for spec in specs if spec.run_id not in known}
         for run_id, spec in new.items():  # files first: a row always has its spec.json
-            _atomic_write(self.runs_dir / run_id / "spec.json", spec.model_dump_json(indent=2).encode())
+            _atomic_write(self._dir(run_id) / "spec.json", spec.model_dump_json(indent=2).encode())
         if new:
             now = time.time()
             with self._transaction() as db:

@@ -51,9 +51,9 @@ class StoreError(Exception):
 class UnsafeFileError(StoreError):
     """A path in a run folder that is a symbolic link or not a regular file (never followed, read or written)."""
 
-    def __init__(self, path: Path, kind: str) -> None:
-        super().__init__(f"{path} is {kind}, not a regular file; limitlab never follows links or opens special files "
-                         "inside a store (remove it, and the run's files are written afresh)")
+    def __init__(self, path: Path, kind: str, want: str = "a regular file") -> None:
+        super().__init__(f"{path} is {kind}, not {want}; limitlab never follows links or opens special files inside "
+                         "a store (remove it, and the run's files are written afresh)")
         self.kind = kind
 
 
@@ -76,7 +76,7 @@ class RunFiles:
         except FileNotFoundError:
             return folder
         if not stat.S_ISDIR(mode):
-            raise UnsafeFileError(folder, _kind(mode)) from None
+            raise UnsafeFileError(folder, _kind(mode), "a run folder") from None
         return folder
 
     def append_metrics(self, run_id: str, records: Sequence[dict]) -> None:
