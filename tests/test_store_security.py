@@ -277,3 +277,13 @@ def test_a_linked_run_folder_planted_in_advance_is_never_written_through(referen
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and "symbolic link" in lines[0] and "not a run folder" in lines[0], lines
     assert list(elsewhere.iterdir()) == []
+
+
+def test_metric_records_of_the_wrong_kind_do_not_stop_a_resume(tmp_path):
+    store = RunStore(tmp_path / "store")
+    from tests.conftest import counting_spec
+
+    (run_id,) = store.add([counting_spec()])
+    (store.runs_dir / run_id / "metrics.jsonl").write_text('{"step": "ten"}\n[1, 2]\n{"step": 3}\n{"step": 30}\n')
+    store.truncate_metrics(run_id, 10)
+    assert store.metrics(run_id) == [{"step": 3}]

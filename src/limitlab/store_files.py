@@ -183,7 +183,7 @@ class RunFiles:
         path = self._dir(run_id) / "metrics.jsonl"
         data = _read_regular(path) or b""
         records = _records(data)
-        kept = [r for r in records if r.get("step", 0) <= after_step]
+        kept = [r for r in records if isinstance(r.get("step", 0), (int, float)) and r.get("step", 0) <= after_step]
         if len(kept) != len(records) or (data and not data.endswith(b"\n")):
             _atomic_write(path, "".join(json.dumps(r, default=_jsonable) + "\n" for r in kept).encode())
 
