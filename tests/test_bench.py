@@ -80,6 +80,32 @@ def test_bench_rejects_bad_input(capsys):
     assert main(["bench", "--modes", "fastest"]) == 2
 
 
+@pytest.mark.parametrize("bad, allowed", [
+    (["--models", "0"], ">= 1"), (["--models", "-1"], ">= 1"), (["--heads", "0"], ">= 1"),
+    (["--threads", "0"], ">= 1"), (["--threads", "-1"], ">= 1"), (["--device", "tpu"], "allowed: auto, cpu, cuda"),
+    (["--d", "8", "--heads", "3"], "allowed for 8: 1, 2, 4, 8"), (["--repeat", "0"], ">= 1"),
+    (["--repeat", "-1"], ">= 1"), (["--seconds", "-1"], "> 0"), (["--seconds", "nan"], "> 0"),
+    (["--preset-stacks", "0"], ">= 1"), (["--preset-stacks", "-1"], ">= 1"), (["--peak-flops", "-1"], ">= 0"),
+    (["--peak-flops", "inf"], ">= 0"), (["--loop-models", "-1"], ">= 1"), (["--loop-models", "0"], ">= 1"),
+    (["--d", "0"], ">= 1"), (["--batch", "0"], ">= 1"), (["--layers", "0"], ">= 1"),
+    (["--preset-max-models", "-1"], ">= 0"), (["--modes", "eager,fast"], "allowed: auto"),
+    (["--attention", "sdpa", "--attn-d", "10", "--heads", "4"], "allowed for 10: 1, 2, 5, 10"),
+    (["--attention", "sdpa", "--T", "0"], ">= 1"),
+])
+def test_bench_refuses_each_bad_argument_in_one_line_before_any_work(bad, allowed, capsys, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("bench started work before checking its arguments")
+
+    for name in ("measure", "device_info", "run_attention"):
+        monkeypatch.setattr(bench, name, no_work)
+    monkeypatch.setattr(torch, "set_num_threads", no_work)
+    assert main(["bench", *bad]) == 2
+    out = capsys.readouterr()
+    lines = out.err.splitlines()
+    assert out.out == "" and len(lines) == 1 and lines[0].startswith("limitlab: error: --"), lines
+    assert bad[-1] in lines[0] and allowed in lines[0], lines[0]  # names the value and what is allowed
+
+
 def test_projection_fit():
     a, b = bench.fit_line([1.0, 2.0, 3.0], [3.0, 5.0, 7.0])
     assert a == pytest.approx(1.0) and b == pytest.approx(2.0)

@@ -58,11 +58,11 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "limitlab.cli", *args, "--store", str(killed)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not list(killed.glob("runs/*/checkpoint.pt")) and time.time() < deadline and proc.poll() is None:
+    while not list(killed.glob("runs/*/checkpoint.safetensors")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert list(killed.glob("runs/*/checkpoint.pt")), "no checkpoint was written before the kill"
+    assert list(killed.glob("runs/*/checkpoint.safetensors")), "no checkpoint was written before the kill"
     assert not results(killed), "the run finished before it was killed; the test proves nothing"
     limitlab(*args, "--store", str(killed))
     limitlab(*args, "--store", str(clean))

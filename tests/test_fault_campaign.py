@@ -28,7 +28,7 @@ interval (or when attempts run out); the rest come in a seeded shuffled order. N
 advances a run by more than one checkpoint interval, and 11 ``steps`` attempts cannot cover the sweep's 18
 intervals, so the sweep is still unfinished after the 20th kill however fast the machine is. The child
 freezes itself (SIGSTOP) at a hooked instant and the test kills it there; the hooks only choose *when* to die,
-the code that runs is the engine's. After every kill the store is checked: every checkpoint.pt loads and every
+the code that runs is the engine's. After every kill the store is checked: every checkpoint.safetensors loads and every
 result.json is a complete result (files are replaced atomically), and a result.json once written is never
 written again (a finished run is never trained twice). A real ``python -m limitlab.cli run`` then finishes the
 sweep: every run's result.json, metrics.jsonl and final weights (``--save-weights``) are compared with the
@@ -64,6 +64,7 @@ import torch
 
 from limitlab.cli import main
 from limitlab.store import RunStore
+from limitlab.store_codec import decode_checkpoint
 from limitlab.train.trainer import StackTrainer, TrainOptions
 
 forking_linux = pytest.mark.skipif(not hasattr(os, "fork") or not Path("/proc/self/stat").exists(),
@@ -123,12 +124,11 @@ def arm(kind, n):
     elif kind in ("ckpt_first", "ckpt_torn"):
         save = RunFiles.save_checkpoint
         def save_checkpoint(self, run_id, state):
-            if kind == "ckpt_first" and not (self._dir(run_id) / "checkpoint.pt").exists():
+            if kind == "ckpt_first" and not (self._dir(run_id) / "checkpoint.safetensors").exists():
                 stop()
             if kind == "ckpt_torn" and nth():
-                buf = io.BytesIO()
-                torch.save(state, buf)
-                store_files._atomic_write(self._dir(run_id) / "checkpoint.pt", half(buf.getvalue()))
+                store_files._atomic_write(self._dir(run_id) / "checkpoint.safetensors",
+                                          half(store_files.encode_checkpoint(state)))
             return save(self, run_id, state)
         RunFiles.save_checkpoint = save_checkpoint
     elif kind in ("result_torn", "result_unindexed"):
@@ -258,10 +258,10 @@ def _inspect(store: Path) -> dict[str, dict]:
             info["done"] = True
             stat = (folder / "result.json").stat()
             info["identity"] = (stat.st_ino, stat.st_mtime_ns)
-        if (folder / "checkpoint.pt").exists():
-            state = torch.load(folder / "checkpoint.pt", weights_only=False)  # a torn checkpoint raises here
+        if (folder / "checkpoint.safetensors").exists():
+            state = decode_checkpoint((folder / "checkpoint.safetensors").read_bytes())  # a torn one raises here
             info["ckpt"] = state["step"]
-        assert not (folder / "checkpoint.pt.corrupt").exists(), f"{folder.name}: a checkpoint was torn"
+        assert not (folder / "checkpoint.safetensors.corrupt").exists(), f"{folder.name}: a checkpoint was torn"
         out[folder.name] = info
     return out
 
@@ -369,7 +369,7 @@ def test_twenty_sigkills_then_resume_equal_an_uninterrupted_sweep(tmp_path):
         assert [(r["step"], sorted(r)) for r in got[1][run_id]] == steps, run_id  # no duplicated or missing record
         for i, (g, w) in enumerate(zip(got[1][run_id], want[1][run_id])):
             _compare(g, w, f"{run_id} metrics record {i}", differ)
-        mine, theirs = (torch.load(s / "runs" / run_id / "weights.pt") for s in (store, reference))
+        mine, theirs = (RunStore(s).load_weights(run_id) for s in (store, reference))
         assert mine.keys() == theirs.keys(), run_id
         differ.extend(f"{run_id} weights {name}" for name in theirs if not torch.equal(mine[name], theirs[name]))
     print(f"{len(want[0])} runs bit-identical, {len(regrouped)} of them resumed after their stack mate finished")

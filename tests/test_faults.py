@@ -75,11 +75,11 @@ def test_corrupt_checkpoint_is_set_aside_and_the_run_restarts(finished, tmp_path
     spec = RunStore(finished[0]).spec(run_id)
     s = RunStore(store)
     s.add([spec])
-    (store / "runs" / run_id / "checkpoint.pt").write_bytes(b"")  # a truncated checkpoint from a killed writer
+    (store / "runs" / run_id / "checkpoint.safetensors").write_bytes(b"")  # a truncated checkpoint from a killed writer
     s.append_metrics(run_id, [{"step": 10, "train_loss": 9.9}])  # records of the cut-off attempt
     assert main([*TINY, "--store", str(store)]) == 0
     err = capsys.readouterr().err
-    assert "checkpoint.pt.corrupt" in err and len([ln for ln in err.splitlines() if run_id in ln]) == 1
+    assert "checkpoint.safetensors.corrupt" in err and len([ln for ln in err.splitlines() if run_id in ln]) == 1
     assert results(store) == finished[1]
     steps = [r["step"] for r in RunStore(store).metrics(run_id) if "train_loss" in r]
     assert steps == sorted(set(steps)) and 9.9 not in [r.get("train_loss") for r in RunStore(store).metrics(run_id)]
@@ -101,7 +101,7 @@ def test_sigterm_hands_runs_back_and_resume_does_not_duplicate_metrics(tmp_path)
     args = [a for a in TINY if a != "--quiet"] + ["--set", "study.steps=600", "--set", "train.checkpoint_every=20",
                                                   "--log-seconds", "1"]
     proc = _start(args, store)
-    _wait_for("runs/*/checkpoint.pt", store, proc)
+    _wait_for("runs/*/checkpoint.safetensors", store, proc)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)

@@ -8,7 +8,7 @@ allowed). A finished run A is in the store; then run B starts, and the disk fill
 ==========  =====================================================================================
 target      the write that finds the disk full
 ==========  =====================================================================================
-checkpoint  B's first checkpoint.pt (written to a temporary file, then renamed)
+checkpoint  B's first checkpoint.safetensors (written to a temporary file, then renamed)
 metrics     B's first metrics.jsonl append
 result      B's result.json (temporary file, then renamed)
 index       the index row that marks B done (result.json is already complete: B is done, not lost)
@@ -27,16 +27,17 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from limitlab.cli import main
 from limitlab.store import RunStore
+from limitlab.store_codec import decode_checkpoint
 
 TINY = ["run", "counting", "--preset", "smoke", "--set", "study.ds=[8]", "--set", "study.ms=[3]",
         "--set", 'study.tasks=["qc"]', "--set", "study.steps=10", "--set", "train.checkpoint_every=5",
         "--set", "train.eval_every=5", "--quiet"]
 A, B = [*TINY, "--set", "study.seeds=[0]"], [*TINY, "--set", "study.seeds=[1]"]
-NAMES = {"checkpoint": "checkpoint.pt", "metrics": "metrics.jsonl", "result": "result.json", "index": "index.sqlite"}
+NAMES = {"checkpoint": "checkpoint.safetensors", "metrics": "metrics.jsonl", "result": "result.json",
+         "index": "index.sqlite"}
 
 HOOK = r'''
 import sys
@@ -169,8 +170,8 @@ def test_full_disk_stops_with_one_line_and_loses_nothing(finished, tmpfs, target
     (b,) = set(_folders(store)) - {a}
     for folder in _folders(store).values():
         assert not list(folder.glob(".*.tmp")), list(folder.iterdir())  # a failed write leaves no temporary file
-        if (folder / "checkpoint.pt").exists():
-            assert torch.load(folder / "checkpoint.pt", weights_only=False)["step"] > 0
+        if (folder / "checkpoint.safetensors").exists():
+            assert decode_checkpoint((folder / "checkpoint.safetensors").read_bytes())["step"] > 0
         if (folder / "result.json").exists():
             assert json.loads((folder / "result.json").read_bytes())["step"] == 10
     b_done = (store / "runs" / b / "result.json").exists()
@@ -184,4 +185,4 @@ def test_full_disk_stops_with_one_line_and_loses_nothing(finished, tmpfs, target
     counts = RunStore(store).counts("counting")["counting"]
     assert counts == {"pending": 0, "running": 0, "done": 2, "failed": 0, "damaged": 0, "stale": 0}
     assert (store / "runs" / a / "result.json").read_bytes() == finished
-    assert not (store / "runs" / b / "checkpoint.pt").exists()
+    assert not (store / "runs" / b / "checkpoint.safetensors").exists()

@@ -97,7 +97,7 @@ def test_query_sets_are_scored_one_prefix_at_a_time():
 def test_smoke_trains_and_reports_through_the_cli(tmp_path):
     store, out = tmp_path / "store", tmp_path / "report"
     assert main(["run", "icl", "--preset", "smoke", "--store", str(store), "--device", "cpu", "--quiet"]) == 0
-    assert len(list(store.glob("runs/*/weights.pt"))) == 2  # the study keeps its weights without --save-weights
+    assert len(list(store.glob("runs/*/weights.safetensors"))) == 2  # kept without --save-weights
     assert main(["report", "icl", "--store", str(store), "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["schema"] == "limitlab.icl.report/1" and res["runs"]["used"] == 2

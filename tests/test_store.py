@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import pickle
 import signal
 import socket
@@ -22,6 +24,13 @@ from limitlab.store import RunStore, StoreError
 def make_specs(n: int, start: int = 0, study: str = "counting") -> list[RunSpec]:
     return [RunSpec(study=study, task={"name": "counting", "m": 5}, model={"d_model": 8, "n_heads": 2, "max_len": 128},
                     seed=i) for i in range(start, start + n)]
+
+
+def checkpoint_state(step: int) -> dict:
+    """A checkpoint with the trainer's layout: params and Adam moments (tensors) and plain numbers."""
+    w = torch.arange(6.0).view(2, 3) * step
+    return {"step": step, "alive": True, "final_loss": 0.5, "params": {"w": w, "b": torch.ones(3)},
+            "optim": {"exp_avg": [w / 2, torch.zeros(3)], "exp_avg_sq": [w * w, torch.ones(3)], "t": float(step)}}
 
 
 def sql(store: RunStore, query: str, *args) -> list[tuple]:
@@ -174,7 +183,8 @@ ckpt, res = store.add([spec(0), spec(1)])
 k = 0
 while True:
     k += 1
-    store.save_checkpoint(ckpt, {"step": k, "w": torch.full((1_000_000,), float(k))})
+    store.save_checkpoint(ckpt, {"step": k, "alive": True, "params": {"w": torch.full((1_000_000,), float(k))},
+                                 "optim": {"exp_avg": [], "exp_avg_sq": [], "t": float(k)}})
     store.finish(res, {"step": k, "values": [k] * 50_000})
     store.append_metrics(ckpt, [{"step": k, "pad": "x" * 5000}])
     store.add([spec(1000 + k)])
@@ -200,7 +210,7 @@ def test_sigkill_leaves_no_torn_files(tmp_path: Path) -> None:
     for root in roots:
         store = RunStore(root)
         state = store.load_checkpoint(ckpt)
-        assert state is not None and state["step"] >= 1 and bool((state["w"] == state["step"]).all())
+        assert state is not None and state["step"] >= 1 and bool((state["params"]["w"] == state["step"]).all())
         result = store.result(res)
         assert result is not None and result["values"] == [result["step"]] * 50_000
         steps = [m["step"] for m in store.metrics(ckpt)]
@@ -214,17 +224,17 @@ def test_sigkill_leaves_no_torn_files(tmp_path: Path) -> None:
 def test_interrupted_write_keeps_the_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = RunStore(tmp_path / "store")
     (run_id,) = store.add(make_specs(1))
-    store.save_checkpoint(run_id, {"step": 1})
+    store.save_checkpoint(run_id, checkpoint_state(1))
 
-    def torn_save(obj, f) -> None:
-        f.write(b"PK\x03\x04 half a zip file")
+    def torn_fsync(fd: int) -> None:  # killed after the temporary file was written, before it is renamed
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(torch, "save", torn_save)
+    monkeypatch.setattr(os, "fsync", torn_fsync)
     with pytest.raises(KeyboardInterrupt):
-        store.save_checkpoint(run_id, {"step": 2})
-    assert store.load_checkpoint(run_id) == {"step": 1}
-    assert sorted(p.name for p in (store.runs_dir / run_id).iterdir()) == ["checkpoint.pt", "spec.json"]
+        store.save_checkpoint(run_id, checkpoint_state(2))
+    monkeypatch.undo()
+    assert store.load_checkpoint(run_id)["step"] == 1
+    assert sorted(p.name for p in (store.runs_dir / run_id).iterdir()) == ["checkpoint.safetensors", "spec.json"]
 
 
 def test_reopen_marks_runs_with_a_result_done(tmp_path: Path) -> None:
@@ -255,13 +265,18 @@ def test_checkpoint_roundtrip_and_cleanup(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "store")
     a, b = store.add(make_specs(2))
     assert store.load_checkpoint(a) is None
-    state = {"step": 7, "model": {"w": torch.arange(6.0).view(2, 3)}, "rng": [1, 2], "name": "x", "lr": 1e-3}
+    state = checkpoint_state(7)
+    state["final_loss"] = float("nan")
     store.save_checkpoint(a, state)
     loaded = store.load_checkpoint(a)
-    assert loaded["step"] == 7 and torch.equal(loaded["model"]["w"], state["model"]["w"]) and loaded["rng"] == [1, 2]
-    store.save_checkpoint(b, {"path": Path("/tmp"), "ids": {1, 2}})  # not weights_only-safe: still loads
-    assert store.load_checkpoint(b) == {"path": Path("/tmp"), "ids": {1, 2}}
-    (store.runs_dir / a / ".checkpoint.pt.999999999.beef.tmp").write_bytes(b"left by a killed writer")
+    assert (loaded["step"], loaded["alive"], loaded["optim"]["t"]) == (7, True, 7.0)
+    assert math.isnan(loaded["final_loss"])
+    assert loaded.keys() == state.keys() and torch.equal(loaded["params"]["w"], state["params"]["w"])
+    assert all(torch.equal(x, y) for x, y in zip(loaded["optim"]["exp_avg_sq"], state["optim"]["exp_avg_sq"]))
+    with pytest.raises(KeyError):  # only a checkpoint's layout can be written (tensors and plain numbers)
+        store.save_checkpoint(b, {"path": Path("/tmp"), "ids": {1, 2}})
+    assert store.load_checkpoint(b) is None
+    (store.runs_dir / a / ".checkpoint.safetensors.999999999.beef.tmp").write_bytes(b"left by a killed writer")
     store.finish(a, {"accuracy": 1.0})
     assert store.load_checkpoint(a) is None
     assert sorted(p.name for p in (store.runs_dir / a).iterdir()) == ["result.json", "spec.json"]

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 
 import torch
 
+from limitlab.bench_args import check_arguments
 from limitlab.bench_device import device_info, load_average, sync
 from limitlab.bench_project import fit_line, pick_stacks, project  # noqa: F401 - fit_line: part of the bench API
 from limitlab.bench_render import render
@@ -305,6 +306,7 @@ def measure(specs: Sequence[RunSpec], modes: Sequence[str], device: str, seconds
 # ---- entry point -----------------------------------------------------------------------------------------------
 
 def run(args: argparse.Namespace) -> dict:
+    check_arguments(args)  # every value before any work
     torch.set_num_threads(args.threads)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -2,6 +2,8 @@
 
 Bad input exits with status 2 and one line ``limitlab: error: ...`` naming the bad value and what is allowed.
 A full disk exits with status 1 and one line naming the file that could not be written (finished runs are kept).
+``limitlab run`` exits with status 1 when a run of its sweep failed (its summary line says how many and how to see
+why).
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def _open_store(path: str):
     return RunStore(path)
 
 
-def cmd_run(args: argparse.Namespace) -> None:
+def cmd_run(args: argparse.Namespace) -> int:
     from limitlab.progress import SweepProgress
     from limitlab.sweep import prepare
     from limitlab.train.trainer import TrainOptions
@@ -134,9 +136,13 @@ def cmd_run(args: argparse.Namespace) -> None:
         summary = run_local(plan, store, options, progress=progress.update, retry_failed=args.retry_failed)
     progress.close()
     counts = store.counts(study.name).get(study.name, {})
+    failed = sum(1 for v in store.status_of([s.run_id for s in specs]).values() if v == "failed")
     print(f"trained {summary['trained']} run(s), skipped {summary['skipped']} (claimed elsewhere), "
           f"failed {summary['failed']} in {time.monotonic() - start:.1f}s; study {study.name}: "
-          + ", ".join(f"{k} {v}" for k, v in counts.items()))
+          + ", ".join(f"{k} {v}" for k, v in counts.items())
+          + (f"; {failed} run(s) of this sweep failed: `limitlab status --runs` shows why, --retry-failed trains "
+             "them again" if failed else ""))
+    return 1 if failed else 0  # exit status 1: scripts and CI notice a sweep with failed runs
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
@@ -310,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk-models", type=int, default=0, metavar="N",
                      help="forward/backward N models at a time (0: automatic; CPU only chooses < stack size)")
     run.add_argument("--save-weights", action="store_true",
-                     help="keep each finished run's weights (runs/<id>/weights.pt), for probes and export")
+                     help="keep each finished run's weights (runs/<id>/weights.safetensors), for probes and export")
     run.add_argument("--retry-failed", action="store_true", help="train runs that failed earlier again")
     run.add_argument("--checkpoint-minutes", type=float, default=5.0, metavar="MIN",
                      help="also checkpoint every MIN minutes of wall time (0: only train.checkpoint_every)")
@@ -406,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
         else None
     try:
-        args.fn(args)
+        code = args.fn(args)  # cmd_run: 1 when a run of the sweep failed; the others return None (0)
     except (CliError, StoreError, ValidationError, ValueError) as exc:  # FolderError, TableError: ValueErrors
         print(f"limitlab: error: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -424,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return 0
+    return code or 0
 
 
 def _disk_full(exc: BaseException | None) -> OSError | None:

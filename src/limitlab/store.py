@@ -5,15 +5,16 @@ Layout of a store directory::
     root/index.sqlite           one row per run: run_id, study, status, spec_json, owner, heartbeat, ...
     root/runs/<run_id>/spec.json
     root/runs/<run_id>/metrics.jsonl   appended, fsynced; a torn line from a crash is skipped on read
-    root/runs/<run_id>/checkpoint.pt   replaced atomically; deleted when the run finishes
+    root/runs/<run_id>/checkpoint.safetensors   replaced atomically; deleted when the run finishes
     root/runs/<run_id>/result.json     written atomically *before* the row is marked 'done'
-    root/runs/<run_id>/weights.pt      the finished model's weights, when asked for (opt-in)
+    root/runs/<run_id>/weights.safetensors      the finished model's weights, when asked for (opt-in)
 
 Every file is written to a temporary name in the same folder, fsynced, then ``os.replace``d, so a reader sees the
 old file or the new one, never half of one. A run's status goes pending -> running -> done | failed; ``claim``
 takes runs inside one ``BEGIN IMMEDIATE`` transaction, so two processes never take the same run. A 'running' run
 whose owner stopped heartbeating (or whose process is gone, on this host) is stale and may be claimed again.
-The store must live on a local filesystem (SQLite WAL does not work over NFS).
+The store must live on a local filesystem (SQLite WAL does not work over NFS). Nothing in it is executed: tensors
+are safetensors, everything else JSON or SQLite rows (see :mod:`limitlab.store_files`).
 
 >>> store = RunStore("runs/")                                        # doctest: +SKIP
 >>> ids = store.add(specs)                                           # doctest: +SKIP
@@ -44,7 +45,16 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from limitlab.spec import RunSpec
-from limitlab.store_files import RunFiles, StoreWarning, _atomic_write, _jsonable
+from limitlab.store_files import (
+    CHECKPOINT,
+    OLD_CHECKPOINT,
+    RunFiles,
+    StoreError,
+    StoreWarning,
+    _atomic_write,
+    _jsonable,
+    _read_regular,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -66,10 +76,6 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_study_status ON runs (study, status);
 """
-
-
-class StoreError(Exception):
-    """A store that cannot be used, with a one-line, human message."""
 
 
 class RunStore(RunFiles):
@@ -172,10 +178,10 @@ class RunStore(RunFiles):
             rows = dict(self._db.execute("SELECT run_id, status FROM runs").fetchall())
         restored = []
         for folder in sorted(self.runs_dir.iterdir()) if self.runs_dir.exists() else []:
-            if folder.name not in rows and (folder / "spec.json").exists():
+            if folder.name not in rows and os.path.lexists(folder / "spec.json"):
                 try:
-                    restored.append(RunSpec.model_validate_json((folder / "spec.json").read_bytes()))
-                except (OSError, ValueError, ValidationError):
+                    restored.append(RunSpec.model_validate_json(_read_regular(self._dir(folder.name) / "spec.json")))
+                except (OSError, ValueError, ValidationError, StoreError):
                     warnings.warn(f"run folder {folder.name}: unreadable spec.json; left out of the index",
                                   StoreWarning, stacklevel=3)
         if restored:
@@ -205,8 +211,8 @@ class RunStore(RunFiles):
                 self._tidy(run_id)
             for run_id in damaged:  # its spec.json may be gone with its folder
                 spec = self._rows([run_id], "spec_json")[run_id][0]
-                if not (self.runs_dir / run_id / "spec.json").exists():
-                    _atomic_write(self.runs_dir / run_id / "spec.json", spec.encode())
+                if not os.path.lexists(self._dir(run_id) / "spec.json"):
+                    _atomic_write(self._dir(run_id) / "spec.json", spec.encode())
 
     def damaged(self, study: str | None = None) -> dict[str, str]:
         """{run_id: reason} of the runs whose result was found damaged (they train again on the next run)."""
@@ -225,7 +231,7 @@ class RunStore(RunFiles):
         known = self._rows(ids, "status")
         new = {spec.run_id: spec for spec in specs if spec.run_id not in known}
         for run_id, spec in new.items():  # files first: a row always has its spec.json
-            _atomic_write(self.runs_dir / run_id / "spec.json", spec.model_dump_json(indent=2).encode())
+            _atomic_write(self._dir(run_id) / "spec.json", spec.model_dump_json(indent=2).encode())
         if new:
             now = time.time()
             with self._transaction() as db:
@@ -276,7 +282,8 @@ class RunStore(RunFiles):
 
     def _tidy(self, run_id: str) -> None:
         """Delete a finished run's checkpoint and the temporary files of writers killed mid-write."""
-        (self._dir(run_id) / "checkpoint.pt").unlink(missing_ok=True)
+        for name in (CHECKPOINT, OLD_CHECKPOINT):
+            (self._dir(run_id) / name).unlink(missing_ok=True)
         for tmp in self._dir(run_id).glob(".*.tmp"):  # left by a writer killed mid-write: .NAME.PID.HEX.tmp
             pid = tmp.name.split(".")[-3]
             if not (pid.isdigit() and _pid_alive(int(pid))):

@@ -30,7 +30,7 @@ from typing import Any
 from limitlab.planner import DeviceProfile, Stack, make_stack, plan_stacks, unique_specs
 from limitlab.spec import RunSpec
 from limitlab.store import RunStore
-from limitlab.store_files import _atomic_write
+from limitlab.store_files import StoreError, _atomic_write, _read_regular
 
 
 @dataclass(frozen=True)
@@ -147,22 +147,20 @@ def record_stack(store: RunStore, stack: PlannedStack, chunk: int, run_ids: Sequ
     Records already there stay as they are (a resumed stack keeps its first chunking)."""
     blob = json.dumps({"runs": stack.ids, "chunk": int(chunk)}).encode()
     for run_id in run_ids:
-        path = store.runs_dir / run_id / "stack.json"
         if read_stack_record(store, run_id) is None:
-            _atomic_write(path, blob)
+            _atomic_write(store._dir(run_id) / "stack.json", blob)
 
 
 def read_stack_record(store: RunStore, run_id: str) -> dict | None:
     """A run's started-stack record, or None when it has none (or an unreadable one: the run plans afresh)."""
-    path = store.runs_dir / run_id / "stack.json"
     try:
-        if path.is_symlink() or not path.is_file():
-            return None
-        record = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        blob = _read_regular(store._dir(run_id) / "stack.json")
+        record = json.loads(blob) if blob is not None else None
+    except (OSError, ValueError, StoreError):  # unreadable, a link, not JSON: the run plans afresh
         return None
-    runs, chunk = record.get("runs") if isinstance(record, dict) else None, record.get("chunk") \
-        if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return None
+    runs, chunk = record.get("runs"), record.get("chunk")
     if (not isinstance(runs, list) or run_id not in runs or not all(isinstance(r, str) for r in runs)
             or not isinstance(chunk, int) or chunk < 1):
         return None
@@ -171,12 +169,10 @@ def read_stack_record(store: RunStore, run_id: str) -> dict | None:
 
 def _read_groups(store: RunStore, key: str) -> list[list[str]]:
     """A kept sweep plan (a list of lists of run ids), or [] when missing or unreadable."""
-    path = store.root / "sweeps" / f"{key}.json"
     try:
-        if path.is_symlink() or not path.is_file():
-            return []
-        groups = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        blob = _read_regular(store.root / "sweeps" / f"{key}.json")
+        groups = json.loads(blob) if blob is not None else []
+    except (OSError, ValueError, StoreError):
         return []
     if not isinstance(groups, list) or not all(isinstance(g, list) and all(isinstance(i, str) for i in g)
                                                for g in groups):

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from limitlab.export.weights import run_weights
 from limitlab.spec import RunSpec
 
 
@@ -66,9 +67,7 @@ def export_hf(store: Any, run_id: str, out: str | Path) -> Path:
     except ImportError as exc:
         raise ValueError("export --to hf needs transformers: pip install 'limitlab[probe]'") from exc
     spec = store.spec(run_id)
-    weights = store.load_weights(run_id)
-    if weights is None:
-        raise ValueError(f"run {run_id} has no saved weights; train it with `limitlab run ... --save-weights`")
+    weights = run_weights(store, run_id)
     config, state = gpt2_state(spec, weights)
     model = GPT2ForTokenClassification(config)
     missing, unexpected = model.load_state_dict(state, strict=False)

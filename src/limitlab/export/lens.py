@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from limitlab.export.weights import run_weights
 from limitlab.nn.positions import parse_positions
 from limitlab.nn.positions.absolute import Sinusoidal
 from limitlab.spec import RunSpec
@@ -154,9 +155,7 @@ def export_transformer_lens(store: Any, run_id: str, out: str | Path) -> Path:
     spec = store.spec(run_id)
     check_lens_exportable(spec)
     _lens()
-    weights = store.load_weights(run_id)
-    if weights is None:
-        raise ValueError(f"run {run_id} has no saved weights; train it with `limitlab run ... --save-weights`")
+    weights = run_weights(store, run_id)
     config, state = lens_state(spec, weights)
     model = build_hooked_transformer(config, state)  # proves the files load before writing them
     out = Path(out)

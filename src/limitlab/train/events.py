@@ -47,6 +47,12 @@ class StoreSink:
         self.store.truncate_metrics(run_id, state["step"] if state is not None else 0)
         return state
 
+    def reject_checkpoint(self, run_id: str, reason: str) -> None:
+        """A checkpoint that loaded but cannot resume the run: set it aside (one warning) and drop the run's metric
+        records, which it restarts from step 0."""
+        self.store.discard_checkpoint(run_id, reason)
+        self.store.truncate_metrics(run_id, 0)
+
     def __call__(self, event: Event) -> None:
         kind, run_id, data = event.kind, event.run_id, event.data
         if kind in ("log", "eval"):

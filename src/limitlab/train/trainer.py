@@ -47,7 +47,7 @@ class TrainOptions:
     eval_batch_size: int = 256  # sequences per evaluation batch at the training length (fewer for longer splits)
     heartbeat_seconds: float = 30.0
     checkpoint_seconds: float = 0.0  # also checkpoint when this much wall time passed since the last (0: off)
-    save_weights: bool = False  # keep each finished run's weights (weights.pt in its folder)
+    save_weights: bool = False  # keep each finished run's weights (weights.safetensors in its folder)
     float64: bool = False  # train in float64 (no autocast): stacked equals alone to float64 rounding, for tests
 
 
@@ -121,19 +121,22 @@ class StackTrainer:
         self._graph_warmup = (fast.GRAPH_WARMUP_STEPS
                               if self.options.cuda_graphs and self.device.type == "cuda" else None)
         load = getattr(resume_from, "load_checkpoint", resume_from)
-        if load is not None:
-            self._resume(load)
+        if load is not None:  # a StoreSink also sets aside a checkpoint that does not fit
+            self._resume(load, getattr(resume_from, "reject_checkpoint", None))
 
     # --- checkpoints -------------------------------------------------------------------------------------
-    def _resume(self, load: CheckpointSource) -> None:
-        names = {name for name, _ in self.model.named_parameters()}
+    def _resume(self, load: CheckpointSource, reject: Callable[[str, str], None] | None = None) -> None:
         for m, spec in enumerate(self.specs):
             state = load(spec.run_id) if m not in self.riders else None
             if state is None:
                 continue
-            if not ({"step", "alive", "params", "optim"} <= state.keys() and names <= state["params"].keys()):
-                warnings.warn(f"run {spec.run_id}: checkpoint does not match the model; the run restarts from step 0",
-                              RuntimeWarning, stacklevel=2)
+            problem = self._misfit(state, m)
+            if problem is not None:
+                if reject is not None:
+                    reject(spec.run_id, f"does not match the model: {problem}")
+                else:
+                    warnings.warn(f"run {spec.run_id}: checkpoint does not match the model ({problem}); the run "
+                                  "restarts from step 0", RuntimeWarning, stacklevel=2)
                 continue
             with torch.no_grad():
                 for name, p in self.model.named_parameters():
@@ -146,6 +149,26 @@ class StackTrainer:
             self.alive[m] = state["alive"]
             self.final_loss[m] = state.get("final_loss", math.nan)
             self._reported[m] = state["step"]
+
+    def _misfit(self, state: dict, m: int) -> str | None:
+        """Why a checkpoint state cannot resume model m here (None: it can). Sizes may differ (a stack is padded to
+        its largest vocabulary and outputs); the parameters, their number of dimensions and the step budget must
+        fit."""
+        if not ({"step", "alive", "params", "optim"} <= state.keys()) or not isinstance(state["params"], dict):
+            return "keys " + ", ".join(sorted(map(str, state)))
+        if not 0 <= state["step"] < self.totals[m]:  # a run is never checkpointed at its budget
+            return f"step {state['step']} outside 0..{self.totals[m] - 1}"
+        saved = dict(state["params"])
+        for name, p in self.model.named_parameters():
+            if name not in saved or not isinstance(saved[name], torch.Tensor) or saved[name].dim() != p.dim() - 1:
+                return f"parameter {name}: {_described(saved.get(name))}, the model's has {p.dim() - 1} dims"
+        moments = [state["optim"].get(key) for key in ("exp_avg", "exp_avg_sq")]
+        for tensors in moments:
+            if not isinstance(tensors, list) or len(tensors) != len(self.optim.exp_avg) or any(
+                    not isinstance(t, torch.Tensor) or t.dim() != x.dim() - 1
+                    for t, x in zip(tensors, self.optim.exp_avg)):
+                return f"optimizer moments do not match the model's {len(self.optim.exp_avg)} parameters"
+        return None
 
     def weights_of(self, m: int) -> dict[str, torch.Tensor]:
         """Model m's parameters (its slice of every stacked tensor), on the CPU."""
@@ -328,6 +351,11 @@ class StackTrainer:
             weights = self.weights_of(m) if self.options.save_weights else None
             result = {"step": steps[m], "train_loss": final[m], **flat}
             yield Event("finish", spec.run_id, {"result": result, "weights": weights})
+
+
+def _described(value: object) -> str:
+    return f"{value.dim()} dims" if isinstance(value, torch.Tensor) else "missing" if value is None else \
+        f"a {type(value).__name__}"
 
 
 def _flat(metrics: Result, m: int) -> dict:

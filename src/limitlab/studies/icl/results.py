@@ -60,7 +60,7 @@ def find_groups(store: RunStore) -> tuple[list[Group], dict[str, int], list[str]
         name = str(specs[0].tags.get("pretrain", specs[0].task.name))
         seen[name] = seen.get(name, 0) + 1
         label = name if seen[name] == 1 else f"{name}#{seen[name]}"
-        missing = [s.run_id for s in specs if not (store.runs_dir / s.run_id / "weights.pt").exists()]
+        missing = [s.run_id for s in specs if not store.has_weights(s.run_id)]
         if missing:
             warnings.append(f"{label}: {len(missing)} finished run(s) have no saved weights and are left out "
                             f"({', '.join(missing)}); train with `limitlab run icl` (the study saves weights)")
