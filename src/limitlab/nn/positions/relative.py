@@ -34,6 +34,12 @@ class Relative(PositionEncoding):
         size = options.rel_max_distance + 1 if geo.causal else 2 * options.rel_max_distance + 1
         self.table = nn.Parameter(torch.zeros(geo.n_models, geo.head_dim, size))
 
+    @classmethod
+    def saved_values_per_query(cls, geo, options, n_keys: int) -> int:
+        """q·r for every table entry, (H, P) per query, kept by the gather; and the rewritten logits."""
+        size = options.rel_max_distance + 1 if geo.causal else 2 * options.rel_max_distance + 1
+        return geo.n_heads * size + 2 * geo.n_heads * n_keys
+
     def table_index(self, pos: AttnPositions) -> torch.Tensor:
         max_d = self.options.rel_max_distance
         if self.geo.causal:
