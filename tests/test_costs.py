@@ -6,13 +6,22 @@ import pytest
 import torch
 from torch import nn
 
-from limitlab.costs import activation_bytes, counts, nonembedding_params, total_params, train_flops_per_token
+from limitlab.costs import (
+    activation_bytes,
+    attention_values,
+    counts,
+    nonembedding_params,
+    total_params,
+    train_flops_per_token,
+)
 from limitlab.nn.model import ModelConfig, StackedTransformer
 from limitlab.nn.positions import POSITIONS, PositionEncoding, declaration
 from limitlab.planner import DeviceProfile, plan_stacks
 from limitlab.rng import StackRNG
 from limitlab.spec import RunSpec
+from limitlab.studies.counting.probe import LimitlabCounter, probe_items
 from limitlab.tasks.base import TaskStack
+from limitlab.tasks.counting import CountingTask
 from limitlab.train.trainer import build_model
 
 CPU = DeviceProfile("cpu", memory_bytes=8e9, step_overhead_s=5e-3, flops_per_s=2e10, bytes_per_s=1e10)
@@ -176,7 +185,33 @@ def test_toy_table_sized_by_max_len_triggers_the_length_check(make_spec, toys):
     make_spec(m=5, model={"position": "none", "max_len": 20})  # no table, no limit
 
 
+@pytest.mark.parametrize("position,refused", [("toy_table", True), ("none", False)])
+def test_probe_refuses_long_items_only_for_length_limited_encodings(toys, position, refused):
+    task = CountingTask(m=5, n=20)
+    model = StackedTransformer(ModelConfig(d_model=8, n_heads=2, n_layers=1, position=position, max_len=21),
+                               1, task.vocab_size(), task.n_outputs())
+    model.reset_parameters([0])
+    items = probe_items([5], n=22, n_prompts=1)  # 22 tokens (query = last symbol, no BOS): longer than max_len
+    if refused:
+        with pytest.raises(ValueError, match="max_len=21"):
+            LimitlabCounter(model, task).count(items)
+    else:
+        assert len(LimitlabCounter(model, task).count(items)) == len(items)
+
+
 # --- memory ------------------------------------------------------------------------------------------------------
+
+def test_hook_temporaries_add_up_in_training_but_not_in_evaluation():
+    """Autograd keeps every hook's tensors; without gradients one hook's are freed before the next runs."""
+    options = {"p_max": 8, "rel_max_distance": 64}
+    both = ModelConfig(position="cope+relative", position_options=options)
+    cope = ModelConfig(position="cope", position_options={"p_max": 8})
+    relative = ModelConfig(position="relative", position_options={"rel_max_distance": 64})
+    extra = [attention_values(c, 100) - attention_values(ModelConfig(position="none"), 100) for c in (cope, relative)]
+    assert attention_values(both, 100) == extra[0] + extra[1] - 3 * 4 * 100  # the logits are counted once
+    assert attention_values(both, 100, training=False) == max(attention_values(cope, 100, training=False),
+                                                              attention_values(relative, 100, training=False))
+
 
 @pytest.mark.parametrize("position", [*POSITIONS, "cope+alibi", "toy_bias"])
 def test_activation_estimate_bounds_saved_tensors_for_every_encoding(make_spec, toys, position):

@@ -157,13 +157,15 @@ def attention_values(model: ModelConfig, n_keys: int, training: bool = True) -> 
     Materialised logits cost 3·H·Tk in training (logits, softmax weights, their gradient), 2·H·Tk without
     gradients; a dense bias H·Tk more. A bias on the fused path counts the logits too: PyTorch's kernels that
     take a dense mask may fall back to the math kernel, which materialises them. The encodings' own hooks add
-    their ``saved_values_per_query``.
+    their ``saved_values_per_query``: all of them in training (autograd keeps each one's), the largest without
+    gradients (one hook's temporaries are freed before the next runs).
     """
     decl, h = declaration(model.position), model.n_heads
     values = (3 if training else 2) * h * n_keys if decl.attention != "fused" else 0
     values += h * n_keys if decl.bias else 0
     geo = model.geometry(1)
-    return values + sum(enc.saved_values_per_query(geo, opt, n_keys) for enc, opt in model.encoding_options())
+    hooks = [enc.saved_values_per_query(geo, opt, n_keys) for enc, opt in model.encoding_options()]
+    return values + (sum(hooks) if training else max(hooks))
 
 
 def activation_bytes(spec: RunSpec, seq_len: int | None = None) -> int:
