@@ -139,7 +139,7 @@ class PositionEncoding(nn.Module):
         beyond the logits, softmax weights and dense bias the planner already counts from the declaration.
 
         Default: 2·H·Tk for an ``on_logits`` rewrite (its rewritten logits and one more tensor of their size),
-        else 0. Override when the hooks keep more (relative and CoPE keep (H, Tq, P)-sized tables of q·e).
+        else 0. Override when the hooks keep more (relative and CoPE keep q·e for every table entry, (H, P)).
         """
         return 2 * geo.n_heads * n_keys if cls.needs_logits else 0
 
@@ -174,8 +174,12 @@ def _sized_by_max_len(cls: type[PositionEncoding]) -> bool:
         raise TypeError(f"{cls.__name__}.Options has required fields, so its length limit cannot be derived; "
                         "set length_limited = True or False on the class") from exc
     geo = Geometry(n_models=1, d_model=12, n_heads=2, causal=True, max_len=_PROBE_LEN)
-    with torch.device("meta"):
-        enc = cls(geo, options)
+    try:
+        with torch.device("meta"):
+            enc = cls(geo, options)
+    except (RuntimeError, NotImplementedError, ValueError) as exc:
+        raise TypeError(f"{cls.__name__} cannot be built on the 'meta' device to find its length limit ({exc}); "
+                        "set length_limited = True or False on the class") from exc
     return any(_PROBE_LEN in t.shape for t in (*enc.parameters(), *enc.buffers()))
 
 

@@ -59,7 +59,6 @@ class CoPEOptions(BaseModel):
 
 class CoPE(PositionEncoding):
     name = "cope"
-    needs_logits = True
     Options = CoPEOptions
 
     def __init__(self, geo, options) -> None:

@@ -26,7 +26,6 @@ class RelativeOptions(BaseModel):
 
 class Relative(PositionEncoding):
     name = "relative"
-    needs_logits = True
     Options = RelativeOptions
 
     def __init__(self, geo, options) -> None:
