@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from limitlab.planner import (
-    DeviceProfile,
-    activation_bytes,
-    model_bytes,
-    nonembedding_params,
-    plan,
-    plan_stacks,
-    train_flops_per_token,
-)
+from limitlab.costs import activation_bytes, model_bytes
+from limitlab.planner import DeviceProfile, plan, plan_stacks
 from limitlab.rng import StackRNG
 from limitlab.tasks.base import TaskStack
 from limitlab.train.trainer import StackTrainer, TrainOptions, build_model, train_runs
@@ -122,14 +115,3 @@ def test_activation_estimate_bounds_saved_tensors(make_spec, d, m):
     estimate = sum(activation_bytes(s) for s in specs)
     assert saved <= estimate < 10 * saved
 
-
-# --- FLOPs convention --------------------------------------------------------------------------------------------
-
-def test_flops_convention(make_spec):
-    spec = make_spec(d=16, m=4)  # 2 layers, MLP 64, bias, no LayerNorm, 17 classes
-    per_layer = 16 * 48 + 48 + 16 * 16 + 16 + 16 * 64 + 64 + 64 * 16 + 16
-    assert nonembedding_params(spec) == 2 * per_layer + 16 * 17 + 17
-    model = build_model([spec])
-    table = model.input_positions[0].table.numel()
-    assert nonembedding_params(spec) == model.n_params() - table  # n_params excludes the token embedding
-    assert train_flops_per_token(spec) == 6 * nonembedding_params(spec) + 12 * 2 * 16 * 16

@@ -17,7 +17,7 @@ For every shape (or every representative stack of a study preset) and every mode
 Reported: model-steps/s (summed over the stack), tokens/s (batch × T per model-step), MFU and the speed-ups
 (medians of same-round ratios; :func:`measure`). In the compiled mode every side is compiled. The table is drawn by
 :mod:`limitlab.bench_render`.
-FLOPs convention (``limitlab.planner.train_flops_per_step``): 6·N + 12·L·T·d per token, N = non-embedding
+FLOPs convention (``limitlab.costs.train_flops_per_step``): 6·N + 12·L·T·d per token, N = non-embedding
 parameters (blocks, final LayerNorm, output head; token embedding and position tables excluded), attention
 counted in full (no causal discount). For MFU it is applied to the rows the loss needs, which is what the model
 computes: with K read-out positions (counting: K = 1) the last layer counts its keys/values at all T positions and
@@ -44,8 +44,9 @@ from limitlab.bench_args import check_arguments
 from limitlab.bench_device import device_info, load_average, sync
 from limitlab.bench_project import fit_line, pick_stacks, project  # noqa: F401 - fit_line: part of the bench API
 from limitlab.bench_render import render
+from limitlab.costs import train_flops_per_step
 from limitlab.nn.attention import sdpa
-from limitlab.planner import DeviceProfile, plan_stacks, train_flops_per_step
+from limitlab.planner import DeviceProfile, plan_stacks
 from limitlab.spec import RunSpec
 from limitlab.train.trainer import StackTrainer, TrainOptions
 

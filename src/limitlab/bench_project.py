@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from limitlab.planner import Stack, train_flops_per_step
+from limitlab.costs import train_flops_per_step
+from limitlab.planner import Stack
 
 
 def pick_stacks(stacks: Sequence[Stack], k: int) -> list[Stack]:

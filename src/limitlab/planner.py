@@ -12,10 +12,9 @@ short run into a long stack buys one less step overhead and costs the padded wor
 the planner sorts the runs by length and picks the split into consecutive stacks that minimises the summed cost
 (an exact O(k²) dynamic programme over the k distinct lengths), where a stack larger than the memory budget or
 ``max_models`` is cut into equal chunks that each pay the overhead. Memory is *estimated*, before anything is
-allocated (:func:`model_bytes`): weights, gradients and Adam moments, saved activations of a training step, and
-the peak of one evaluation batch at the longest evaluation split.
-
-FLOPs follow the standard convention (Kaplan et al. 2020; PaLM appendix B), see :func:`train_flops_per_token`.
+allocated (:func:`limitlab.costs.model_bytes`): weights, gradients and Adam moments, saved activations of a
+training step, and the peak of one evaluation batch at the longest evaluation split. Parameters, FLOPs and memory
+are counted in :mod:`limitlab.costs` (from the real model and the encodings' declarations).
 
 >>> stacks = plan_stacks(specs, device="cuda")                     # doctest: +SKIP
 >>> [(len(s.specs), s.seq_len, f"{s.memory / 1e9:.1f} GB") for s in stacks]  # doctest: +SKIP
@@ -28,131 +27,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from limitlab.costs import activation_bytes, model_bytes, train_flops_per_step
 from limitlab.spec import RunSpec
-
-FP32 = 4  # bytes; estimates assume fp32 everywhere (bf16 autocast only makes the truth smaller)
-
-
-# ---- FLOPs -------------------------------------------------------------------------------------------------------
-
-def _layer_params(spec: RunSpec) -> tuple[int, int]:
-    """(all parameters of one block, those of its key and value projections)."""
-    m = spec.model
-    d, w, bias = m.d_model, m.mlp_width, int(m.bias)
-    attn = d * 3 * d + 3 * d * bias + d * d + d * bias
-    mlp = d * w + w * bias + w * d + d * bias
-    norms = 4 * d if m.norm != "none" else 0
-    return attn + mlp + norms, 2 * (d * d + d * bias)
-
-
-def _head_params(spec: RunSpec, n_outputs: int | None = None) -> tuple[int, int]:
-    """(final LayerNorm + output head, linear read-in) parameters of one model."""
-    m = spec.model
-    d, bias = m.d_model, int(m.bias)
-    c = n_outputs if n_outputs is not None else spec.task.n_outputs()
-    read_in = spec.task.input_dim() * d + d * bias if spec.task.input_dim() else 0  # a linear read-in is a matmul
-    return (2 * d if m.norm == "pre" else 0) + d * c + c * bias, read_in
-
-
-def nonembedding_params(spec: RunSpec, n_outputs: int | None = None) -> int:
-    """N of one model: blocks (attention, MLP, LayerNorms), final LayerNorm, output head (and a linear read-in).
-
-    Left out, as in Kaplan et al.: the token embedding (a lookup, no matmul) and position tables. The output
-    head is kept: it is a real matmul here (embeddings are untied).
-    """
-    head, read_in = _head_params(spec, n_outputs)
-    return spec.model.n_layers * _layer_params(spec)[0] + head + read_in
-
-
-def train_flops_per_token(spec: RunSpec, seq_len: int | None = None, n_outputs: int | None = None) -> float:
-    """Training FLOPs per token of one model: 6·N + 12·L·T·d (forward + backward, multiply-add = 2 FLOPs).
-
-    6·N covers every weight matmul (2 forward, 4 backward); 12·L·T·d is attention's QKᵀ and AV over a context of
-    T (PaLM's convention: no discount for the causal mask).
-    """
-    t = seq_len if seq_len is not None else spec.task.seq_len()
-    return 6.0 * nonembedding_params(spec, n_outputs) + 12.0 * spec.model.n_layers * t * spec.model.d_model
-
-
-def train_flops_per_step(spec: RunSpec, seq_len: int | None = None, n_outputs: int | None = None,
-                         readouts: int | None = None) -> float:
-    """FLOPs of one training step of one model, by the same 6·N + 12·L·T·d convention.
-
-    Without ``readouts``: batch · T × :func:`train_flops_per_token` (every layer at every position). With
-    ``readouts`` = K read-out positions per sequence, the convention is applied to the rows the output needs,
-    which is what the model computes: layers 1..L-1 at all T positions; the last layer's key/value projections
-    at all T, its queries, attention (K × T), output projection, MLP and the head at the K read-outs only.
-    """
-    t = seq_len if seq_len is not None else spec.task.seq_len()
-    if readouts is None or readouts >= t:
-        return spec.train.batch_size * t * train_flops_per_token(spec, t, n_outputs)
-    d, n_layers = spec.model.d_model, spec.model.n_layers
-    layer, kv = _layer_params(spec)
-    head, read_in = _head_params(spec, n_outputs)
-    k = readouts
-    full = (n_layers - 1) * t * (6.0 * layer + 12.0 * t * d) + t * 6.0 * read_in
-    last = t * 6.0 * kv + k * (6.0 * (layer - kv) + 12.0 * t * d) + k * 6.0 * head
-    return spec.train.batch_size * (full + last)
-
-
-# ---- memory ------------------------------------------------------------------------------------------------------
-
-def total_params(spec: RunSpec, vocab: int | None = None, n_outputs: int | None = None) -> int:
-    """All parameters of one model, embeddings and position tables included (what the optimizer holds)."""
-    m = spec.model
-    v = vocab if vocab is not None else spec.task.vocab_size()
-    table = m.max_len * m.d_model if "learned" in m.position else 0
-    per_layer_pe = 0
-    if "t5" in m.position or "relative" in m.position or "cope" in m.position:
-        per_layer_pe = m.n_heads * m.max_len + m.max_len * m.d_model // max(m.n_heads, 1)  # generous
-    return nonembedding_params(spec, n_outputs) + v * m.d_model + table + m.n_layers * per_layer_pe
-
-
-def _explicit_attention(spec: RunSpec) -> bool:
-    return any(p in spec.model.position for p in ("cope", "relative", "t5", "alibi"))
-
-
-def activation_bytes(spec: RunSpec, seq_len: int | None = None) -> int:
-    """Saved activations of one training step of one model (fp32), generous constants.
-
-    Per layer and token: LayerNorm inputs/outputs, q/k/v, the attention output, the MLP's pre- and
-    post-activation (about 20·d + 2·d_mlp values). Encodings that materialise the attention logits add
-    3·H·T values per token (logits, weights, their gradient).
-    """
-    m, t = spec.model, seq_len or spec.task.seq_len()
-    tokens = spec.train.batch_size * t
-    per_token = m.n_layers * (20 * m.d_model + 2 * m.mlp_width) + 4 * m.d_model
-    if _explicit_attention(spec):
-        per_token += m.n_layers * 3 * m.n_heads * t
-    return FP32 * tokens * per_token
-
-
-def eval_bytes(spec: RunSpec, eval_batch_size: int, eval_len: int | None = None) -> int:
-    """Peak of one no-grad evaluation batch: a layer's live tensors (about 12·d + 2·d_mlp per token).
-
-    Evaluation batches hold about ``eval_batch_size`` sequences of the training length in tokens, whatever the
-    split's length (``train.metrics.eval_batch_for``), so a long out-of-distribution split costs no more memory.
-    """
-    from limitlab.train.metrics import eval_batch_for
-
-    m = spec.model
-    t = eval_len or max(s.seq_len() for s in spec.task.splits().values())
-    b = eval_batch_for(min(eval_batch_size, spec.train.eval_size), spec.task.seq_len(), t)
-    per_token = 12 * m.d_model + 2 * m.mlp_width
-    if _explicit_attention(spec):
-        per_token += 2 * m.n_heads * t
-    return FP32 * b * t * per_token
-
-
-def model_bytes(spec: RunSpec, seq_len: int | None = None, eval_len: int | None = None, vocab: int | None = None,
-                n_outputs: int | None = None, eval_batch_size: int = 256) -> int:
-    """Estimated device memory one model of a stack needs: state + max(training step, evaluation batch).
-
-    State: weights, gradients, two Adam moments and the optimizer's temporaries (about 7 copies of the weights).
-    """
-    state = 7 * FP32 * total_params(spec, vocab, n_outputs)
-    return state + max(activation_bytes(spec, seq_len), eval_bytes(spec, eval_batch_size, eval_len))
-
 
 # ---- device profiles ---------------------------------------------------------------------------------------------
 

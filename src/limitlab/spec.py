@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from limitlab.nn.model import ModelConfig
+from limitlab.nn.positions import declaration
 from limitlab.tasks import TASKS, Task
 
 
@@ -73,9 +74,9 @@ class RunSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_lengths(self) -> RunSpec:
-        needs_table = any(p in self.model.position for p in ("learned", "sinusoidal"))
+        limited = declaration(self.model.position).length_limited  # a table sized by model.max_len
         longest = max(t.seq_len() for t in self.task.splits().values())
-        if needs_table and longest > self.model.max_len:
+        if limited and longest > self.model.max_len:
             raise ValueError(f"model.max_len={self.model.max_len} is shorter than the longest sequence "
                              f"({longest}) of task {self.task.describe()}; raise model.max_len")
         return self

@@ -20,7 +20,7 @@ later keys, which a causal mask hides but a bidirectional model would see). A ru
 No weight processing (fold_ln, center_writing_weights, ...) is applied: the exported model computes our function
 as it is, and a user may process it afterwards. The state file holds parameters only; TL rebuilds its buffers
 (masks, rotary tables) from the config. TL refuses sequences longer than ``n_ctx`` = our ``model.max_len``, for
-every encoding (ours limits only the learned and sinusoidal tables).
+every encoding (ours limits only encodings with a table sized by ``max_len``: learned, sinusoidal).
 
 Needs TransformerLens 3.x (``pip install 'limitlab[lens]'``): 4.0 removed ``HookedTransformer``.
 

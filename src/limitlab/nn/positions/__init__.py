@@ -1,10 +1,13 @@
-"""Registry of position encodings: name -> class. Combine attention-level ones with '+', e.g. 'cope+rope'."""
+"""Registry of position encodings: name -> class. Combine attention-level ones with '+', e.g. 'cope+rope'.
+
+:func:`declaration` tells the planner and the spec's checks what an encoding string asks of the model.
+"""
 
 from __future__ import annotations
 
 from limitlab.nn.positions.abacus import Abacus
 from limitlab.nn.positions.absolute import LearnedAbsolute, NoPosition, Sinusoidal
-from limitlab.nn.positions.base import AttnPositions, Geometry, PositionEncoding
+from limitlab.nn.positions.base import AttnPositions, Declaration, Geometry, PositionEncoding
 from limitlab.nn.positions.bias import ALiBi, T5Bias
 from limitlab.nn.positions.cope import CoPE
 from limitlab.nn.positions.relative import Relative
@@ -22,7 +25,8 @@ POSITIONS: dict[str, type[PositionEncoding]] = {
     "abacus": Abacus,
 }
 
-__all__ = ["POSITIONS", "AttnPositions", "Geometry", "PositionEncoding", "parse_positions"]
+__all__ = ["POSITIONS", "AttnPositions", "Declaration", "Geometry", "PositionEncoding", "declaration",
+           "parse_positions"]
 
 
 def parse_positions(spec: str) -> list[type[PositionEncoding]]:
@@ -37,3 +41,15 @@ def parse_positions(spec: str) -> list[type[PositionEncoding]]:
     if len(names) > 1 and "none" in names:
         raise ValueError(f"position encoding {spec!r} combines 'none' with others")
     return [POSITIONS[n] for n in names]
+
+
+def declaration(spec: str) -> Declaration:
+    """The combined :class:`Declaration` of an encoding string: 'alibi' -> bias, 'cope+rope' -> logits, ...
+
+    >>> declaration("learned+alibi")
+    Declaration(logits=False, bias=True, length_limited=True)
+    """
+    out = Declaration()
+    for enc in parse_positions(spec):
+        out = out + enc.declaration()
+    return out

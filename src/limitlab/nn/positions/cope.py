@@ -59,7 +59,6 @@ class CoPEOptions(BaseModel):
 
 class CoPE(PositionEncoding):
     name = "cope"
-    needs_logits = True
     Options = CoPEOptions
 
     def __init__(self, geo, options) -> None:
@@ -73,6 +72,15 @@ class CoPE(PositionEncoding):
             raise ValueError(f"cope needs p_max >= 1, got p_max={options.p_max}")
         if not geo.causal:
             raise ValueError("cope needs a causal model (positions sum gates from key j up to the query)")
+
+    @classmethod
+    def saved_values_per_query(cls, geo, options, n_keys: int) -> int:
+        """The reference path keeps about ten (H, Tk) tensors per query (gates, positions, their floor and
+        ceiling as int64, the interpolation weight, two gathers) and z = q·e, (H, p_max + 1); separate gate keys
+        add their logits and a key projection. Generous for the blocked kernel, which keeps far less."""
+        h = geo.n_heads
+        extra = 2 * h * n_keys + geo.d_model if options.cope_sep_key else 0
+        return 12 * h * n_keys + h * (options.p_max + 1) + extra
 
     def gates(self, gate_logits: torch.Tensor) -> torch.Tensor:
         """σ of the logits; masked logits are -inf, so their gates are exactly 0."""

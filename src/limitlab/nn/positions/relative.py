@@ -26,13 +26,18 @@ class RelativeOptions(BaseModel):
 
 class Relative(PositionEncoding):
     name = "relative"
-    needs_logits = True
     Options = RelativeOptions
 
     def __init__(self, geo, options) -> None:
         super().__init__(geo, options)
         size = options.rel_max_distance + 1 if geo.causal else 2 * options.rel_max_distance + 1
         self.table = nn.Parameter(torch.zeros(geo.n_models, geo.head_dim, size))
+
+    @classmethod
+    def saved_values_per_query(cls, geo, options, n_keys: int) -> int:
+        """q·r for every table entry, (H, P) per query, kept by the gather; and the rewritten logits."""
+        size = options.rel_max_distance + 1 if geo.causal else 2 * options.rel_max_distance + 1
+        return geo.n_heads * size + 2 * geo.n_heads * n_keys
 
     def table_index(self, pos: AttnPositions) -> torch.Tensor:
         max_d = self.options.rel_max_distance

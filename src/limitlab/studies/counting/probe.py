@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 
 from limitlab.nn.model import StackedTransformer
+from limitlab.nn.positions import declaration
 from limitlab.tasks.counting import BOS, FIRST_SYMBOL, SEP, CountingTask
 
 __all__ = [
@@ -150,7 +151,7 @@ class LimitlabCounter:
         if len({len(r) for r in rows}) > 1:
             raise ValueError("items of one call must share a length")
         length = len(rows[0])
-        if length > self.model.cfg.max_len and any(p in self.model.cfg.position for p in ("learned", "sinusoidal")):
+        if length > self.model.cfg.max_len and declaration(self.model.cfg.position).length_limited:
             raise ValueError(f"sequences of {length} tokens exceed the model's max_len={self.model.cfg.max_len}")
         device = next(self.model.parameters()).device
         was_training = self.model.training

@@ -10,7 +10,7 @@ step and at the end, by
   **edit distance** between the argmax answer and the target (shown as 1 - distance / L),
 
 and plotted against non-embedding parameters N and training compute C = 6·N·tokens (+ attention; see
-:func:`limitlab.planner.train_flops_per_token`). Schaeffer's argument: if per-token accuracy p rises smoothly,
+:func:`limitlab.costs.train_flops_per_token`). Schaeffer's argument: if per-token accuracy p rises smoothly,
 exact match over L tokens is about p^L, flat near zero and then steep, so it *looks* emergent. The analysis
 measures, per metric, how much of its range the largest single step of the ladder covers (``jump_share``), and
 checks exact match against the prediction p^L from the same runs' per-token accuracy.
@@ -145,7 +145,7 @@ def scores(record: dict, split: str = "test", answer_len: int | None = None) -> 
 
 def run_table(specs: Sequence[RunSpec], results: dict[str, dict]) -> pd.DataFrame:
     """One row per finished run: task, d, seed, N (non-embedding), C (training FLOPs), L and the four scores."""
-    from limitlab.planner import train_flops_per_token
+    from limitlab.costs import train_flops_per_token
 
     rows = []
     for spec in specs:
@@ -162,7 +162,7 @@ def run_table(specs: Sequence[RunSpec], results: dict[str, dict]) -> pd.DataFram
 
 def curve_table(specs: Sequence[RunSpec], records: dict[str, list[dict]]) -> pd.DataFrame:
     """Eval records over training: one row per (run, eval step) with C at that step and the four scores."""
-    from limitlab.planner import train_flops_per_token
+    from limitlab.costs import train_flops_per_token
 
     rows = []
     for spec in specs:
@@ -183,7 +183,7 @@ def _answer_len(spec: RunSpec) -> int:
 
 
 def _n_params(spec: RunSpec) -> int:
-    from limitlab.planner import nonembedding_params
+    from limitlab.costs import nonembedding_params
 
     return nonembedding_params(spec)
 

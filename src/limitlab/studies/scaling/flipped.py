@@ -79,7 +79,7 @@ PRESETS = {"smoke": smoke, "quick": quick, "paper": paper}
 
 def table(specs: Sequence[RunSpec], results: dict[str, dict]) -> pd.DataFrame:
     """One row per (run, split): d, N, seed, flip rate (NaN for sul/test) and the split's metrics."""
-    from limitlab.planner import nonembedding_params
+    from limitlab.costs import nonembedding_params
 
     rows = []
     for spec in specs:

@@ -15,22 +15,23 @@ differ in steps), so a ladder costs one stack per size. Each spec's tags carry w
 
     corpus ("markov-order<k>" or "stdlib"), size (index in the ladder), n_layers, d_model, n_params (all
     parameters, embeddings included — Pearce & Song 2024 show non-embedding counts bias small-scale exponents),
-    n_params_nonembedding, steps,
+    n_params_nonembedding (Kaplan's N: without the token embedding and the position table), steps,
     tokens D = steps · batch · scored tokens per sequence, flops C (below), entropy_floor (markov: H in nats)
 
-Training compute, counted as in Kaplan et al. (forward = 2 FLOPs per weight per token plus attention over the
-context; backward = 2× forward):  C = 6·N_matmul·D + 6·n_layers·T·d_model·D, where N_matmul excludes the token
-embedding (a lookup, no FLOPs) and includes the output head.
+Training compute by limitlab's one convention (:mod:`limitlab.costs`, as the planner and ``limitlab bench``):
+C = (6·N + 12·n_layers·T·d_model)·D, N without the token embedding and the position table (lookups, no FLOPs),
+with the output head. Runs tagged before this convention was shared used 6·N'·D + 6·n_layers·T·d_model·D with
+N' = N + the position table; their stored tags keep those numbers.
 
 The analysis and the report section are in :mod:`.laws_report`.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
-from limitlab.nn.model import ModelConfig, StackedTransformer
+from limitlab.costs import counts, train_flops_per_token
+from limitlab.nn.model import ModelConfig
 from limitlab.spec import RunSpec
 from limitlab.tasks.markov_lm import MarkovLMTask
 from limitlab.tasks.text_lm import TextLMTask
@@ -56,22 +57,6 @@ def task_for(corpus: str, length: int, markov: dict | None = None) -> dict:
     raise ValueError(f"unknown corpus {corpus!r}; allowed: {', '.join(CORPORA)}")
 
 
-def param_counts(model: ModelConfig, vocab: int) -> tuple[int, int]:
-    """(all parameters, non-embedding parameters) of one model of this shape."""
-    return _param_counts(model.model_dump_json(), vocab)
-
-
-@functools.lru_cache(maxsize=256)
-def _param_counts(model_json: str, vocab: int) -> tuple[int, int]:
-    net = StackedTransformer(ModelConfig.model_validate_json(model_json), 1, vocab, vocab)
-    return net.n_params(embedding=True), net.n_params(embedding=False)
-
-
-def train_flops(model: ModelConfig, vocab: int, length: int, tokens: int) -> float:
-    """C = 6·N_matmul·D + 6·n_layers·T·d·D (see the module docstring)."""
-    total, _ = param_counts(model, vocab)
-    matmul = total - vocab * model.d_model  # everything but the embedding lookup
-    return 6.0 * matmul * tokens + 6.0 * model.n_layers * length * model.d_model * tokens
 
 
 def laws_specs(corpus: str, sizes: Sequence[Size], steps: Sequence[int], seeds: int | Sequence[int] = 1,
@@ -84,25 +69,25 @@ def laws_specs(corpus: str, sizes: Sequence[Size], steps: Sequence[int], seeds: 
     task = task_for(corpus, length, markov)
     task_obj = (MarkovLMTask if corpus == "markov" else TextLMTask).model_validate(
         {k: v for k, v in task.items() if k != "name"})
-    vocab, scored = task_obj.vocab_size(), task_obj.scored_tokens
+    scored = task_obj.scored_tokens
     floor = task_obj.entropy_rate() if corpus == "markov" else None
     label = f"markov-order{task_obj.order}" if corpus == "markov" else corpus  # languages never mix in one fit
     specs = []
     for i, (n_layers, d, heads) in enumerate(sizes):
         model = ModelConfig(n_layers=n_layers, d_model=d, n_heads=heads, max_len=length, position="learned")
-        n_all, n_nonemb = param_counts(model, vocab)
         for budget in steps:
             tokens = budget * batch_size * scored
             for seed in seed_list:
-                specs.append(RunSpec(
+                spec = RunSpec(
                     study="scaling", task=task, model=model, seed=seed,
                     optim={"optimizer": "adamw", "lr": lr, "beta2": 0.99, "schedule": "cosine",
                            "warmup_steps": max(1, int(warmup_frac * budget)), "min_lr_ratio": 0.1, "grad_clip": 1.0},
-                    train={"steps": budget, "batch_size": batch_size, "eval_size": eval_size, "eval_every": eval_every},
-                    tags={"experiment": "laws", "corpus": label, "size": i, "n_layers": n_layers, "d_model": d,
-                          "n_params": n_all, "n_params_nonembedding": n_nonemb, "steps": budget, "tokens": tokens,
-                          "flops": train_flops(model, vocab, length, tokens), "entropy_floor": floor, "seed": seed},
-                ))
+                    train={"steps": budget, "batch_size": batch_size, "eval_size": eval_size, "eval_every": eval_every})
+                n = counts(spec)
+                specs.append(spec.model_copy(update={"tags": {
+                    "experiment": "laws", "corpus": label, "size": i, "n_layers": n_layers, "d_model": d,
+                    "n_params": n.total, "n_params_nonembedding": n.nonembedding, "steps": budget, "tokens": tokens,
+                    "flops": train_flops_per_token(spec) * tokens, "entropy_floor": floor, "seed": seed}}))
     return specs
 
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from limitlab.nn.model import ModelConfig, StackedTransformer
+from limitlab.costs import param_counts
+from limitlab.nn.model import ModelConfig
 from limitlab.spec import RunSpec
 from limitlab.tasks.sparse_parity import SparseParityTask
 
@@ -39,7 +40,7 @@ def multitask_specs(sizes: Sequence[Size], steps: int, task: dict, seeds: int | 
     specs = []
     for i, (n_layers, d, heads) in enumerate(sizes):
         model = ModelConfig(n_layers=n_layers, d_model=d, n_heads=heads, max_len=t.seq_len(), position="learned")
-        n_params = StackedTransformer(model, 1, t.vocab_size(), t.n_outputs()).n_params(embedding=True)
+        n_params = param_counts(model, t.vocab_size(), t.n_outputs()).total  # embeddings included
         for seed in seed_list:
             specs.append(RunSpec(
                 study="scaling", task={"name": "sparse_parity", **task}, model=model, seed=seed,
