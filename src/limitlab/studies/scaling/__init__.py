@@ -205,6 +205,6 @@ STUDY = Study(
     preset_notes=_NOTES,
     labels={"seed": "seed", "d": "model.d_model", "d_model": "model.d_model", "n_layers": "model.n_layers",
             "steps": "train.steps", "lr": "optim.lr", "p": "task.p", "train_fraction": "task.train_fraction",
-            "format": "task.format", "subtasks": "task.subtasks", "zipf": "task.zipf"},
-    design=frozenset({"experiment", "corpus", "task", "size"}),
+            "subtasks": "task.subtasks", "zipf": "task.zipf"},
+    design=frozenset({"experiment", "corpus", "task", "size", "format"}),  # format: plain/reverse/scratchpad
 )
