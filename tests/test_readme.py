@@ -37,7 +37,7 @@ def shrink(args: list[str], store: Path, out: Path) -> list[str]:
         args += ["--d", "8", "--m", "3", "--models", "2", "--seconds", "0.05", "--repeat", "1", "--loop-models", "1"]
     if args[0] == "report":
         args += ["--out", str(out)]
-    if args[0] in ("run", "status", "report", "runs"):
+    if args[0] in ("run", "status", "report", "runs", "plan"):
         args += ["--store", str(store)]
     return args
 

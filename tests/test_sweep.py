@@ -214,3 +214,17 @@ def test_set_is_refused_where_a_preset_computes_tags_from_the_spec(capsys, tmp_p
     code = main(["run", "scaling", "--preset", "laws-smoke", "--set", "train.steps=5", "--store", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "would go stale" in err and "n_params" in err
+
+
+def test_a_sweep_estimated_over_an_hour_asks_first(tmp_path, capsys, monkeypatch):
+    """Without a terminal it is refused in one line and nothing is registered; --yes starts it."""
+    import limitlab.cli as cli
+
+    monkeypatch.setattr(cli, "LONG_RUN_SECONDS", 1e-9)  # every sweep is "long"
+    store = tmp_path / "store"
+    args = ["run", "counting", "--preset", "smoke", *TINY, "--store", str(store), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "not started; add --yes" in err and len(err.splitlines()) == 1
+    assert RunStore(store).counts() == {}
+    assert main([*args, "--yes"]) == 0

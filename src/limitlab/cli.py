@@ -47,6 +47,7 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+LONG_RUN_SECONDS = 3600.0  # a run estimated longer asks first (--yes: don't)
 MAX_DEPTH = 8  # JSON nesting a --set value may have (no spec field nests deeper)
 MAX_LINE = 300  # characters of an error line
 
@@ -105,10 +106,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = study.specs(args.preset, parse_sets(args.set or []))  # bad input is refused before the store is touched
     device = _device(args.device)
     store = _open_store(args.store)
-    plan = prepare(specs, store, max_models=args.max_stack, device=device, retry_failed=args.retry_failed)
+    plan = prepare(specs, store, max_models=args.max_stack, device=device, retry_failed=args.retry_failed,
+                   write=False)
     todo, specs = plan.todo, plan.specs
     print(f"{study.name}/{args.preset}: {len(specs)} runs, {plan.done} already done, {len(todo)} to train in "
           f"{len(plan.stacks)} stack(s) on {device}; store {args.store}")
+    estimate = sum(st.estimate.cost_s for st in plan.stacks)
+    if estimate > LONG_RUN_SECONDS and not args.yes:
+        question = (f"estimated {_duration(estimate)} of training on {device} (a rough model; `limitlab plan` "
+                    "shows the stacks)")
+        if not (sys.stdin.isatty() and input(f"{question}; start it? [y/N] ").strip().lower() in ("y", "yes")):
+            raise CliError(f"{question}: not started; add --yes to start it, or shrink the sweep")
+    plan.keep(store)
     if plan.failed and not args.retry_failed:
         print(f"{plan.failed} run(s) failed earlier and are not retried (add --retry-failed; `limitlab status --runs` "
               "shows why)")
@@ -323,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-seconds", type=float, default=30.0, metavar="S",
                      help="without a terminal, print a progress line every S seconds")
     run.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    run.add_argument("--yes", action="store_true",
+                     help="start a sweep estimated at over an hour without asking (a batch job)")
     run.set_defaults(fn=cmd_run)
 
     plan = sub.add_parser("plan", help="runs, stacks, estimated time and memory of a `run`; trains nothing")

@@ -60,6 +60,16 @@ class SweepPlan:
     todo: list[RunSpec]
     stacks: list[PlannedStack]
     profile: DeviceProfile
+    key: str  # the sweep id its plan is kept under
+    groups: list[tuple[str, ...]]  # every stack of the sweep (run ids in order), trained or not
+    changed: bool  # the kept plan needs writing
+
+    def keep(self, store: RunStore) -> None:
+        """Register the runs in ``store`` (as pending) and keep the plan there, so the same command resumes it."""
+        store.add(self.specs)
+        if self.changed:
+            _atomic_write(store.root / "sweeps" / f"{self.key}.json",
+                          json.dumps([list(g) for g in self.groups]).encode())
 
     @property
     def done(self) -> int:
@@ -79,16 +89,15 @@ class SweepPlan:
 def prepare(specs: Sequence[RunSpec], store: RunStore | None, max_models: int = 256, device: str = "cpu",
             retry_failed: bool = False, eval_batch_size: int = 256, profile: DeviceProfile | None = None,
             write: bool = True) -> SweepPlan:
-    """Register ``specs`` in ``store`` and plan the runs not yet done into stacks (see the module docstring).
+    """Plan the runs of ``specs`` not yet done in ``store`` into stacks, then register them and keep the plan
+    (:meth:`SweepPlan.keep`; see the module docstring).
 
-    ``write=False`` (``limitlab plan``) registers nothing and keeps no plan; ``store=None`` plans as for an
-    empty store.
+    ``write=False`` registers nothing and keeps nothing (``limitlab plan``; ``limitlab run`` keeps the plan once
+    its cost is accepted); ``store=None`` plans as for an empty store.
     """
     specs = unique_specs(specs)
     if max_models < 1:
         raise ValueError(f"max_models must be >= 1, got {max_models}")
-    if store is not None and write:
-        store.add(specs)
     status = store.status_of([s.run_id for s in specs]) if store is not None else {}
     skip = {"done"} if retry_failed else {"done", "failed"}
     todo = [s for s in specs if status.get(s.run_id) not in skip]
@@ -119,8 +128,6 @@ def prepare(specs: Sequence[RunSpec], store: RunStore | None, max_models: int = 
     if fresh:
         groups += [tuple(s.run_id for s in st.specs)
                    for st in plan_stacks(fresh, max_models, profile=profile, eval_batch_size=eval_batch_size)]
-    if store is not None and write and (fresh or started or not kept):
-        _atomic_write(store.root / "sweeps" / f"{key}.json", json.dumps([list(g) for g in groups]).encode())
 
     stacks, assigned = [], set()
     for group in groups:
@@ -132,7 +139,10 @@ def prepare(specs: Sequence[RunSpec], store: RunStore | None, max_models: int = 
         chunks = {started[i]["chunk"] for i in train if i in started and tuple(started[i]["runs"]) == group}
         chunk = chunks.pop() if len(chunks) == 1 else None
         stacks.append(PlannedStack(members, train, chunk, make_stack(members, profile, eval_batch_size)))
-    return SweepPlan(specs, status, todo, stacks, profile)
+    plan = SweepPlan(specs, status, todo, stacks, profile, key, groups, bool(fresh or started or not kept))
+    if store is not None and write:
+        plan.keep(store)
+    return plan
 
 
 def sweep_id(specs: Sequence[RunSpec], max_models: int, device: str) -> str:
