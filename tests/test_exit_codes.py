@@ -18,8 +18,8 @@ def diverging(monkeypatch):
     rate would make it, only certain)."""
     build = trainer.build_model
 
-    def nan_head(specs, device="cpu"):
-        model = build(specs, device)
+    def nan_head(specs, device="cpu", stack=None):
+        model = build(specs, device, stack)
         model.head.weight.data.fill_(float("nan"))
         return model
 
