@@ -71,7 +71,8 @@ class Study:
             specs = fn(**kwargs)
         except ValidationError:
             raise
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a value the preset refuses (study.ms=[])
+        except (TypeError, ValueError, KeyError, AttributeError, OSError, RuntimeError) as exc:  # a value the preset
+            # refuses (study.ms=[]), a path it cannot use (study.corpus="~nobody/x": RuntimeError from expanduser)
             raise ValueError(f"preset {preset!r} cannot use {shown_options}: {exc}") from None
         if not specs:
             raise ValueError(f"preset {preset!r} with {shown_options} gives no runs; check the lists and counts "
