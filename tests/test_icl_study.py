@@ -98,7 +98,7 @@ def test_smoke_trains_and_reports_through_the_cli(tmp_path):
     store, out = tmp_path / "store", tmp_path / "report"
     assert main(["run", "icl", "--preset", "smoke", "--store", str(store), "--device", "cpu", "--quiet"]) == 0
     assert len(list(store.glob("runs/*/weights.safetensors"))) == 2  # kept without --save-weights
-    assert main(["report", "icl", "--store", str(store), "--out", str(out)]) == 0
+    assert main(["report", "icl", "--store", str(store), "--out", str(out), "--set", "eval_prompts=64"]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["schema"] == "limitlab.icl.report/1" and res["runs"]["used"] == 2
     assert {g["pretrain"] for g in res["groups"]} == {"dense", "mix_dense_sine"}

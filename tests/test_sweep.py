@@ -210,10 +210,19 @@ def test_a_preset_whose_tag_contradicts_its_spec_is_refused(make_spec):
         study.specs("p")
 
 
-def test_set_is_refused_where_a_preset_computes_tags_from_the_spec(capsys, tmp_path):
-    code = main(["run", "scaling", "--preset", "laws-smoke", "--set", "train.steps=5", "--store", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert code == 2 and "would go stale" in err and "n_params" in err
+def test_computed_labels_are_recomputed_after_set_and_undeclared_tags_refuse_it(make_spec):
+    from limitlab.studies import STUDIES
+
+    spec = STUDIES["scaling"].specs("laws-smoke", {"train.steps": 5})[0]
+    assert spec.tags["steps"] == 5 and spec.tags["tokens"] == 5 * spec.train.batch_size * spec.task.scored_tokens
+
+    def preset():
+        return [make_spec(d=16).model_copy(update={"tags": {"n_params": 123}})]
+
+    study = Study("toy", "?", "?", {"p": preset})
+    assert study.specs("p")[0].tags == {"n_params": 123}
+    with pytest.raises(ValueError, match="computes the tags n_params from the spec, and they would go stale"):
+        study.specs("p", {"model.d_model": 32})
 
 
 def test_a_sweep_estimated_over_an_hour_asks_first(tmp_path, capsys, monkeypatch):

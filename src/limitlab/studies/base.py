@@ -6,13 +6,14 @@ or, with the ``study.`` prefix, passes a keyword to the preset (``study.seeds=5`
 
 Tags label runs for the reports, and a tag must never contradict its spec. So a study declares its tags:
 
-* ``labels`` — a tag that names a spec field (``{"d": "model.d_model"}``) is *derived*: set from the spec after
-  the overrides, whatever the preset wrote (a preset that wrote a different value is a bug, refused);
+* ``labels`` — a tag that names a spec field (``{"d": "model.d_model"}``) or a function of the spec (a parameter
+  count) is *derived*: set from the spec after the overrides (a preset that wrote a different value is a bug,
+  refused);
 * ``design`` — a name the preset gives a grid point (``variant``, ``experiment``): kept; when ``--set`` changed
   the spec, the tag ``set`` records what was changed (``"model.d_model=32"``), so the run is not mistaken
   for the preset's own point;
-* any other tag is computed by the preset from several fields (a parameter count, a token budget): it would go
-  stale, so ``--set`` of spec fields is refused for such a preset (its ``study.`` options recompute them).
+* any other tag is something the study cannot recompute: it would go stale, so ``--set`` of spec fields is refused
+  for such a preset (its ``study.`` options recompute it).
 
 Run ids are checked after the overrides: two runs that an override makes identical are refused, named.
 

@@ -61,6 +61,7 @@ from typing import Any, NamedTuple
 
 from limitlab.spec import RunSpec
 from limitlab.studies.base import Study
+from limitlab.studies.scaling.labels import DESIGN, LABELS
 
 STUDY_NAME = "scaling"
 EXPERIMENTS: tuple[str, ...] = ("laws", "multitask", "emergence", "grokking", "flipped", "scratchpad")
@@ -203,8 +204,6 @@ STUDY = Study(
     presets=_PRESETS,
     report=_report,
     preset_notes=_NOTES,
-    labels={"seed": "seed", "d": "model.d_model", "d_model": "model.d_model", "n_layers": "model.n_layers",
-            "steps": "train.steps", "lr": "optim.lr", "p": "task.p", "train_fraction": "task.train_fraction",
-            "subtasks": "task.subtasks", "zipf": "task.zipf"},
-    design=frozenset({"experiment", "corpus", "task", "size", "format"}),  # format: plain/reverse/scratchpad
+    labels=LABELS,
+    design=DESIGN,
 )
