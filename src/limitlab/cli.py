@@ -200,6 +200,8 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> None:
+    from limitlab.provenance import code_version, other_code, read_provenance
+
     if not Path(args.store).exists():
         raise CliError(f"no store at {args.store!r}; run `limitlab run STUDY --store {args.store}` first")
     store = _open_store(args.store)
@@ -213,6 +215,12 @@ def cmd_status(args: argparse.Namespace) -> None:
         share = c.get("done", 0) / max(sum(c.values()), 1)
         print(f"{study:<12}" + "".join(f"{c.get(k, 0):>9}" for k in keys) + f"{share:>10.0%}")
     frame = store.to_dataframe()
+    done = frame.loc[frame["status"] == "done", "run_id"].tolist()
+    older = other_code({run_id: read_provenance(store, run_id) for run_id in done})
+    if older:
+        print(f"{len(older)} of {len(done)} finished run(s) were made by other code than this limitlab "
+              f"({code_version()['source']}) or before runs kept their provenance; runs/<id>/provenance.json says "
+              f"which, e.g. {', '.join(older[:3])}")
     problems = frame[frame["status"].isin(["failed", "damaged"])]
     for _, row in problems.iterrows():
         print(f"{row['status']} {row['run_id']} ({row['study']}): {row['error']}")
@@ -222,6 +230,7 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from limitlab.provenance import write_report_provenance
     from limitlab.report.folder import check_destination, publishing
 
     study = _study(args.study)
@@ -245,6 +254,7 @@ def cmd_report(args: argparse.Namespace) -> None:
               f"train again on the next `limitlab run`: {', '.join(sorted(damaged))}", file=sys.stderr)
     with publishing(out) as tmp:
         index = study.report(store, tmp, options) if options is not None else study.report(store, tmp)
+        write_report_provenance(store, study.name, tmp)
     print(f"report written: {out / Path(index).relative_to(tmp)}")
 
 

@@ -43,6 +43,9 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(0, ge=0, description="checkpoint every N steps (0: never mid-run)")
 
 
+BOOKKEEPING = ("checkpoint_every", "eval_every")  # train fields outside the run id (see RunSpec.run_id)
+
+
 class RunSpec(BaseModel):
     """One training run. ``tags`` label the run for analysis and are not part of its id."""
 
@@ -83,8 +86,10 @@ class RunSpec(BaseModel):
 
     @property
     def run_id(self) -> str:
-        """Stable content hash of everything that determines the result (tags excluded)."""
-        content = self.model_dump(mode="json", exclude={"tags"})
+        """Stable content hash of everything that determines the result. Left out: the tags, and the bookkeeping
+        that changes no number of the run (``train.checkpoint_every``, ``train.eval_every``: when to save and how
+        often to add a point to the curves), so adding checkpoints or curves to a sweep does not retrain it."""
+        content = self.model_dump(mode="json", exclude={"tags": True, "train": set(BOOKKEEPING)})
         blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -13,7 +13,7 @@ progress     None       {"model_steps": models that took a step}
 log          run id     {"step", "train_loss"}
 eval         run id     {"step", "<split>/<metric>": value or list, ...}
 checkpoint   run id     {"state": {"step", "alive", "params", "optim"}}
-finish       run id     {"result": {...}, "weights": state dict or None}
+finish       run id     {"result": {...}, "weights": state dict or None, "provenance": {code, machine, finished}}
 fail         run id     {"reason": str}
 heartbeat    None       {"run_ids": [...]}
 ===========  =========  ===================================================================
@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from limitlab.provenance import write_provenance
 from limitlab.store import RunStore
 
 
@@ -62,6 +63,8 @@ class StoreSink:
         elif kind == "finish":
             if data.get("weights") is not None:
                 self.store.save_weights(run_id, data["weights"])
+            if data.get("provenance") is not None:
+                write_provenance(self.store, run_id, data["provenance"])
             self.store.finish(run_id, data["result"])
         elif kind == "fail":
             self.store.fail(run_id, data["reason"])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from limitlab import provenance
 from limitlab.nn.attention import cpu_head_pad
 from limitlab.nn.model import StackedTransformer
 from limitlab.rng import TRAIN, StackRNG
@@ -338,6 +339,7 @@ class StackTrainer:
                 yield Event("eval", spec.run_id, {"step": steps[m], **_flat(metrics, m)})
 
     def _finish(self, metrics: Result) -> Iterator[Event]:
+        made = provenance.record(str(self.device))  # where these numbers come from (computed where they trained)
         self._refresh_failed()
         steps, final = self.step.tolist(), self.final_loss.tolist()
         for m, spec in enumerate(self.specs):
@@ -350,7 +352,7 @@ class StackTrainer:
             yield Event("eval", spec.run_id, {"step": steps[m], **flat})
             weights = self.weights_of(m) if self.options.save_weights else None
             result = {"step": steps[m], "train_loss": final[m], **flat}
-            yield Event("finish", spec.run_id, {"result": result, "weights": weights})
+            yield Event("finish", spec.run_id, {"result": result, "weights": weights, "provenance": made})
 
 
 def _described(value: object) -> str:
