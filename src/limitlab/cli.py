@@ -305,8 +305,22 @@ def cmd_bench(args: argparse.Namespace) -> None:
     bench_main(args)
 
 
+class _Help(argparse.HelpFormatter):
+    """--help shows each option's default (unless it is off or empty, or the text already says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage block), exit status 2."""
+    """argparse with a one-line error (no usage block), exit status 2, and the defaults shown in --help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"limitlab: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
@@ -320,12 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train a study's preset (finished runs are skipped)")
     run.add_argument("study")
-    run.add_argument("--preset", default="quick")
+    run.add_argument("--preset", default="quick", help="smoke, quick, repro or paper (`limitlab studies`)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a spec field (model.d_model=32) or a preset option (study.seeds=3)")
-    run.add_argument("--store", default=DEFAULT_STORE)
-    run.add_argument("--device", default="auto")
-    run.add_argument("--executor", choices=["local", "ray"], default="local")
+    run.add_argument("--store", default=DEFAULT_STORE, help="the run store folder ($LIMITLAB_STORE)")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--executor", choices=["local", "ray"], default="local", help="where stacks train")
     run.add_argument("--ray-address", default=None, metavar="HOST:PORT",
                      help="the Ray cluster to train on (default: $RAY_ADDRESS, else a local Ray for this command)")
     run.add_argument("--max-stack", type=int, default=256, help="most models per stack")
@@ -348,10 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="runs, stacks, estimated time and memory of a `run`; trains nothing")
     plan.add_argument("study")
-    plan.add_argument("--preset", default="quick")
+    plan.add_argument("--preset", default="quick", help="as for run")
     plan.add_argument("--set", action="append", metavar="KEY=VALUE", help="as for run")
     plan.add_argument("--store", default=DEFAULT_STORE, help="runs already done there are left out (read only)")
-    plan.add_argument("--device", default="auto")
+    plan.add_argument("--device", default="auto", help="the device to estimate for")
     plan.add_argument("--max-stack", type=int, default=256, help="most models per stack")
     plan.add_argument("--retry-failed", action="store_true", help="count failed runs as to train")
     plan.add_argument("--json", action="store_true",
@@ -359,13 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(fn=cmd_plan)
 
     status = sub.add_parser("status", help="runs done / running / failed per study")
-    status.add_argument("--store", default=DEFAULT_STORE)
+    status.add_argument("--store", default=DEFAULT_STORE, help="the run store folder")
     status.add_argument("--runs", action="store_true", help="also list every run with its status and tags")
     status.set_defaults(fn=cmd_status)
 
     report = sub.add_parser("report", help="figures, results.json and index.html for a study")
     report.add_argument("study")
-    report.add_argument("--store", default=DEFAULT_STORE)
+    report.add_argument("--store", default=DEFAULT_STORE, help="the run store folder")
     report.add_argument("--out", default=None, help="folder to write (default: reports/STUDY); replaced whole")
     report.add_argument("--force", action="store_true", help="replace --out even if no limitlab report wrote it")
     report.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -377,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--format", choices=["csv", "json", "parquet"], default="csv")
     runs.add_argument("--out", default=None, help="file to write (default: standard output)")
     runs.add_argument("--force", action="store_true", help="replace --out if it exists")
-    runs.add_argument("--store", default=DEFAULT_STORE)
+    runs.add_argument("--store", default=DEFAULT_STORE, help="the run store folder")
     runs.set_defaults(fn=cmd_runs)
 
     export = sub.add_parser("export", help="a finished run's model as a Hugging Face or TransformerLens directory")
@@ -386,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="hf: GPT2ForTokenClassification; transformer-lens: HookedTransformer "
                         "(limitlab.export.load_transformer_lens)")
     export.add_argument("--out", default=None, help="directory to write (default: exported/RUN)")
-    export.add_argument("--store", default=DEFAULT_STORE)
+    export.add_argument("--store", default=DEFAULT_STORE, help="the run store folder")
     export.set_defaults(fn=cmd_export)
 
     bench = sub.add_parser("bench", help="throughput: stacked vs one model at a time")
