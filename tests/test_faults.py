@@ -111,7 +111,7 @@ def test_sigterm_hands_runs_back_and_resume_does_not_duplicate_metrics(tmp_path)
     resumed = _start(args, store)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert "progress: runs 1/1, model-steps 600/600 (100%)" in err  # plain lines without a terminal, right total
+    assert "progress: runs 1/1, model-steps 600/600, 100% of the work" in err  # plain lines without a terminal
     (run_id,) = results(store)
     steps = [r["step"] for r in RunStore(store).metrics(run_id) if "train_loss" in r]
     assert steps == sorted(set(steps)) and steps[-1] == 600

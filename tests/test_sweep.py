@@ -237,3 +237,16 @@ def test_a_sweep_estimated_over_an_hour_asks_first(tmp_path, capsys, monkeypatch
     assert "not started; add --yes" in err and len(err.splitlines()) == 1
     assert RunStore(store).counts() == {}
     assert main([*args, "--yes"]) == 0
+
+
+def test_progress_is_weighed_by_the_planned_cost(tmp_path, make_spec):
+    """A model-step of a wide stack counts for more of the ETA than one of a narrow stack."""
+    from limitlab.executors import weighed
+
+    specs = [make_spec(m=3, d=8, steps=10), make_spec(m=3, d=64, steps=10)]
+    plan = prepare(specs, RunStore(tmp_path / "s"))
+    seen = []
+    for stack in plan.stacks:
+        weighed(lambda steps, runs, work: seen.append(work), stack)(10, 0)
+    assert sum(seen) == pytest.approx(sum(s.estimate.cost_s for s in plan.stacks))
+    assert max(seen) > 2 * min(seen)

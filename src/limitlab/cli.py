@@ -126,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                            save_weights=args.save_weights or study.save_weights,
                            checkpoint_seconds=60.0 * args.checkpoint_minutes)
     progress = SweepProgress(sum(s.train.steps for s in todo), len(specs), len(specs) - len(todo),
-                             interval=args.log_seconds, quiet=args.quiet)
+                             interval=args.log_seconds, quiet=args.quiet, total_work=estimate)
     start = time.monotonic()
     if args.executor == "ray":
         try:

@@ -19,7 +19,15 @@ from limitlab.sweep import PlannedStack, SweepPlan, prepare, record_stack
 from limitlab.train.events import Event, StoreSink
 from limitlab.train.trainer import StackTrainer, TrainOptions
 
-Progress = Callable[[int, int], None]  # (model steps taken, runs finished)
+Progress = Callable[..., None]  # (model steps taken, runs finished, work=their planned seconds)
+
+
+def weighed(progress: Progress | None, stack: PlannedStack) -> Progress | None:
+    """``progress`` told the planned cost of each of ``stack``'s model-steps (see :mod:`limitlab.progress`)."""
+    if progress is None:
+        return None
+    per_step = stack.estimate.cost_s / max(1, stack.estimate.steps * len(stack.train))
+    return lambda steps, runs: progress(steps, runs, work=steps * per_step)
 
 
 def train_claimed(store: RunStore, stack: PlannedStack,
@@ -70,7 +78,7 @@ def run_local(plan: SweepPlan, store: RunStore, options: TrainOptions, progress:
         def train(todo: list[str], sink: StoreSink, stack: PlannedStack = stack) -> Iterable[Event]:
             return StackTrainer(stack.specs, sink, stack_options(options, stack), train=todo).events()
 
-        part = train_claimed(store, stack, train, progress, retry_failed)
+        part = train_claimed(store, stack, train, weighed(progress, stack), retry_failed)
         for key in summary:
             summary[key] += part[key]
     return summary

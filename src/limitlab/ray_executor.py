@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from typing import Any
 
-from limitlab.executors import Progress, stack_options, train_claimed
+from limitlab.executors import Progress, stack_options, train_claimed, weighed
 from limitlab.planner import Stack
 from limitlab.spec import RunSpec
 from limitlab.store import RunStore
@@ -319,10 +319,10 @@ def _train_stacks(ray: Any, store: RunStore, plan: SweepPlan, summary: dict[str,
             lost.append(exc)
         log.warning("limitlab ray executor: %s; restarting its unfinished runs from their last checkpoints", exc)
 
-    def report(model_steps: int, finished: int) -> None:  # stacks report from several threads
+    def report(model_steps: int, finished: int, **work: float) -> None:  # stacks report from several threads
         if progress is not None:
             with lock:
-                progress(model_steps, finished)
+                progress(model_steps, finished, **work)
 
     def one_stack(stack: PlannedStack, share: float) -> dict[str, int]:
         resources = {"num_gpus": share, "num_cpus": 1} if cuda else {"num_cpus": 1}
@@ -332,7 +332,7 @@ def _train_stacks(ray: Any, store: RunStore, plan: SweepPlan, summary: dict[str,
         def train(claimed: list[str], sink: StoreSink) -> Iterable[Event]:
             return remote_events(claimed, sink, start, retries, options.heartbeat_seconds, on_lost)
 
-        return train_claimed(store, stack, train, report, retry_failed)
+        return train_claimed(store, stack, train, weighed(report, stack), retry_failed)
 
     errors: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=max(1, min(len(stacks), max_in_flight)),
