@@ -73,11 +73,9 @@ def _device(name: str) -> str:
 
 
 def _study(name: str):
-    from limitlab.studies import STUDIES
+    from limitlab.studies import find_study
 
-    if name not in STUDIES:
-        raise CliError(f"unknown study {name!r}; allowed: {', '.join(STUDIES)}")
-    return STUDIES[name]
+    return find_study(name)
 
 
 def cmd_studies(args: argparse.Namespace) -> None:
@@ -230,8 +228,7 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from limitlab.provenance import write_report_provenance
-    from limitlab.report.folder import check_destination, publishing
+    import limitlab
 
     study = _study(args.study)
     if study.report is None:
@@ -239,23 +236,20 @@ def cmd_report(args: argparse.Namespace) -> None:
     sets = parse_sets(args.set or [])
     if study.report_options is None and sets:
         raise CliError(f"the {study.name} report takes no options (got --set {', '.join(sets)})")
-    options = study.report_options.model_validate(sets) if study.report_options is not None else None
+    if study.report_options is not None:
+        study.report_options.model_validate(sets)  # a bad option is refused before anything is read or written
     if not Path(args.store).exists():
         raise CliError(f"no store at {args.store!r}; run `limitlab run {study.name} --store {args.store}` first")
     store = _open_store(args.store)
     if not sum(store.counts(study.name).get(study.name, {}).values()):
         raise CliError(f"no runs of study {study.name!r} in the store {args.store!r}; train them first: "
                        f"`limitlab run {study.name} --store {args.store}`")
-    out = Path(args.out or Path("reports") / study.name)
-    check_destination(out, args.force)
     damaged = store.damaged(study.name)
     if damaged:
         print(f"limitlab: warning: {len(damaged)} run(s) with damaged results are left out of the report and will "
               f"train again on the next `limitlab run`: {', '.join(sorted(damaged))}", file=sys.stderr)
-    with publishing(out) as tmp:
-        index = study.report(store, tmp, options) if options is not None else study.report(store, tmp)
-        write_report_provenance(store, study.name, tmp)
-    print(f"report written: {out / Path(index).relative_to(tmp)}")
+    index = limitlab.write_report(study.name, store, Path(args.out or Path("reports") / study.name), args.force, **sets)
+    print(f"report written: {index}")
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
