@@ -13,8 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	@# CPU-only machine: take the CPU wheel first, so the torch range below pulls nothing bigger.
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q "$(TORCH_CPU)"; fi
-	@# ray, probe and lens extras too, so the Ray-cluster, Hugging Face and TransformerLens tests run instead of skipping
-	$(BIN)/python -m pip install -q -e ".[dev,ray,probe,lens]"
+	@# ray, probe, lens and curves extras too, so the Ray-cluster, Hugging Face, TransformerLens and live-curve tests
+	@# run instead of skipping
+	$(BIN)/python -m pip install -q -e ".[dev,ray,probe,lens,curves]"
 	touch $@
 
 install: $(VENV)/.installed

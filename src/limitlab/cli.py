@@ -123,6 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                            chunk_models=args.chunk_models,
                            save_weights=args.save_weights or study.save_weights,
                            checkpoint_seconds=60.0 * args.checkpoint_minutes)
+    watchers = _watchers(args, {s.run_id: s for st in plan.stacks for s in st.specs})
     progress = SweepProgress(sum(s.train.steps for s in todo), len(specs), len(specs) - len(todo),
                              interval=args.log_seconds, quiet=args.quiet, total_work=estimate)
     start = time.monotonic()
@@ -135,13 +136,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         if plan.stacks:
             print(connect(ray, args.ray_address))
-        summary = run_ray(plan, store, options, progress=progress.update, retry_failed=args.retry_failed)
+        summary = run_ray(plan, store, options, progress=progress.update, retry_failed=args.retry_failed,
+                          watchers=watchers)
         print(f"ray: trained on {summary['nodes']} node(s); {summary['workers_lost']} worker(s) lost and retried")
     else:
         from limitlab.executors import run_local
 
-        summary = run_local(plan, store, options, progress=progress.update, retry_failed=args.retry_failed)
+        summary = run_local(plan, store, options, progress=progress.update, retry_failed=args.retry_failed,
+                            watchers=watchers)
     progress.close()
+    for watch in watchers:
+        watch.close()
     counts = store.counts(study.name).get(study.name, {})
     failed = sum(1 for v in store.status_of([s.run_id for s in specs]).values() if v == "failed")
     print(f"trained {summary['trained']} run(s), skipped {summary['skipped']} (claimed elsewhere), "
@@ -150,6 +155,18 @@ def cmd_run(args: argparse.Namespace) -> int:
           + (f"; {failed} run(s) of this sweep failed: `limitlab status --runs` shows why, --retry-failed trains "
              "them again" if failed else ""))
     return 1 if failed else 0  # exit status 1: scripts and CI notice a sweep with failed runs
+
+
+def _watchers(args: argparse.Namespace, specs: dict) -> list:
+    """The live-curve sinks asked for (--tensorboard DIR, --wandb PROJECT)."""
+    from limitlab.train.curves import TensorBoardSink, WandbSink
+
+    out: list = []
+    if args.tensorboard:
+        out.append(TensorBoardSink(args.tensorboard, specs))
+    if args.wandb:
+        out.append(WandbSink(args.wandb, specs))
+    return out
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
@@ -350,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-seconds", type=float, default=30.0, metavar="S",
                      help="without a terminal, print a progress line every S seconds")
     run.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    run.add_argument("--tensorboard", default=None, metavar="DIR",
+                     help="also write live curves (train loss, eval metrics) as TensorBoard runs under DIR")
+    run.add_argument("--wandb", default=None, metavar="PROJECT", help="also log live curves to this W&B project")
     run.add_argument("--yes", action="store_true",
                      help="start a sweep estimated at over an hour without asking (a batch job)")
     run.set_defaults(fn=cmd_run)

@@ -30,9 +30,13 @@ def weighed(progress: Progress | None, stack: PlannedStack) -> Progress | None:
     return lambda steps, runs: progress(steps, runs, work=steps * per_step)
 
 
+Watcher = Callable[[Event], None]  # sees every log, eval, finish and fail event too (live curves: train/curves.py)
+
+
 def train_claimed(store: RunStore, stack: PlannedStack,
                   train: Callable[[list[str], StoreSink], Iterable[Event]],
-                  progress: Progress | None = None, retry_failed: bool = False) -> dict[str, int]:
+                  progress: Progress | None = None, retry_failed: bool = False,
+                  watchers: Sequence[Watcher] = ()) -> dict[str, int]:
     """Claim ``stack``'s runs to train, record the events ``train(claimed ids, sink)`` yields, release on error.
 
     The trainer trains the claimed runs in the stack's full composition (the others ride along, see
@@ -55,6 +59,8 @@ def train_claimed(store: RunStore, stack: PlannedStack,
                 record_stack(store, stack, event.data["chunk"], todo)
                 continue
             sink(event)
+            for watch in watchers:
+                watch(event)
             if event.kind in ("finish", "fail"):
                 summary["trained" if event.kind == "finish" else "failed"] += 1
                 if progress is not None:
@@ -71,14 +77,14 @@ def stack_options(options: TrainOptions, stack: PlannedStack) -> TrainOptions:
 
 
 def run_local(plan: SweepPlan, store: RunStore, options: TrainOptions, progress: Progress | None = None,
-              retry_failed: bool = False) -> dict[str, int]:
+              retry_failed: bool = False, watchers: Sequence[Watcher] = ()) -> dict[str, int]:
     """Train the stacks of ``plan`` (from :func:`limitlab.sweep.prepare`) in this process, one after another."""
     summary = {"trained": 0, "skipped": 0, "failed": 0}
     for stack in plan.stacks:
         def train(todo: list[str], sink: StoreSink, stack: PlannedStack = stack) -> Iterable[Event]:
             return StackTrainer(stack.specs, sink, stack_options(options, stack), train=todo).events()
 
-        part = train_claimed(store, stack, train, weighed(progress, stack), retry_failed)
+        part = train_claimed(store, stack, train, weighed(progress, stack), retry_failed, watchers)
         for key in summary:
             summary[key] += part[key]
     return summary

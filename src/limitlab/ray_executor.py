@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from typing import Any
 
-from limitlab.executors import Progress, stack_options, train_claimed, weighed
+from limitlab.executors import Progress, Watcher, stack_options, train_claimed, weighed
 from limitlab.planner import Stack
 from limitlab.spec import RunSpec
 from limitlab.store import RunStore
@@ -55,6 +55,14 @@ Start = Callable[[list[str], Checkpoints], Iterable[list[Event]]]  # one attempt
 
 class WorkerLost(Exception):
     """The process training a stack went away (killed, out of memory, node lost) before the stack finished."""
+
+
+def _locked(watch: Watcher, lock: threading.Lock) -> Watcher:
+    """``watch`` called under ``lock`` (the driver's stack threads share one TensorBoard or W&B sink)."""
+    def locked(event: Event) -> None:
+        with lock:
+            watch(event)
+    return locked
 
 
 def gpu_fraction(stack: Stack, gpu_bytes: float) -> float:
@@ -268,7 +276,8 @@ def _check_listening(address: str | None, seconds: float = 5.0) -> None:
 
 def run_ray(plan: SweepPlan, store: RunStore, options: TrainOptions, address: str | None = None,
             retries: int = 2, progress: Progress | None = None, retry_failed: bool = False,
-            flush_seconds: float = 1.0, max_in_flight: int | None = None) -> dict[str, int]:
+            flush_seconds: float = 1.0, max_in_flight: int | None = None,
+            watchers: Sequence[Watcher] = ()) -> dict[str, int]:
     """Train the stacks of ``plan`` (from :func:`limitlab.sweep.prepare`) as Ray tasks, one per stack.
 
     Returns {"trained", "skipped", "failed"} summed over the stacks, plus "nodes" (distinct Ray nodes that
@@ -289,13 +298,13 @@ def run_ray(plan: SweepPlan, store: RunStore, options: TrainOptions, address: st
     if plan.stacks:
         connect(ray, address)
         _train_stacks(ray, store, plan, summary, options, retries, progress, retry_failed, flush_seconds,
-                      max_in_flight)
+                      max_in_flight, watchers)
     return summary
 
 
 def _train_stacks(ray: Any, store: RunStore, plan: SweepPlan, summary: dict[str, int], options: TrainOptions,
                   retries: int, progress: Progress | None, retry_failed: bool,
-                  flush_seconds: float, max_in_flight: int | None) -> None:
+                  flush_seconds: float, max_in_flight: int | None, watchers: Sequence[Watcher]) -> None:
     """Train the plan's stacks on Ray (several at a time, one driver thread each), add to summary."""
     cuda = options.device.startswith("cuda")
     stacks = sorted(plan.stacks, key=lambda s: -s.estimate.cost_s)  # longest first: better packing across workers
@@ -332,7 +341,8 @@ def _train_stacks(ray: Any, store: RunStore, plan: SweepPlan, summary: dict[str,
         def train(claimed: list[str], sink: StoreSink) -> Iterable[Event]:
             return remote_events(claimed, sink, start, retries, options.heartbeat_seconds, on_lost)
 
-        return train_claimed(store, stack, train, weighed(report, stack), retry_failed)
+        return train_claimed(store, stack, train, weighed(report, stack), retry_failed, [_locked(w, lock)
+                                                                                          for w in watchers])
 
     errors: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=max(1, min(len(stacks), max_in_flight)),
