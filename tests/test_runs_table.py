@@ -53,3 +53,16 @@ def test_empty_selections_are_errors(store, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["report", "cope", "--store", str(store), "--out", str(out)]) == 2
     assert "no runs of study 'cope'" in capsys.readouterr().err and not out.exists()
+
+
+def test_report_where_keeps_variants_apart(tmp_path, capsys):
+    import json
+
+    store = tmp_path / "two"
+    both = [*TINY[:-2], "--set", 'study.variants=["base","bos"]']
+    assert main(["run", "counting", "--preset", "smoke", *both, "--store", str(store), "--quiet"]) == 0
+    out = tmp_path / "base"
+    assert main(["report", "counting", "--store", str(store), "--out", str(out), "--where", "tags.variant=base"]) == 0
+    assert json.loads((out / "results.json").read_text())["runs"]["total"] == 2  # of 4: base only (qc and mfc)
+    assert main(["report", "counting", "--store", str(store), "--out", str(out), "--where", "tags.nope=1"]) == 2
+    assert "no such column" in capsys.readouterr().err

@@ -265,6 +265,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     if damaged:
         print(f"limitlab: warning: {len(damaged)} run(s) with damaged results are left out of the report and will "
               f"train again on the next `limitlab run`: {', '.join(sorted(damaged))}", file=sys.stderr)
+    if args.where:
+        from limitlab.store_view import StoreView
+
+        store = StoreView(store, parse_sets(args.where))
+        if store.to_dataframe(study.name).empty:
+            raise CliError(f"no runs of study {study.name!r} match --where {' '.join(args.where)}")
     index = limitlab.write_report(study.name, store, Path(args.out or Path("reports") / study.name), args.force, **sets)
     print(f"report written: {index}")
 
@@ -396,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--store", default=DEFAULT_STORE, help="the run store folder")
     report.add_argument("--out", default=None, help="folder to write (default: reports/STUDY); replaced whole")
     report.add_argument("--force", action="store_true", help="replace --out even if no limitlab report wrote it")
+    report.add_argument("--where", action="append", metavar="COLUMN=VALUE",
+                        help="report only the runs whose column (model.d_model, tags.variant, seed, ...) has this "
+                        "value; repeatable")
     report.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="a report option (icl: eval_prompts=N, eval_full=true)")
     report.set_defaults(fn=cmd_report)
