@@ -291,6 +291,7 @@ def test_cli_runs_a_preset_on_the_cluster(cluster, tmp_path, capsys):
     runs = RunStore(store).counts("counting")["counting"]
     assert runs["done"] >= 1 and runs["pending"] == runs["running"] == runs["failed"] == 0
     assert f"trained {runs['done']} run(s)" in out
+    assert "2 node(s)" in out and "ray: trained on" in out  # the cluster it used, and the nodes that trained
 
 
 def test_an_address_where_nothing_listens_is_one_line_at_once(tmp_path, capsys, monkeypatch):
