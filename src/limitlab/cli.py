@@ -107,9 +107,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = prepare(specs, store, max_models=args.max_stack, device=device, retry_failed=args.retry_failed,
                    write=False)
     todo, specs = plan.todo, plan.specs
-    print(f"{study.name}/{args.preset}: {len(specs)} runs, {plan.done} already done, {len(todo)} to train in "
-          f"{len(plan.stacks)} stack(s) on {device}; store {args.store}")
     estimate = sum(st.estimate.cost_s for st in plan.stacks)
+    print(f"{study.name}/{args.preset}: {len(specs)} runs, {plan.done} already done, {len(todo)} to train in "
+          f"{len(plan.stacks)} stack(s) on {device} (roughly {_duration(estimate)}); store {args.store}")
     if estimate > LONG_RUN_SECONDS and not args.yes:
         question = (f"estimated {_duration(estimate)} of training on {device} (a rough model; `limitlab plan` "
                     "shows the stacks)")
