@@ -13,8 +13,11 @@ Every file is written to a temporary name in the same folder, fsynced, then ``os
 old file or the new one, never half of one. A run's status goes pending -> running -> done | failed; ``claim``
 takes runs inside one ``BEGIN IMMEDIATE`` transaction, so two processes never take the same run. A 'running' run
 whose owner stopped heartbeating (or whose process is gone, on this host) is stale and may be claimed again.
-The store must live on a local filesystem (SQLite WAL does not work over NFS). Nothing in it is executed: tensors
-are safetensors, everything else JSON or SQLite rows (see :mod:`limitlab.store_files`).
+``RunStore(root, readonly=True)`` (``RunStore.open_readonly``) reads a store without writing to it, a store
+shared read-only too (:mod:`limitlab.store_readonly`); the repairs made on opening are in
+:mod:`limitlab.store_repair`. The store must live on a local filesystem (SQLite WAL does not work over NFS).
+Nothing in it is executed: tensors are safetensors, everything else JSON or SQLite rows
+(see :mod:`limitlab.store_files`).
 
 >>> store = RunStore("runs/")                                        # doctest: +SKIP
 >>> ids = store.add(specs)                                           # doctest: +SKIP
