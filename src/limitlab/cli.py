@@ -2,6 +2,9 @@
 
 Bad input exits with status 2 and one line ``limitlab: error: ...`` naming the bad value and what is allowed.
 A full disk exits with status 1 and one line naming the file that could not be written (finished runs are kept).
+A path that cannot be used (an unwritable run folder, a name longer than the filesystem allows) exits with status 2
+and one line naming it. ``status``, ``runs``, ``plan``, ``report`` and ``export`` open the store read-only: they
+never create or change anything in it.
 ``limitlab run`` exits with status 1 when a run of its sweep failed (its summary line says how many and how to see
 why).
 """
