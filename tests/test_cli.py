@@ -142,3 +142,60 @@ def test_two_processes_share_one_store(tmp_path):
     for run in (store / "runs").iterdir():
         finals = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "test/accuracy" in r]
         assert len(finals) == 1, f"run {run.name} was evaluated {len(finals)} times"
+
+
+def test_an_empty_store_path_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for command in (["run", "counting", "--preset", "smoke", *TINY], ["status"], ["plan", "counting"]):
+        assert main([*command, "--store", ""]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "store path is empty" in err
+    assert list(tmp_path.iterdir()) == []  # nothing trained into the current folder
+
+
+def test_a_store_name_longer_than_the_filesystem_allows_is_one_line(tmp_path, capsys):
+    long = str(tmp_path / ("s" * 300))
+    for command in (["run", "counting", "--preset", "smoke", *TINY], ["status"], ["runs"], ["plan", "counting"],
+                    ["report", "counting"], ["export", "0123456789abcdef"]):
+        assert main([*command, "--store", long]) == 2, command
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "255" in err and "Traceback" not in err, (command, err)
+    assert main(["report", "counting", "--store", long[:100], "--out", long]) == 2  # --out too: one line
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_an_unwritable_run_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from limitlab.store_files import RunFiles
+
+    def refuse(self, run_id, records):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self.runs_dir / run_id / "metrics.jsonl"))
+
+    monkeypatch.setattr(RunFiles, "append_metrics", refuse)  # as a run folder another user owns (root ignores chmod)
+    store = tmp_path / "store"
+    assert main(["run", "counting", "--preset", "smoke", *TINY, "--set", "study.steps=20", "--store", str(store),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Permission denied" in err and "metrics.jsonl" in err
+    from limitlab.store import RunStore
+
+    assert RunStore(store).counts()["counting"]["pending"] == 1  # handed back, trains on the next run
+
+
+def test_a_relative_corpus_names_the_same_data_from_any_folder(tmp_path, monkeypatch):
+    from limitlab.studies import STUDIES
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for sub in ("a", "b"):
+        (tmp_path / sub / "text.txt").write_text(sub * 4000)
+    ids = {}
+    for sub in ("a", "b"):
+        monkeypatch.chdir(tmp_path / sub)
+        specs = STUDIES["cope"].specs("smoke", {"study.corpus": "text.txt"})
+        lm = [s for s in specs if s.task.name == "text_lm"]
+        assert lm and all(s.task.corpus == str(tmp_path / sub / "text.txt") for s in lm)
+        ids[sub] = {s.run_id for s in lm}
+    assert not ids["a"] & ids["b"]  # different data, different runs: never "already done" for the other folder

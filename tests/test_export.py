@@ -152,3 +152,37 @@ def test_transformer_lens_export_without_transformer_lens(trained, tmp_path, cap
     assert main(["export", specs[0].run_id, "--to", "transformer-lens", "--store", str(store.root),
                  "--out", str(tmp_path / "x")]) == 2
     assert "pip install 'limitlab[lens]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("to", ["hf", "transformer-lens"])
+def test_export_refuses_a_file_for_out_and_a_run_that_is_not_done(trained, tmp_path, capsys, to):
+    store, specs = trained
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    assert main(["export", specs[0].run_id, "--to", to, "--store", str(store.root), "--out", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file" in err and blocker.read_text() == "keep me"
+    other = RunStore(tmp_path / "s")
+    other.add([specs[0]])
+    other.save_weights(specs[0].run_id, store.load_weights(specs[0].run_id))  # weights, but the run is not done
+    for status in ("pending", "failed"):
+        if status == "failed":
+            other.fail(specs[0].run_id, "diverged")
+        code = main(["export", specs[0].run_id, "--to", to, "--store", str(other.root), "--out", str(tmp_path / "x")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and f"is {status}, not done" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_export_writes_into_a_foreign_folder_only_with_force(trained, tmp_path, capsys):
+    pytest.importorskip("transformers")
+    store, specs = trained
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    argv = ["export", specs[0].run_id, "--store", str(store.root), "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--force" in err and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert main([*argv, "--force"]) == 0 and (out / "config.json").exists() and (out / "notes.txt").exists()
+    assert main(argv) == 0  # a folder an export wrote is written again without --force

@@ -2,6 +2,9 @@
 
 Bad input exits with status 2 and one line ``limitlab: error: ...`` naming the bad value and what is allowed.
 A full disk exits with status 1 and one line naming the file that could not be written (finished runs are kept).
+A path that cannot be used (an unwritable run folder, a name longer than the filesystem allows) exits with status 2
+and one line naming it. ``status``, ``runs``, ``plan``, ``report`` and ``export`` open the store read-only: they
+never create or change anything in it.
 ``limitlab run`` exits with status 1 when a run of its sweep failed (its summary line says how many and how to see
 why).
 """
@@ -89,10 +92,12 @@ def cmd_studies(args: argparse.Namespace) -> None:
             print(f"{'':<11}   --preset {preset:<6} {note}")
 
 
-def _open_store(path: str):
+def _open_store(path: str, readonly: bool = False):
+    """The store at ``path``; ``readonly`` (the read commands) creates and changes nothing, and refuses a path
+    that holds no store with one line."""
     from limitlab.store import RunStore
 
-    return RunStore(path)
+    return RunStore(path, readonly=readonly)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -172,9 +177,12 @@ def _watchers(args: argparse.Namespace, specs: dict) -> list:
 def cmd_plan(args: argparse.Namespace) -> None:
     """What ``limitlab run`` with the same arguments would train, and an estimate of its cost; trains nothing."""
     device = _device(args.device)
-    store = None
-    if Path(args.store).is_dir() and (Path(args.store) / "index.sqlite").exists():
-        store = _open_store(args.store)
+    from limitlab.store_readonly import NoStoreError
+
+    try:
+        store = _open_store(args.store, readonly=True)
+    except NoStoreError:
+        store = None
     study = _study(args.study)
     specs = study.specs(args.preset, parse_sets(args.set or []))
     from limitlab.sweep import prepare
@@ -217,9 +225,7 @@ def _duration(seconds: float) -> str:
 def cmd_status(args: argparse.Namespace) -> None:
     from limitlab.provenance import code_version, other_code, read_provenance
 
-    if not Path(args.store).exists():
-        raise CliError(f"no store at {args.store!r}; run `limitlab run STUDY --store {args.store}` first")
-    store = _open_store(args.store)
+    store = _open_store(args.store, readonly=True)
     counts = store.counts()
     if not counts:
         print(f"store {args.store}: no runs")
@@ -255,9 +261,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         raise CliError(f"the {study.name} report takes no options (got --set {', '.join(sets)})")
     if study.report_options is not None:
         study.report_options.model_validate(sets)  # a bad option is refused before anything is read or written
-    if not Path(args.store).exists():
-        raise CliError(f"no store at {args.store!r}; run `limitlab run {study.name} --store {args.store}` first")
-    store = _open_store(args.store)
+    store = _open_store(args.store, readonly=True)
     if not sum(store.counts(study.name).get(study.name, {}).values()):
         raise CliError(f"no runs of study {study.name!r} in the store {args.store!r}; train them first: "
                        f"`limitlab run {study.name} --store {args.store}`")
@@ -278,9 +282,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 def cmd_runs(args: argparse.Namespace) -> None:
     from limitlab.runs_table import TableError, write_table
 
-    if not Path(args.store).exists():
-        raise CliError(f"no store at {args.store!r}; run `limitlab run STUDY --store {args.store}` first")
-    store = _open_store(args.store)
+    store = _open_store(args.store, readonly=True)
     frame = store.to_dataframe(args.study)
     if args.study is not None and frame.empty:
         held = sorted(store.counts())
@@ -302,18 +304,10 @@ def cmd_runs(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from limitlab.export import export_hf, export_transformer_lens
+    from limitlab.export import export_run
 
-    if not Path(args.store).exists():
-        raise CliError(f"no store at {args.store!r}")
-    store = _open_store(args.store)
-    try:
-        store.spec(args.run)
-    except (KeyError, ValueError):
-        raise CliError(f"no run {args.run!r} in the store {args.store!r}; `limitlab status --runs` lists the runs") \
-            from None
-    export = export_hf if args.to == "hf" else export_transformer_lens
-    print(f"exported: {export(store, args.run, args.out or Path('exported') / args.run)}")
+    store = _open_store(args.store, readonly=True)
+    print(f"exported: {export_run(store, args.run, args.to, args.out or Path('exported') / args.run, args.force)}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -423,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="hf: GPT2ForTokenClassification; transformer-lens: HookedTransformer "
                         "(limitlab.export.load_transformer_lens)")
     export.add_argument("--out", default=None, help="directory to write (default: exported/RUN)")
+    export.add_argument("--force", action="store_true", help="write into --out even if no limitlab export wrote it")
     export.add_argument("--store", default=DEFAULT_STORE, help="the run store folder")
     export.set_defaults(fn=cmd_export)
 
@@ -476,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:
         full = _disk_full(exc)
+        if full is None and exc.errno in _PATH_ERRORS:  # a path that cannot be used: unwritable, too long, ...
+            print(f"limitlab: error: {_one_line(OSError(f'{exc.strerror}: {exc.filename}'))}", file=sys.stderr)
+            return 2
         if full is None:
             raise
         print(f"limitlab: error: disk full: {full.strerror} writing {full.filename}; finished runs are kept, free "
@@ -489,6 +487,10 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return code or 0
+
+
+_PATH_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+                errno.ELOOP)
 
 
 def _disk_full(exc: BaseException | None) -> OSError | None:

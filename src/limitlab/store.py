@@ -13,8 +13,11 @@ Every file is written to a temporary name in the same folder, fsynced, then ``os
 old file or the new one, never half of one. A run's status goes pending -> running -> done | failed; ``claim``
 takes runs inside one ``BEGIN IMMEDIATE`` transaction, so two processes never take the same run. A 'running' run
 whose owner stopped heartbeating (or whose process is gone, on this host) is stale and may be claimed again.
-The store must live on a local filesystem (SQLite WAL does not work over NFS). Nothing in it is executed: tensors
-are safetensors, everything else JSON or SQLite rows (see :mod:`limitlab.store_files`).
+``RunStore(root, readonly=True)`` (``RunStore.open_readonly``) reads a store without writing to it, a store
+shared read-only too (:mod:`limitlab.store_readonly`); the repairs made on opening are in
+:mod:`limitlab.store_repair`. The store must live on a local filesystem (SQLite WAL does not work over NFS).
+Nothing in it is executed: tensors are safetensors, everything else JSON or SQLite rows
+(see :mod:`limitlab.store_files`).
 
 >>> store = RunStore("runs/")                                        # doctest: +SKIP
 >>> ids = store.add(specs)                                           # doctest: +SKIP
@@ -37,29 +40,25 @@ import socket
 import sqlite3
 import threading
 import time
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from limitlab.spec import RunSpec
 from limitlab.store_files import (
-    CHECKPOINT,
-    OLD_CHECKPOINT,
     RunFiles,
     StoreError,
-    StoreWarning,
     _atomic_write,
     _jsonable,
-    _read_regular,
 )
+from limitlab.store_readonly import find_store, read_index
+from limitlab.store_repair import Repairs, _pid_alive
 
 if TYPE_CHECKING:
     import pandas
 
 STATUSES = ("pending", "running", "done", "failed", "damaged")  # damaged: done, but its result is unreadable
+_NAME_MAX = 255  # bytes in one file name (Linux, macOS, Windows)
 _CHUNK = 500  # ids per SQL "IN (...)" list, well under SQLite's variable limit
 
 _SCHEMA = """
@@ -78,15 +77,25 @@ CREATE INDEX IF NOT EXISTS runs_study_status ON runs (study, status);
 """
 
 
-class RunStore(RunFiles):
+class RunStore(Repairs, RunFiles):
     """SQLite index + per-run folders under ``root``; see the module docstring."""
 
-    def __init__(self, root: str | Path, stale_after: float = 120.0) -> None:
-        self.root = Path(root).expanduser().absolute()
+    def __init__(self, root: str | Path, stale_after: float = 120.0, readonly: bool = False) -> None:
+        self.root = _store_root(root)
         self.runs_dir = self.root / "runs"
         self.stale_after = float(stale_after)
+        self.readonly = bool(readonly)
         self.host = socket.gethostname()
         self.owner = f"{self.host}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._lock = threading.RLock()
+        if self.readonly:  # the index is read into memory; nothing is created or changed on disk
+            find_store(self.root)
+            self._db = read_index(self.root)
+            with self._transaction() as db:
+                for statement in _SCHEMA.split(";"):
+                    db.execute(statement)
+            self._reconcile()
+            return
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"store directory {self.root} is not a directory (a file with that name exists)")
         try:
@@ -96,7 +105,6 @@ class RunStore(RunFiles):
             probe.unlink()
         except OSError as e:
             raise StoreError(f"store directory {self.root} is not writable: {e.strerror or e}") from None
-        self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(self.root / "index.sqlite", timeout=30.0, isolation_level=None,
                                        check_same_thread=False)
@@ -110,11 +118,18 @@ class RunStore(RunFiles):
             raise StoreError(f"store index {self.root / 'index.sqlite'} cannot be opened: {e}") from None
         self._reconcile()
 
+    @classmethod
+    def open_readonly(cls, root: str | Path, stale_after: float = 120.0) -> RunStore:
+        """The store at ``root`` for reading only (``RunStore(root, readonly=True)``): no folder, file or index is
+        created or changed, repairs are made in memory, a store shared read-only can be read; :class:`StoreError`
+        (one line) if there is no store at ``root``; writing methods raise :class:`StoreError`."""
+        return cls(root, stale_after, readonly=True)
+
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
 
     def __reduce__(self) -> tuple:  # a pickled store reopens (with its own owner id) in the receiving process
-        return (RunStore, (str(self.root), self.stale_after))
+        return (RunStore, (str(self.root), self.stale_after, self.readonly))
 
     def close(self) -> None:
         with self._lock:
@@ -166,54 +181,6 @@ class RunStore(RunFiles):
         pid = rest.partition(":")[0]
         return host == self.host and pid.isdigit() and not _pid_alive(int(pid))
 
-    def _reconcile(self) -> None:
-        """Make the index agree with the run folders, which are the truth:
-
-        * a run folder the index does not know (an emptied or deleted index.sqlite) is added back, as done when its
-          result is complete, else pending;
-        * a run with a complete result.json is done, even if the process died before updating the index;
-        * a 'done' run whose result is missing or unreadable is 'damaged': named in one warning, trained again.
-        """
-        with self._lock:
-            rows = dict(self._db.execute("SELECT run_id, status FROM runs").fetchall())
-        restored = []
-        for folder in sorted(self.runs_dir.iterdir()) if self.runs_dir.exists() else []:
-            if folder.name not in rows and os.path.lexists(folder / "spec.json"):
-                try:
-                    restored.append(RunSpec.model_validate_json(_read_regular(self._dir(folder.name) / "spec.json")))
-                except (OSError, ValueError, ValidationError, StoreError):
-                    warnings.warn(f"run folder {folder.name}: unreadable spec.json; left out of the index",
-                                  StoreWarning, stacklevel=3)
-        if restored:
-            self.add(restored)
-            warnings.warn(f"store {self.root}: {len(restored)} run(s) missing from the index were restored from "
-                          "their folders", StoreWarning, stacklevel=3)
-            rows.update({s.run_id: "pending" for s in restored})
-        now = time.time()
-        finished, damaged = [], []
-        for run_id, status in rows.items():
-            complete = self.result(run_id) is not None
-            if complete and status != "done":
-                finished.append(run_id)
-            elif not complete and status == "done":
-                damaged.append(run_id)
-        if damaged:
-            warnings.warn(f"{len(damaged)} finished run(s) have a missing or unreadable result.json and will be "
-                          f"trained again: {', '.join(damaged[:5])}{' …' if len(damaged) > 5 else ''}",
-                          StoreWarning, stacklevel=3)
-        if finished or damaged:
-            with self._transaction() as db:
-                db.executemany("UPDATE runs SET status='done', error=NULL, updated=? WHERE run_id=?",
-                               [(now, run_id) for run_id in finished])
-                db.executemany("UPDATE runs SET status='damaged', error=?, updated=? WHERE run_id=?",
-                               [("result.json missing or unreadable", now, run_id) for run_id in damaged])
-            for run_id in finished:  # its process died between result.json and the index: finish its finish()
-                self._tidy(run_id)
-            for run_id in damaged:  # its spec.json may be gone with its folder
-                spec = self._rows([run_id], "spec_json")[run_id][0]
-                if not os.path.lexists(self._dir(run_id) / "spec.json"):
-                    _atomic_write(self._dir(run_id) / "spec.json", spec.encode())
-
     def damaged(self, study: str | None = None) -> dict[str, str]:
         """{run_id: reason} of the runs whose result was found damaged (they train again on the next run)."""
         where, args = ("AND study=?", (study,)) if study is not None else ("", ())
@@ -230,18 +197,24 @@ class RunStore(RunFiles):
         ids = [spec.run_id for spec in specs]
         known = self._rows(ids, "status")
         new = {spec.run_id: spec for spec in specs if spec.run_id not in known}
+        self._check_writable()
         for run_id, spec in new.items():  # files first: a row always has its spec.json
             _atomic_write(self._dir(run_id) / "spec.json", spec.model_dump_json(indent=2).encode())
-        if new:
-            now = time.time()
+        self._insert(new.values())
+        return ids
+
+    def _insert(self, specs: Iterable[RunSpec]) -> None:
+        """Index rows ('pending') for specs whose spec.json is written; rows already there are left alone."""
+        now = time.time()
+        rows = [(s.run_id, s.study, s.model_dump_json(), now, now) for s in specs]
+        if rows:
             with self._transaction() as db:
                 db.executemany("INSERT OR IGNORE INTO runs (run_id, study, status, spec_json, created, updated) "
-                               "VALUES (?, ?, 'pending', ?, ?, ?)",
-                               [(i, s.study, s.model_dump_json(), now, now) for i, s in new.items()])
-        return ids
+                               "VALUES (?, ?, 'pending', ?, ?, ?)", rows)
 
     def claim(self, run_ids: Sequence[str], owner: str | None = None, retry_failed: bool = False) -> list[str]:
         """Atomically take the runs that are pending, damaged, stale, or (with ``retry_failed``) failed; never done."""
+        self._check_writable()
         owner = owner or self.owner
         ids = list(dict.fromkeys(run_ids))
         taken: set[str] = set()
@@ -258,6 +231,7 @@ class RunStore(RunFiles):
 
     def heartbeat(self, run_ids: Sequence[str], owner: str | None = None) -> None:
         """Refresh the heartbeat of the given runs that are still 'running' under our owner id."""
+        self._check_writable()
         now = time.time()
         with self._transaction() as db:
             db.executemany("UPDATE runs SET heartbeat=?, updated=? WHERE run_id=? AND status='running' AND owner=?",
@@ -265,6 +239,7 @@ class RunStore(RunFiles):
 
     def release(self, run_ids: Sequence[str], owner: str | None = None) -> None:
         """Give runs we own back to the queue ('running' -> 'pending'), e.g. on KeyboardInterrupt."""
+        self._check_writable()
         now = time.time()
         with self._transaction() as db:
             db.executemany("UPDATE runs SET status='pending', owner=NULL, heartbeat=NULL, updated=? "
@@ -272,7 +247,12 @@ class RunStore(RunFiles):
                            [(now, run_id, owner or self.owner) for run_id in run_ids])
 
     def finish(self, run_id: str, result: dict) -> None:
-        """Write result.json atomically, delete the checkpoint (no longer needed), then mark the run 'done'."""
+        """Write result.json atomically, delete the checkpoint (no longer needed), then mark the run 'done'. A run
+        whose spec.json is missing (its folder deleted while it trained) gets it back from the index first."""
+        self._check_writable()
+        if not self._rows([run_id], "status"):
+            raise KeyError(f"run {run_id} is not in the store {self.root}")
+        self._restore_spec(run_id)  # a folder deleted while the run trained: never a result without its spec
         blob = json.dumps(result, indent=2, default=_jsonable).encode()
         _atomic_write(self._dir(run_id) / "result.json", blob)
         self._tidy(run_id)  # before the index: a process killed in between leaves a complete run for _reconcile
@@ -280,17 +260,9 @@ class RunStore(RunFiles):
             db.execute("UPDATE runs SET status='done', error=NULL, heartbeat=NULL, updated=? WHERE run_id=?",
                        (time.time(), run_id))
 
-    def _tidy(self, run_id: str) -> None:
-        """Delete a finished run's checkpoint and the temporary files of writers killed mid-write."""
-        for name in (CHECKPOINT, OLD_CHECKPOINT):
-            (self._dir(run_id) / name).unlink(missing_ok=True)
-        for tmp in self._dir(run_id).glob(".*.tmp"):  # left by a writer killed mid-write: .NAME.PID.HEX.tmp
-            pid = tmp.name.split(".")[-3]
-            if not (pid.isdigit() and _pid_alive(int(pid))):
-                tmp.unlink(missing_ok=True)
-
     def fail(self, run_id: str, error: str) -> None:
         """Mark a run 'failed' with an error message (it is retried only with ``claim(..., retry_failed=True)``)."""
+        self._check_writable()
         with self._transaction() as db:
             db.execute("UPDATE runs SET status='failed', error=?, heartbeat=NULL, updated=? "
                        "WHERE run_id=? AND status != 'done'", (str(error), time.time(), run_id))
@@ -342,6 +314,20 @@ class RunStore(RunFiles):
                                                                                     "error"])
 
 
+def _store_root(root: str | Path) -> Path:
+    """The absolute path of a store; :class:`StoreError` for an empty path or a name longer than the filesystem
+    allows (``--store ''`` would otherwise mean the current folder)."""
+    text = os.fspath(root)
+    if not str(text).strip():
+        raise StoreError("the store path is empty; give a folder, e.g. --store limitlab-store")
+    path = Path(text).expanduser().absolute()
+    for part in path.parts:
+        if len(os.fsencode(part)) > _NAME_MAX:
+            raise StoreError(f"store path {str(text)[:60]!r}…: a name in it is {len(os.fsencode(part))} bytes long; "
+                             f"a file name may have at most {_NAME_MAX}")
+    return path
+
+
 def _retry_locked(fn: Any, tries: int = 100) -> Any:
     """Call ``fn``, retrying for a few seconds while SQLite says the database is locked."""
     for attempt in range(tries):
@@ -351,19 +337,6 @@ def _retry_locked(fn: Any, tries: int = 100) -> Any:
             if "locked" not in str(e) or attempt == tries - 1:
                 raise
             time.sleep(0.05)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (killed but not yet reaped) is gone for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

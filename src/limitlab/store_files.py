@@ -65,6 +65,13 @@ class RunFiles:
     """Per-run file access, mixed into :class:`~limitlab.store.RunStore` (which sets ``runs_dir``)."""
 
     runs_dir: Path
+    readonly: bool = False
+
+    def _check_writable(self) -> None:
+        """Raise :class:`StoreError` if the store was opened read-only (``RunStore(path, readonly=True)``)."""
+        if self.readonly:
+            raise StoreError(f"store {self.runs_dir.parent} is opened read-only; open it with RunStore(path) to "
+                             "change it")
 
     def _dir(self, run_id: str) -> Path:
         """runs/<run_id>; refused if the id is not a plain name or the folder is a link or not a directory."""
@@ -83,6 +90,7 @@ class RunFiles:
         """Append records as JSON lines to runs/<id>/metrics.jsonl and fsync."""
         if not records:
             return
+        self._check_writable()
         path = self._dir(run_id) / "metrics.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = "".join(json.dumps(r, default=_jsonable) + "\n" for r in records).encode()
@@ -106,11 +114,13 @@ class RunFiles:
 
     def save_checkpoint(self, run_id: str, state: dict) -> None:
         """Replace runs/<id>/checkpoint.safetensors atomically with the encoded ``state`` (see store_codec)."""
+        self._check_writable()
         _atomic_write(self._dir(run_id) / CHECKPOINT, encode_checkpoint(state))
 
     def save_weights(self, run_id: str, weights: dict) -> None:
         """Keep a finished run's weights (runs/<id>/weights.safetensors, that model's slice of every stacked
         parameter)."""
+        self._check_writable()
         _atomic_write(self._dir(run_id) / WEIGHTS, encode_weights(weights))
 
     def has_weights(self, run_id: str) -> bool:
@@ -168,6 +178,7 @@ class RunFiles:
 
     def _set_aside(self, run_id: str, name: str, suffix: str, reason: str) -> None:
         """Rename runs/<id>/<name> (the link itself, if it is one) to <name><suffix>; one warning."""
+        self._check_writable()
         folder = self._dir(run_id)
         try:
             os.replace(folder / name, folder / f"{name}{suffix}")
@@ -180,6 +191,7 @@ class RunFiles:
     def truncate_metrics(self, run_id: str, after_step: int) -> None:
         """Drop the metric records past ``after_step`` (those of an attempt that was cut off: on resume they are
         written again, never duplicated)."""
+        self._check_writable()
         path = self._dir(run_id) / "metrics.jsonl"
         data = _read_regular(path) or b""
         records = _records(data)

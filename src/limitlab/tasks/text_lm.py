@@ -10,7 +10,8 @@ Corpora (``corpus``):
   ``skip_dirs=["test", "tests", "idle_test"]`` leaves the test packages out (the library code only).
 * a path — a directory with Wikitext-style ``*train*`` and ``*test*`` files (e.g. ``wiki.train.tokens``,
   ``wiki.test.tokens``); any other directory (its files, split by file as above; ``skip_dirs`` applies); or one
-  file (its last 10% of bytes held out).
+  file (its last 10% of bytes held out). The path is made absolute when the spec is made, so a relative path
+  names the same data (and the same run id) from whichever folder the command runs in.
 
 The tokenizer is the identity on bytes (256 ids, no dependency), so perplexity here is *per byte*, not per
 BPE token as in the paper. The text is read once per process into a uint8 tensor; a sample is a window at a
@@ -28,6 +29,7 @@ curves.
 from __future__ import annotations
 
 import functools
+import os
 import sysconfig
 from pathlib import Path
 from typing import Literal
@@ -55,9 +57,12 @@ class TextLMTask(Task):
     @field_validator("corpus")
     @classmethod
     def _check_corpus(cls, value: str) -> str:
-        if value != STDLIB and not Path(value).expanduser().exists():
+        """A path is made absolute: the spec (and its run id) names the same data from whichever folder it is run."""
+        if value == STDLIB:
+            return value
+        if not value or not Path(value).expanduser().exists():
             raise ValueError(f"corpus {value!r} is neither 'stdlib' nor an existing local path")
-        return value
+        return os.path.abspath(os.path.expanduser(value))
 
     @field_validator("extrapolation")
     @classmethod
