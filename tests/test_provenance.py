@@ -30,6 +30,15 @@ def test_runs_and_reports_record_their_code_and_machine(tmp_path, capsys):
     assert f"1 of 2 finished run(s) were made by other code than this limitlab ({code_version()['source']})" \
         in capsys.readouterr().out
 
+    assert main(["run", "counting", "--preset", "smoke", *TINY, "--store", str(store), "--quiet"]) == 0
+    assert "0 to train" in capsys.readouterr().out  # finished runs are skipped, whatever made them
+    assert main(["run", "counting", "--preset", "smoke", *TINY, "--store", str(store), "--quiet",
+                 "--rerun-other-code"]) == 0
+    assert "1 finished run(s) made by other code will train again" in capsys.readouterr().out
+    assert read_provenance(RunStore(store), ids[0])["code"] == code_version()  # retrained by this code
+    assert (store / "runs" / ids[0] / "result.json.reopened").exists()  # the old numbers kept aside
+    (store / "runs" / ids[0] / "provenance.json").write_text(json.dumps(older))
+
     out = tmp_path / "report"
     assert main(["report", "counting", "--store", str(store), "--out", str(out)]) == 0
     report = json.loads((out / "provenance.json").read_text())

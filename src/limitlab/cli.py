@@ -109,6 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = study.specs(args.preset, parse_sets(args.set or []))  # bad input is refused before the store is touched
     device = _device(args.device)
     store = _open_store(args.store)
+    if args.rerun_other_code:
+        _reopen_other_code(store, specs)
     plan = prepare(specs, store, max_models=args.max_stack, device=device, retry_failed=args.retry_failed,
                    write=False)
     todo, specs = plan.todo, plan.specs
@@ -160,6 +162,18 @@ def cmd_run(args: argparse.Namespace) -> int:
           + (f"; {failed} run(s) of this sweep failed: `limitlab status --runs` shows why, --retry-failed trains "
              "them again" if failed else ""))
     return 1 if failed else 0  # exit status 1: scripts and CI notice a sweep with failed runs
+
+
+def _reopen_other_code(store, specs) -> None:
+    """Put the command's finished runs that other code made (or whose code is unknown) back to pending."""
+    from limitlab.provenance import code_version, other_code, read_provenance
+
+    status = store.status_of([s.run_id for s in specs])
+    done = [run_id for run_id, st in status.items() if st == "done"]
+    older = other_code({run_id: read_provenance(store, run_id) for run_id in done})
+    if older:
+        store.reopen(older, f"rerun on request: made by other code than {code_version()['source']}")
+        print(f"{len(older)} finished run(s) made by other code will train again (their files kept as *.reopened)")
 
 
 def _watchers(args: argparse.Namespace, specs: dict) -> list:
@@ -241,7 +255,7 @@ def cmd_status(args: argparse.Namespace) -> None:
     if older:
         print(f"{len(older)} of {len(done)} finished run(s) were made by other code than this limitlab "
               f"({code_version()['source']}) or before runs kept their provenance; runs/<id>/provenance.json says "
-              f"which, e.g. {', '.join(older[:3])}")
+              f"which, e.g. {', '.join(older[:3])}; `limitlab run ... --rerun-other-code` trains them again")
     problems = frame[frame["status"].isin(["failed", "damaged"])]
     for _, row in problems.iterrows():
         print(f"{row['status']} {row['run_id']} ({row['study']}): {row['error']}")
@@ -362,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-weights", action="store_true",
                      help="keep each finished run's weights (runs/<id>/weights.safetensors), for probes and export")
     run.add_argument("--retry-failed", action="store_true", help="train runs that failed earlier again")
+    run.add_argument("--rerun-other-code", action="store_true",
+                     help="train again the finished runs that another limitlab version made (see `limitlab status`)")
     run.add_argument("--checkpoint-minutes", type=float, default=5.0, metavar="MIN",
                      help="also checkpoint every MIN minutes of wall time (0: only train.checkpoint_every)")
     run.add_argument("--log-seconds", type=float, default=30.0, metavar="S",

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from limitlab.spec import RunSpec
 from limitlab.store_files import (
+    WEIGHTS,
     RunFiles,
     StoreError,
     _atomic_write,
@@ -259,6 +260,20 @@ class RunStore(Repairs, RunFiles):
         with self._transaction() as db:
             db.execute("UPDATE runs SET status='done', error=NULL, heartbeat=NULL, updated=? WHERE run_id=?",
                        (time.time(), run_id))
+
+    def reopen(self, run_ids: Sequence[str], why: str) -> None:
+        """Put finished runs back to 'pending' to train them again: their result, metrics, weights and provenance
+        are set aside with the suffix ``.reopened`` (kept, never read), and ``why`` is recorded as the row's note."""
+        self._check_writable()
+        with self._transaction() as db:  # first the index: a kill in between leaves pending runs with results,
+            db.executemany(  # which _reconcile marks done again (nothing lost)
+                "UPDATE runs SET status='pending', error=?, owner=NULL, heartbeat=NULL, updated=? "
+                "WHERE run_id=? AND status='done'", [(why, time.time(), run_id) for run_id in run_ids])
+        for run_id in run_ids:
+            folder = self._dir(run_id)
+            for name in ("result.json", "metrics.jsonl", WEIGHTS, "provenance.json", "stack.json"):
+                if os.path.lexists(folder / name):
+                    os.replace(folder / name, folder / f"{name}.reopened")
 
     def fail(self, run_id: str, error: str) -> None:
         """Mark a run 'failed' with an error message (it is retried only with ``claim(..., retry_failed=True)``)."""
