@@ -49,6 +49,8 @@ def test_export_to_hf_gives_the_same_logits(trained, tmp_path, capsys):
     out = tmp_path / "hf"
     assert main(["export", spec.run_id, "--to", "hf", "--out", str(out), "--store", str(store.root)]) == 0
     hf = transformers.GPT2ForTokenClassification.from_pretrained(out).eval()
+    assert hf.config.bos_token_id is None and hf.config.eos_token_id is None  # none in a task's small vocabulary
+    assert hf.config.limitlab == {"run_id": spec.run_id, "task": spec.model_dump(mode="json")["task"]}
     ours = _our_model(store, spec)
     tokens = torch.randint(0, spec.task.vocab_size(), (4, spec.task.seq_len()))
     with torch.no_grad():

@@ -43,7 +43,10 @@ def gpt2_state(spec: RunSpec, weights: dict[str, torch.Tensor]) -> tuple[Any, di
     config = GPT2Config(vocab_size=vocab, n_positions=m.max_len, n_embd=m.d_model, n_layer=m.n_layers,
                         n_head=m.n_heads, n_inner=m.mlp_width, activation_function=m.activation,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5,
-                        num_labels=classes, classifier_dropout=0.0, scale_attn_weights=True)
+                        num_labels=classes, classifier_dropout=0.0, scale_attn_weights=True,
+                        bos_token_id=None, eos_token_id=None, pad_token_id=None)  # not GPT-2's 50256: the
+    # task's vocabulary has no such ids; the run and its task (its token layout) travel in the config instead
+    config.limitlab = {"run_id": spec.run_id, "task": spec.model_dump(mode="json")["task"]}
     w = weights
     state = {"transformer.wte.weight": w["embed.weight"][:vocab],
              "transformer.wpe.weight": w["input_positions.0.table"],
