@@ -227,9 +227,9 @@ def test_computed_labels_are_recomputed_after_set_and_undeclared_tags_refuse_it(
 
 def test_a_sweep_estimated_over_an_hour_asks_first(tmp_path, capsys, monkeypatch):
     """Without a terminal it is refused in one line and nothing is registered; --yes starts it."""
-    import limitlab.cli as cli
+    import limitlab.commands as commands
 
-    monkeypatch.setattr(cli, "LONG_RUN_SECONDS", 1e-9)  # every sweep is "long"
+    monkeypatch.setattr(commands, "LONG_RUN_SECONDS", 1e-9)  # every sweep is "long"
     store = tmp_path / "store"
     args = ["run", "counting", "--preset", "smoke", *TINY, "--store", str(store), "--quiet"]
     assert main(args) == 2
