@@ -199,3 +199,14 @@ def test_a_relative_corpus_names_the_same_data_from_any_folder(tmp_path, monkeyp
         assert lm and all(s.task.corpus == str(tmp_path / sub / "text.txt") for s in lm)
         ids[sub] = {s.run_id for s in lm}
     assert not ids["a"] & ids["b"]  # different data, different runs: never "already done" for the other folder
+
+
+def test_help_is_fast_because_it_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom limitlab.cli import main\nfor argv in (['--help'], ['run', '--help'], ['bench', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\nprint('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip().endswith("False"), out.stderr
+    assert "(default: quick)" in out.stdout  # and it shows the defaults

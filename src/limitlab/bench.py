@@ -50,43 +50,6 @@ from limitlab.planner import DeviceProfile, plan_stacks
 from limitlab.spec import RunSpec
 from limitlab.train.trainer import StackTrainer, TrainOptions
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--d", type=int, nargs="+", default=[16], help="embedding sizes d_model")
-    parser.add_argument("--m", type=int, nargs="+", default=[10], help="counting vocabulary sizes (n = 10·m)")
-    parser.add_argument("--models", type=int, default=32, help="models per stack (M)")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--preset", default=None, help="STUDY/PRESET, e.g. counting/paper: measure + project it")
-    parser.add_argument("--preset-stacks", type=int, default=4, help="stacks of the preset to measure")
-    parser.add_argument("--preset-max-models", type=int, default=0,
-                        help="measure at most this many models of a preset stack (0: 8 on CPU, all on CUDA)")
-    parser.add_argument("--modes", default="auto", help="eager,compiled (auto: both on CUDA, eager on CPU)")
-    parser.add_argument("--no-loop", action="store_true",
-                        help="skip the one-model-at-a-time baselines (limitlab M=1 and the plain loop)")
-    parser.add_argument("--loop-models", type=int, default=4, help="distinct single models timed for the loop")
-    parser.add_argument("--vmap", action="store_true",
-                        help="also time torch.func's ensemble recipe (stack_module_state + functional_call + vmap; "
-                             "compiled in the compiled mode); --d/--m shapes only")
-    parser.add_argument("--seconds", type=float, default=3.0, help="least timed seconds per side (stacked, loop)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="alternating rounds of every side; ratios: median of the same-round ratios")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--peak-flops", type=float, default=0.0, help="override the device peak for MFU")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", action="store_true", help="machine-readable output only")
-    cope = parser.add_argument_group("attention kernels (limitlab.bench_attention): one layer, CoPE vs SDPA")
-    cope.add_argument("--attention", default=None,
-                      help="time one attention layer instead: comma list of sdpa, cope-reference, cope-blocked "
-                           "('cope' = both CoPE paths), e.g. --attention cope,sdpa --T 512 1024")
-    cope.add_argument("--T", type=int, nargs="+", default=[128, 512, 1024], help="sequence lengths (--attention)")
-    cope.add_argument("--attn-d", type=int, default=256, help="width d_model (--attention)")
-    cope.add_argument("--attn-batch", type=int, default=4, help="batch per model (--attention)")
-    cope.add_argument("--attn-models", type=int, default=1, help="models in the stack M (--attention)")
-    cope.add_argument("--p-max", type=int, default=64, help="CoPE p_max (--attention)")
-
-
 # ---- specs -----------------------------------------------------------------------------------------------------
 
 def shape_specs(d: int, m: int, models: int, batch: int, layers: int = 2, heads: int = 4) -> list[RunSpec]:

@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(fn=c.cmd_export)
 
     bench = sub.add_parser("bench", help="throughput: stacked vs one model at a time")
-    from limitlab.bench import add_arguments
+    from limitlab.bench_args import add_arguments
 
     add_arguments(bench)
     bench.set_defaults(fn=c.cmd_bench)
@@ -225,12 +225,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # --help and usage errors end here, before torch is imported
     from pydantic import ValidationError
 
     from limitlab.store import StoreError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     for flag, least in (("max_stack", 1), ("chunk_models", 0), ("checkpoint_minutes", 0), ("log_seconds", 0)):
         value = getattr(args, flag, least)
         if not value >= least:  # also refuses NaN
