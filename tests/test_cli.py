@@ -205,7 +205,8 @@ def test_help_is_fast_because_it_imports_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom limitlab.cli import main\nfor argv in (['--help'], ['run', '--help'], ['bench', '--help']):\n"
+    code = ("import sys\nfrom limitlab.cli import main\n"
+            "for argv in (['--help'], ['run', '--help'], ['bench', '--help']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\nprint('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip().endswith("False"), out.stderr
