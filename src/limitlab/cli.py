@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-seconds", type=float, default=30.0, metavar="S",
                      help="without a terminal, print a progress line every S seconds")
     run.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    run.add_argument("--threads", type=int, default=0, metavar="N",
+                     help="torch CPU threads (0: torch's default, one per core; on a busy machine 1 is often faster)")
     run.add_argument("--tensorboard", default=None, metavar="DIR",
                      help="also write live curves (train loss, eval metrics) as TensorBoard runs under DIR")
     run.add_argument("--wandb", default=None, metavar="PROJECT", help="also log live curves to this W&B project")
@@ -231,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from limitlab.store import StoreError
 
-    for flag, least in (("max_stack", 1), ("chunk_models", 0), ("checkpoint_minutes", 0), ("log_seconds", 0)):
+    for flag, least in (("max_stack", 1), ("chunk_models", 0), ("checkpoint_minutes", 0), ("log_seconds", 0),
+                        ("threads", 0)):
         value = getattr(args, flag, least)
         if not value >= least:  # also refuses NaN
             parser.error(f"--{flag.replace('_', '-')} must be >= {least}, got {value}")

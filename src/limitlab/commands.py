@@ -36,6 +36,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     study = _study(args.study)
     specs = study.specs(args.preset, parse_sets(args.set or []))  # bad input is refused before the store is touched
     device = _device(args.device)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     store = _open_store(args.store)
     if args.rerun_other_code:
         _reopen_other_code(store, specs)
