@@ -63,6 +63,7 @@ def test_measured_once_then_cached_per_shape(make_spec, timings, chunk_cache):
     (entry, *more) = (e for e in json.loads((chunk_cache / "chunks.json").read_text())["entries"].values()
                       if e["shape"]["models"] == 3)
     assert not more and entry["chunk"] == first.chunk and entry["machine"] == chunking.machine_key()
+    assert "load_avg" in entry and "measured_at" in entry
     assert entry["machine"]["threads"] == torch.get_num_threads() and entry["shape"]["model"]["d_model"] == 16
 
 

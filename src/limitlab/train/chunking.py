@@ -18,6 +18,8 @@ A choice (:class:`ChunkChoice`) says how it was made:
 
 The cache lives in ``$LIMITLAB_CACHE_DIR`` (default ``$XDG_CACHE_HOME/limitlab``, else ``~/.cache/limitlab``).
 An unreadable or malformed file reads as empty and an unwritable folder is skipped: the cache can only save time.
+Each entry keeps every candidate's timing and the load average it was taken under; delete the file (or one entry)
+to measure again, e.g. after timings taken on a busy machine.
 
 >>> candidates(32), candidates(12), candidates(1)
 ([1, 2, 4, 8, 16, 32], [1, 2, 4, 8, 12], [1])
@@ -125,7 +127,8 @@ def choose(shape: dict, n_models: int, iterations: int, measure: Callable[[list[
     seconds = measure(candidates(n_models))
     best = min(seconds, key=seconds.get)
     entries[_digest(key)] = {**key, "chunk": best, "seconds": {str(c): s for c, s in seconds.items()},
-                             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                             "load_avg": _load_average()}
     save_cache(entries, folder)
     return ChunkChoice(best, "measured", seconds)
 
@@ -202,6 +205,14 @@ def save_cache(entries: dict[str, dict], folder: Path | None = None) -> bool:
         return True
     except OSError:
         return False
+
+
+def _load_average() -> list[float] | None:
+    """The 1/5/15-minute load averages while measuring (timings on a busy machine are worth less)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _valid(entry: dict) -> bool:
