@@ -103,11 +103,16 @@ def test_measuring_changes_no_training_number(make_spec, timings, prefer):
 
 def test_corrupt_or_unwritable_cache_is_ignored(make_spec, timings, chunk_cache, tmp_path, monkeypatch):
     path = chunk_cache / "chunks.json"
-    for junk in ("{not json", "[1, 2]", '{"version": 1, "entries": {"x": {"chunk": 99}}}', "\x00\xff"):
+    for junk in ("{not json", "[1, 2]", '{"version": 1, "entries": {"x": {"chunk": 99}}}', "\x00\xff", "7"):
         path.write_text(junk)
         trainer = StackTrainer(_specs(make_spec))
         assert trainer.chunk_how == "measured"
         assert json.loads(path.read_text())["version"] == chunking.CACHE_VERSION  # replaced by a valid file
+    data = json.loads(path.read_text())
+    (entry,) = data["entries"].values()
+    entry["seconds"] = {"one": "fast"}  # a damaged entry under the right key
+    path.write_text(json.dumps(data))
+    assert StackTrainer(_specs(make_spec)).chunk_how == "measured"
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     monkeypatch.setenv("LIMITLAB_CACHE_DIR", str(blocked))  # a folder that cannot be created

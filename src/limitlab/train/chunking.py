@@ -46,7 +46,7 @@ import torch
 from limitlab.train import fast
 from limitlab.train.optim import StackedAdam
 
-MEASURE_ROUNDS = 3  # timed steps per candidate, interleaved round by round; the best of each candidate's counts
+MEASURE_ROUNDS = 3  # timed steps per candidate, interleaved round by round; a candidate counts by its fastest
 MEASURE_SHARE = 0.02  # measure only when its steps are at most this share of the steps the stack has left
 CACHE_VERSION = 1
 
@@ -216,8 +216,9 @@ def _load_average() -> list[float] | None:
 
 
 def _valid(entry: dict) -> bool:
-    chunk, models = entry.get("chunk"), entry.get("shape", {}).get("models")
-    return isinstance(chunk, int) and isinstance(models, int) and 1 <= chunk <= models
+    chunk, models, seconds = entry.get("chunk"), entry.get("shape", {}).get("models"), entry.get("seconds", {})
+    return (isinstance(chunk, int) and isinstance(models, int) and 1 <= chunk <= models and isinstance(seconds, dict)
+            and all(c.isdigit() and isinstance(s, (int, float)) for c, s in seconds.items()))
 
 
 def _digest(key: dict) -> str:
