@@ -4,7 +4,8 @@ For every shape (d_model, n = 10·m, batch 16, M models) this times, interleaved
 other processes hits every variant alike, and keeps each variant's best round:
 
 * ``stack/c``: one StackTrainer step with the stack run in model chunks of ``c`` (``c = M``: plain stacked step);
-* ``auto(c)``: the trainer's default, ``c`` chosen by ``limitlab.train.fast.cpu_chunk`` from the shape;
+* ``auto(c)``: the trainer's default, ``c`` timed on this machine or read from its chunk cache
+  (``limitlab.train.chunking``);
 * ``loop``: single-model trainers one after another (limitlab at M = 1), per model-step;
 * ``plain``: the plain PyTorch loop of ``limitlab bench`` (:mod:`limitlab.bench_plain`), per model-step;
 * ``linear/*`` (``--kernels``): one StackedLinear-shaped matmul, forward + backward, as ``baddbmm`` over the stack,

@@ -1,4 +1,4 @@
-"""Shared fixtures: small specs and a 2-thread torch (the CI machine has 2 cores)."""
+"""Shared fixtures: small specs, a 2-thread torch (the CI machine has 2 cores), and a chunk cache per test."""
 
 from __future__ import annotations
 
@@ -22,6 +22,15 @@ def counting_spec(m: int = 4, d: int = 16, seed: int = 0, steps: int = 60, **ove
     }
     data.update(over)
     return RunSpec.model_validate(data)
+
+
+@pytest.fixture(autouse=True)
+def chunk_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty CPU chunk cache (train/chunking.py), so none writes to ~/.cache or sees
+    another's measurements; child processes inherit it through the environment."""
+    folder = tmp_path_factory.mktemp("limitlab-cache")
+    monkeypatch.setenv("LIMITLAB_CACHE_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ For every shape (or every representative stack of a study preset) and every mode
 (``torch.compile``; plus a whole-step CUDA graph on CUDA) — one run measures side by side:
 
 * ``stacked``: one :class:`~limitlab.train.trainer.StackTrainer` of M models (fast path on: CPU model chunks
-  by the shape rule of ``fast.cpu_chunk``, padded narrow heads on a CPU, the flat-buffer optimizer, bf16 autocast
-  on CUDA);
+  as the trainer chooses them — timed on this machine, or this machine's cached timing for the shape
+  (:mod:`limitlab.train.chunking`), reported with the row as ``chunk``/``chunk_how`` —, padded narrow heads on a
+  CPU, the flat-buffer optimizer, bf16 autocast on CUDA);
 * ``plain``: the headline baseline — what a user would write instead: one ordinary nanoGPT-style model and one
   ``torch.optim.Adam(foreach=True)`` per run, trained one after another (:mod:`limitlab.bench_plain`; same
   parameters, FLOPs and data per model-step as the stack);
@@ -246,7 +247,8 @@ def measure(specs: Sequence[RunSpec], modes: Sequence[str], device: str, seconds
                 times["vmap"].append(timed_steps([ensemble], steps, device) / n)
         best = {side: min(t) for side, t in times.items() if t}
         chunk = stack.chunk
-        out = {"stacked": _rates(best["stacked"], row, peak), "chunk": chunk,
+        out = {"stacked": _rates(best["stacked"], row, peak), "chunk": chunk, "chunk_how": stack.chunk_how,
+               "chunk_seconds": stack.chunk_choice.seconds,  # each candidate's best step (when measured)
                "round_seconds": {side: t for side, t in times.items() if t}}
         if plain is not None:
             out["plain"] = _rates(best["plain"], row, peak)

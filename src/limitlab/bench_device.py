@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import time
 
 import torch
+
+from limitlab.train.chunking import cpu_caches, cpu_name
 
 # bf16 dense tensor-core peaks (no sparsity), FLOP/s. Matched against torch.cuda.get_device_name(), first hit.
 PEAK_BF16 = [
@@ -28,17 +29,18 @@ def sync(device: str) -> None:
 
 
 def device_info(device: str, peak_override: float = 0.0) -> dict:
-    """Device name, the peak used for MFU and where it comes from."""
+    """Device name, the peak used for MFU and where it comes from, the CPU's model and caches."""
     if device.startswith("cuda"):
         name = torch.cuda.get_device_name(torch.device(device))
         peak = next((p for key, p in PEAK_BF16 if key.lower() in name.lower()), 0.0)
         source = "bf16 dense datasheet" if peak else "unknown device: pass --peak-flops"
     else:
-        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+        name = f"{cpu_name()} CPU, {torch.get_num_threads()} threads"
         peak, source = measure_cpu_peak(), "fp32 torch.mm 1024³, measured"
     if peak_override:
         peak, source = peak_override, "--peak-flops"
     return {"device": device, "name": name, "peak_flops": peak or None, "peak_source": source,
+            "cpu": cpu_name(), "caches": cpu_caches(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg": load_average()}
 
 

@@ -14,6 +14,12 @@ def _span(ratios: Sequence[float] | None) -> str:
     return "n/a" if not ratios else f"{min(ratios):.2f}-{max(ratios):.2f}"
 
 
+def _chunk(out: dict) -> str:
+    """'4 (measured)': models per chunk and how the trainer chose them (older reports: the number only)."""
+    how = out.get("chunk_how")
+    return f"{out['chunk']}" + (f" ({how})" if how else "")
+
+
 def render(report: dict) -> str:
     if "attention" in report:
         from limitlab.bench_attention import render_attention
@@ -23,17 +29,20 @@ def render(report: dict) -> str:
     with_vmap = any("vmap" in out for r in report["rows"] for out in r["modes"].values())
     lines = [f"device: {info['name']} ({info['device']}), torch {info['torch']}, threads {info['threads']}, "
              f"load avg {info['load_avg']} -> {info.get('load_avg_end')}",
+             f"CPU: {info.get('cpu', 'n/a')}; caches (one core's view): {info.get('caches', 'n/a')}",
              "ratios are medians over the alternating rounds of the sides' same-round ratios (the JSON also has "
              "best round / best round); vs plain = stacked / a plain PyTorch loop (one nanoGPT-style model + "
              "torch.optim.Adam per run); (rounds) = its lowest-highest paired ratio (noise); "
              "speedup = stacked / limitlab at M = 1; M=1/plain = limitlab at M = 1 / the plain loop"
-             + ("; vs vmap = stacked / torch.func's vmap ensemble of the plain models" if with_vmap else ""),
+             + ("; vs vmap = stacked / torch.func's vmap ensemble of the plain models" if with_vmap else "")
+             + "; chunk = models per chunk of the stacked step (how: measured now, cached from an earlier measurement "
+               "on this machine, option, or whole stack)",
              f"peak for MFU: {_fmt(info['peak_flops'])} FLOP/s ({info['peak_source']}); "
              f"MFU FLOPs = 6·N_nonembed + 12·L·T·d per token, last layer at the read-outs only"]
     head = (f"{'mode':<9}{'d':>4}{'T':>6}{'M':>5} {'stacked m-steps/s':>17}{'plain m-steps/s':>16}{'vs plain':>9}"
             f"{'(rounds)':>12}" + (f"{'vmap m-steps/s':>15}{'vs vmap':>8}" if with_vmap else "") +
             f"{'loop m-steps/s':>15}{'speedup':>8}{'M=1/plain':>10}"
-            f"{'stacked tok/s':>14}{'MFU':>9}{'loop MFU':>9}{'dense ceil':>11}{'chunk':>6}")
+            f"{'stacked tok/s':>14}{'MFU':>9}{'loop MFU':>9}{'dense ceil':>11}  {'chunk (how)':<16}")
     lines.append(head)
     for r in report["rows"]:
         for mode, out in r["modes"].items():
@@ -47,7 +56,7 @@ def render(report: dict) -> str:
                 f"{_fmt(lp and lp['model_steps_per_s'], '.1f'):>15}{_fmt(out.get('speedup_median'), '.2f'):>8}"
                 f"{_fmt(out.get('own_loop_vs_plain_median'), '.2f'):>10}"
                 f"{st['tokens_per_s']:>14.3g}{_fmt(st['mfu'], '.2%'):>9}{_fmt(lp and lp['mfu'], '.2%'):>9}"
-                f"{r['dense']['model_steps_per_s']:>11.1f}{_fmt(out['chunk'], 'd'):>6}")
+                f"{r['dense']['model_steps_per_s']:>11.1f}  {_chunk(out):<16}")
     preset = report.get("preset")
     if preset:
         lines.append(f"preset {preset['name']}: {preset['runs']} runs, {preset['model_steps']:.3g} model-steps, "

@@ -4,9 +4,11 @@
   over the chunk's slice of every stacked parameter (as leaves), and the optimizer updates each chunk right after
   its backward, while its tensors are still in cache. ``c = M`` is the plain stacked step; ``c = 1`` does
   the same work as training the models one at a time, minus the per-model sampling and Python overhead. On a
-  CPU a whole stack's activations overflow the caches where one model's do not, so the best ``c`` depends on
-  the shape: :func:`cpu_chunk` picks it from the shape alone (a rule fitted to measurements), so a stack
-  always runs the same way and its float rounding is reproducible.
+  CPU a whole stack's activations can overflow the caches where one model's do not, but where that starts
+  depends on the machine (cache sizes, cores, threads, the PyTorch build) as much as on the shape, so the
+  trainer does not predict ``c``: it times the candidates on this machine once per stack shape and remembers
+  the fastest (:mod:`limitlab.train.chunking`), so a stack of that shape always runs the same way there and its
+  float rounding is reproducible.
 * **CUDA graphs.** :class:`StepGraph` captures a whole step — sampling, forward, backward, optimizer — in one
   ``torch.cuda.CUDAGraph`` after a few warm-up steps on a side stream. Sampling stays outside the graph (fed
   into static input buffers) if the task's sampler synchronises with the host.
@@ -91,38 +93,6 @@ def train_step(model: torch.nn.Module, forward: Callable, optim: StackedAdam, ba
         optim.step_models(sl, act, step[sl], [leaf.grad for leaf in leaves])
         losses.append(loss.detach())
     return losses[0] if len(losses) == 1 else torch.cat(losses)
-
-
-def cache_bytes() -> int:
-    """Size of this CPU's last-level cache (Linux sysfs); 32 MiB when unknown."""
-    best = 0
-    for index in range(8):
-        try:
-            with open(f"/sys/devices/system/cpu/cpu0/cache/index{index}/size") as f:
-                text = f.read().strip()
-        except OSError:
-            break
-        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-        best = max(best, int(text.rstrip("KMG")) * scale)
-    return best or 32 << 20
-
-
-CHUNK_CACHE_FRACTION = 0.45  # of the last-level cache one chunk's widest activation may fill (see cpu_chunk)
-
-
-def cpu_chunk(n_models: int, tokens: int, width: int, cache: int | None = None) -> int:
-    """Models per chunk on a CPU: the largest power of two whose widest activation fits 45% of the cache.
-
-    ``tokens`` = batch × padded length per model, ``width`` = the widest activation (MLP or q/k/v) per token.
-    Measured on a 2-core EPYC with 32 MiB of L3 (benchmarks/cpu_kernels.py, BENCHMARKS.md): small shapes want
-    the whole stack (per-step overhead dominates), large ones single models (the stack's activations spill out
-    of cache). The fraction sits between the largest chunk measured fast (d=128, n=100: 4 models, 13.1 MB)
-    and the smallest measured slow (d=64, n=500: 2 models, 16.4 MB, 3-9% behind one model at a time).
-    A pure function of the shape, so the same stack always runs the same way (reproducible rounding).
-    """
-    budget = int((cache or cache_bytes()) * CHUNK_CACHE_FRACTION)
-    fit = max(1, budget // max(1, 4 * tokens * width))
-    return min(n_models, 1 << (fit.bit_length() - 1))
 
 
 def sync_free(fn: Callable[[], object]) -> bool:

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 import torch
 
 from limitlab import provenance
-from limitlab.nn.attention import cpu_head_pad
 from limitlab.nn.model import StackedTransformer
 from limitlab.rng import TRAIN, StackRNG
 from limitlab.spec import RunSpec
 from limitlab.tasks.base import Batch, TaskStack
-from limitlab.train import fast
+from limitlab.train import chunking, fast
 from limitlab.train.events import Event, StoreSink
 from limitlab.train.metrics import Result, evaluate
 from limitlab.train.optim import StackedAdam
@@ -43,7 +42,7 @@ class TrainOptions:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False  # torch.compile the model's forward (once per stack shape; see train/fast.py)
     cuda_graphs: bool = False  # CUDA: capture the whole step (data, forward, backward, optimizer) in a CUDA graph
-    chunk_models: int = 0  # models per forward/backward/update chunk; 0 = auto (CPU eager: by shape, fast.cpu_chunk)
+    chunk_models: int = 0  # models per forward/backward/update chunk; 0 = auto (CPU eager: measured, train/chunking.py)
     log_every: int = 100  # read losses back to the host every N steps (the only sync in the loop)
     eval_batch_size: int = 256  # sequences per evaluation batch at the training length (fewer for longer splits)
     heartbeat_seconds: float = 30.0
@@ -116,7 +115,7 @@ class StackTrainer:
         for m in self.riders:  # at its budget from the start: never active, never due, never reported
             self.step[m] = self.totals[m]
             self._reported[m] = self.totals[m]
-        self._chunk = self._initial_chunk()
+        self._chunk: chunking.ChunkChoice | None = None  # chosen when first needed (after any resume)
         self._graph: fast.StepGraph | None = None
         self._side_stream: torch.cuda.Stream | None = None
         self._graph_warmup = (fast.GRAPH_WARMUP_STEPS
@@ -194,7 +193,7 @@ class StackTrainer:
             return self._graph.replay()
         if self._graph_warmup is not None:
             return self._graph_step()
-        return self._step(None, self._chunk)
+        return self._step(None, self.chunk)
 
     @property
     def warming_up(self) -> bool:
@@ -202,9 +201,21 @@ class StackTrainer:
         return self._graph_warmup is not None
 
     @property
+    def chunk_choice(self) -> chunking.ChunkChoice:
+        """How many models each forward/backward/update chunk runs, and how that was chosen (train/chunking.py)."""
+        if self._chunk is None:
+            self._chunk = self._initial_chunk()
+        return self._chunk
+
+    @property
     def chunk(self) -> int:
         """Models per forward/backward/update chunk (the stack size unless CPU chunking applies)."""
-        return self._chunk
+        return self.chunk_choice.chunk
+
+    @property
+    def chunk_how(self) -> str:
+        """How :attr:`chunk` was chosen: ``measured``, ``cached``, ``option`` or ``whole stack``."""
+        return self.chunk_choice.how
 
     def _sample(self) -> Batch:
         return self.stack.sample(self.rng, self.specs[0].train.batch_size, self.step)
@@ -243,17 +254,28 @@ class StackTrainer:
                 self.stack.max("seq_len"), self.stack.max("vocab_size"), self.stack.max("n_outputs"),
                 self.options.amp)
 
-    def _initial_chunk(self) -> int:
-        """Models per chunk: the option, else the whole stack off-CPU or compiled, else the CPU rule."""
+    def _initial_chunk(self) -> chunking.ChunkChoice:
+        """The option; else the whole stack where there is nothing to choose (one model, off-CPU, compiled); else
+        this machine's measurement for the stack's shape, cached or new (or the whole stack if the steps left are
+        too few to pay for one). A measurement times a throwaway copy, so training is the same with or without."""
         n = len(self.specs)
         if self.options.chunk_models > 0:
-            return min(self.options.chunk_models, n)
+            return chunking.ChunkChoice(min(self.options.chunk_models, n), "option")
         if n == 1 or self.device.type != "cpu" or self.options.compile:
-            return n
-        cfg, seq_len = self.specs[0].model, self.stack.max("seq_len")
-        head = cfg.d_model // cfg.n_heads
-        qkv = 3 * cfg.n_heads * (head + cpu_head_pad(head, seq_len))  # q, k, v as the attention kernel gets them
-        return fast.cpu_chunk(n, self.specs[0].train.batch_size * seq_len, max(cfg.mlp_width, qkv))
+            return chunking.ChunkChoice(n, "whole stack")
+        first = self.specs[0]
+        shape = {"task": first.task.name, "model": first.model.model_dump(mode="json"),
+                 "batch": first.train.batch_size, "seq_len": self.stack.max("seq_len"),
+                 "vocab": self.stack.max("vocab_size"), "outputs": self.stack.max("n_outputs"),
+                 "input_dim": self.stack.shared.input_dim(), "dtype": str(self.optim.flat.dtype)}
+        iterations = max(t - s for t, s in zip(self.totals, self.step.tolist()))
+
+        def measure(chunks: list[int]) -> dict[int, float]:
+            step = chunking.throwaway_step(self.model, [s.optim for s in self.specs], self.totals, self._sample(),
+                                           self.task_cls.loss, self.step, self.alive)
+            return chunking.time_chunks(step, chunks)
+
+        return chunking.choose(shape, n, iterations, measure)
 
     def evaluate(self) -> Result:
         first = self.specs[0].train
