@@ -14,6 +14,12 @@ from limitlab.train.trainer import StackTrainer, TrainOptions
 LONG = 100_000  # steps: enough that a measurement is worth it (chunking.worth_measuring)
 
 
+@pytest.fixture(autouse=True)
+def quiet_machine(monkeypatch):
+    """Measurements count as taken on an idle machine (the suite's own load must not decide what is cached)."""
+    monkeypatch.setattr(chunking, "_load_average", lambda: [0.0, 0.0, 0.0])
+
+
 def _specs(make_spec, n: int = 3, steps: int = LONG, **over) -> list:
     return [make_spec(seed=s, steps=steps, **over) for s in range(n)]
 
@@ -133,3 +139,10 @@ def test_machine_names_cpu_and_caches():
     key = chunking.machine_key()
     assert set(key) == {"cpu", "caches", "threads", "torch"} and key["cpu"]
     assert key["caches"] == "unknown" or key["caches"].startswith("L1")
+
+
+def test_a_measurement_on_a_busy_machine_is_used_but_not_cached(make_spec, timings, chunk_cache, monkeypatch):
+    monkeypatch.setattr(chunking, "_load_average", lambda: [99.0, 99.0, 99.0])
+    first = StackTrainer(_specs(make_spec), None, TrainOptions())
+    assert first.chunk_how == "measured (busy, not cached)"
+    assert StackTrainer(_specs(make_spec), None, TrainOptions()).chunk_how == "measured (busy, not cached)"

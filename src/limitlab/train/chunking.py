@@ -14,12 +14,14 @@ A choice (:class:`ChunkChoice`) says how it was made:
 * ``whole stack``: nothing to choose (one model, not a CPU, or ``torch.compile``), or a stack too short to pay
   for a measurement (:func:`worth_measuring`);
 * ``cached``: measured earlier on this machine for this shape;
-* ``measured``: timed now (and cached).
+* ``measured``: timed now (and cached);
+* ``measured (busy, not cached)``: timed now while the load average exceeded :data:`BUSY` × the cores (other
+  processes skew timings), used for this stack but not kept.
 
 The cache lives in ``$LIMITLAB_CACHE_DIR`` (default ``$XDG_CACHE_HOME/limitlab``, else ``~/.cache/limitlab``).
 An unreadable or malformed file reads as empty and an unwritable folder is skipped: the cache can only save time.
 Each entry keeps every candidate's timing and the load average it was taken under; delete the file (or one entry)
-to measure again, e.g. after timings taken on a busy machine.
+to measure again.
 
 >>> candidates(32), candidates(12), candidates(1)
 ([1, 2, 4, 8, 16, 32], [1, 2, 4, 8, 12], [1])
@@ -60,6 +62,8 @@ class ChunkChoice:
     how: str
     seconds: dict[int, float] = field(default_factory=dict)
 
+
+BUSY = 1.5  # load average per core above which a measurement is not cached
 
 def candidates(n_models: int) -> list[int]:
     """Chunk sizes worth timing: every power of two below M, and M itself (the plain stacked step)."""
@@ -126,9 +130,11 @@ def choose(shape: dict, n_models: int, iterations: int, measure: Callable[[list[
         return ChunkChoice(n_models, "whole stack")
     seconds = measure(candidates(n_models))
     best = min(seconds, key=seconds.get)
+    load = _load_average()
+    if load is not None and load[0] > BUSY * (os.cpu_count() or 1):  # timings of a busy machine: used, not kept
+        return ChunkChoice(best, "measured (busy, not cached)", seconds)
     entries[_digest(key)] = {**key, "chunk": best, "seconds": {str(c): s for c, s in seconds.items()},
-                             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                             "load_avg": _load_average()}
+                             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_avg": load}
     save_cache(entries, folder)
     return ChunkChoice(best, "measured", seconds)
 
