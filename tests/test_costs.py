@@ -213,10 +213,11 @@ def test_hook_temporaries_add_up_in_training_but_not_in_evaluation():
                                                               attention_values(relative, 100, training=False))
 
 
-@pytest.mark.parametrize("position", [*POSITIONS, "cope+alibi", "toy_bias"])
-def test_activation_estimate_bounds_saved_tensors_for_every_encoding(make_spec, toys, position):
+@pytest.mark.parametrize("position, d, m", [*((p, 16, 10) for p in [*POSITIONS, "cope+alibi", "toy_bias"]),
+                                             ("learned", 16, 4), ("learned", 32, 8)])
+def test_activation_estimate_bounds_saved_tensors_for_every_encoding(make_spec, toys, position, d, m):
     """The estimate covers every tensor autograd saves in a real forward, and is not absurdly loose."""
-    specs = [make_spec(seed=s, m=10, model={"norm": "pre", "position": position}) for s in range(2)]
+    specs = [make_spec(seed=s, m=m, d=d, model={"norm": "pre", "position": position}) for s in range(2)]
     model = build_model(specs)
     batch = TaskStack([s.task for s in specs]).sample(StackRNG([s.seed for s in specs]), 16, 0)
     storages: dict[int, int] = {}

@@ -13,6 +13,7 @@ metrics (``test/accuracy``, ``ood_long/loss``, …) every ``train.eval_every`` s
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,40 @@ def _scalars(data: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-class TensorBoardSink:
+class _PerRunSink(ABC):
+    """A sink that opens one dashboard run per limitlab run at its first record and closes it when it ends."""
+
+    def __init__(self, specs: dict[str, RunSpec]) -> None:
+        self.specs, self.open_runs = specs, {}
+
+    def __call__(self, event: Event) -> None:
+        handle = self.open_runs.get(event.run_id)
+        if event.kind in ("log", "eval"):
+            if handle is None:
+                handle = self.open_runs[event.run_id] = self._open(event.run_id, self.specs[event.run_id])
+            self._write(handle, _scalars(event.data), event.data["step"])
+        elif event.kind in ("finish", "fail") and handle is not None:
+            self._close(self.open_runs.pop(event.run_id), event.kind == "finish")
+
+    def close(self) -> None:
+        for handle in self.open_runs.values():
+            self._close(handle, True)
+        self.open_runs.clear()
+
+    @abstractmethod
+    def _open(self, run_id: str, spec: RunSpec) -> Any:
+        """See the class docstring."""
+
+    @abstractmethod
+    def _write(self, handle: Any, scalars: dict[str, float], step: int) -> None:
+        """See the class docstring."""
+
+    @abstractmethod
+    def _close(self, handle: Any, ok: bool) -> None:
+        """See the class docstring."""
+
+
+class TensorBoardSink(_PerRunSink):
     """Writes each run's curves as TensorBoard event files under ``root/<study>/<run id>``."""
 
     def __init__(self, root: str | Path, specs: dict[str, RunSpec]) -> None:
@@ -40,31 +74,21 @@ class TensorBoardSink:
         except ImportError as exc:
             raise ValueError(f"--tensorboard needs the tensorboard package (pip install 'limitlab[curves]'): "
                              f"{exc}") from None
-        self._writer_class, self.root, self.specs, self.writers = SummaryWriter, Path(root), specs, {}
+        super().__init__(specs)
+        self._writer_class, self.root = SummaryWriter, Path(root)
 
-    def __call__(self, event: Event) -> None:
-        if event.kind not in ("log", "eval", "finish", "fail"):
-            return
-        writer = self.writers.get(event.run_id)
-        if writer is None and event.kind in ("log", "eval"):
-            spec = self.specs[event.run_id]
-            writer = self.writers[event.run_id] = self._writer_class(str(self.root / spec.study / event.run_id))
-        if writer is None:
-            return
-        if event.kind in ("log", "eval"):
-            for name, value in _scalars(event.data).items():
-                writer.add_scalar(name, value, event.data["step"])
-        else:
-            writer.close()
-            del self.writers[event.run_id]
+    def _open(self, run_id: str, spec: RunSpec) -> Any:
+        return self._writer_class(str(self.root / spec.study / run_id))
 
-    def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
-        self.writers.clear()
+    def _write(self, handle: Any, scalars: dict[str, float], step: int) -> None:
+        for name, value in scalars.items():
+            handle.add_scalar(name, value, step)
+
+    def _close(self, handle: Any, ok: bool) -> None:
+        handle.close()
 
 
-class WandbSink:
+class WandbSink(_PerRunSink):
     """Logs each run to Weights & Biases project ``project`` (its own run, spec as config); offline if W&B says so
     (``WANDB_MODE=offline``)."""
 
@@ -73,26 +97,16 @@ class WandbSink:
             import wandb
         except ImportError as exc:
             raise ValueError(f"--wandb needs the wandb package (pip install wandb): {exc}") from None
-        self.wandb, self.project, self.specs, self.runs = wandb, project, specs, {}
+        super().__init__(specs)
+        self.wandb, self.project = wandb, project
 
-    def __call__(self, event: Event) -> None:
-        if event.kind not in ("log", "eval", "finish", "fail"):
-            return
-        run = self.runs.get(event.run_id)
-        if run is None and event.kind in ("log", "eval"):
-            spec = self.specs[event.run_id]
-            run = self.runs[event.run_id] = self.wandb.init(
-                project=self.project, name=event.run_id, group=spec.study, config=spec.model_dump(mode="json"),
-                tags=[f"{k}={v}" for k, v in spec.tags.items()][:20], reinit="create_new")
-        if run is None:
-            return
-        if event.kind in ("log", "eval"):
-            run.log(_scalars(event.data), step=event.data["step"])
-        else:
-            run.finish(exit_code=0 if event.kind == "finish" else 1)
-            del self.runs[event.run_id]
+    def _open(self, run_id: str, spec: RunSpec) -> Any:
+        return self.wandb.init(project=self.project, name=run_id, group=spec.study,
+                               config=spec.model_dump(mode="json"),
+                               tags=[f"{k}={v}" for k, v in spec.tags.items()][:20], reinit="create_new")
 
-    def close(self) -> None:
-        for run in self.runs.values():
-            run.finish()
-        self.runs.clear()
+    def _write(self, handle: Any, scalars: dict[str, float], step: int) -> None:
+        handle.log(scalars, step=step)
+
+    def _close(self, handle: Any, ok: bool) -> None:
+        handle.finish(exit_code=0 if ok else 1)
