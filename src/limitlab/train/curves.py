@@ -54,15 +54,15 @@ class _PerRunSink(ABC):
 
     @abstractmethod
     def _open(self, run_id: str, spec: RunSpec) -> Any:
-        """See the class docstring."""
+        """Open the dashboard run of ``run_id``; returns its handle."""
 
     @abstractmethod
     def _write(self, handle: Any, scalars: dict[str, float], step: int) -> None:
-        """See the class docstring."""
+        """Add ``scalars`` at ``step``."""
 
     @abstractmethod
     def _close(self, handle: Any, ok: bool) -> None:
-        """See the class docstring."""
+        """Close the run (``ok``: it finished; else it failed)."""
 
 
 class TensorBoardSink(_PerRunSink):
