@@ -24,6 +24,7 @@ import numpy as np
 
 from limitlab.report.figures import COLORS, new_figure
 from limitlab.report.html import VERDICT_CLASSES, Page
+from limitlab.report.scale import add_scale_banner
 from limitlab.report.write import write_report
 from limitlab.studies.cope import results as R
 
@@ -151,6 +152,7 @@ def write_cope_report(store: Any, out_dir: str | Path, attention_map: bool = Tru
         "tables": tables, "curves": curves, "does_not_win": plain, "cope_map": cope_map,
     }
     page = _page(results)
+    add_scale_banner(page, "cope", raw)
     return write_report(out_dir, results, figures, page)
 
 
