@@ -73,3 +73,25 @@ def test_scale_note_names_the_preset_and_the_paper_presets_size():
     assert custom and "match no preset" in custom and "up to 2 training steps" in custom
     assert scale_note(study, _frame(study.specs("paper"))) is None
     assert scale_note(study, _frame([])) is None
+
+
+def test_cope_error_figure_marks_the_papers_numbers_once_in_the_legend():
+    from limitlab.studies.cope.report import _error_figure
+
+    row = {"pe": "cope", "seeds": 2}
+    for split, paper in (("test", 0.0), ("sparse", 0.049), ("dense", None)):
+        row.update({f"{split}_mean": 0.1, f"{split}_per_seed": [0.1, 0.1], f"{split}_paper": paper})
+    ax = _error_figure([row], "flip_flop").axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels.count("paper") == 1
+    marks = [line for line in ax.lines if line.get_label() == "paper" or line.get_marker() == "D"]
+    assert sorted(float(m.get_ydata()[0]) for m in marks) == pytest.approx([0.0, 4.9])
+
+
+def test_arithmetic_digit_maps_have_a_colour_bar():
+    from limitlab.studies.arithmetic.report import figures
+
+    maps = [{"experiment": "add", "position": p, "slots": 3, "n": [1, 2], "seeds": 1,
+             "accuracy": [[1.0, 0.5, 0.2], [0.9, 0.4, 0.1]]} for p in ("learned", "abacus")]
+    fig = figures([], maps, [])["digits_add.png"]
+    assert len(fig.axes) == 3 and fig.axes[-1].get_ylabel() == "digit accuracy"

@@ -47,6 +47,7 @@ def _error_figure(rows: list[dict[str, Any]], task: str) -> Any:
     fig = new_figure(2.2 + 1.1 * len(rows) * len(splits) / 2, 3.2)
     ax = fig.subplots()
     width = 0.8 / max(len(rows), 1)
+    paper_label = "paper"  # one legend entry for every paper marker
     for k, row in enumerate(rows):
         xs = np.arange(len(splits)) + k * width
         means = [100 * (row[f"{s}_mean"] or 0) for s in splits]
@@ -56,11 +57,12 @@ def _error_figure(rows: list[dict[str, Any]], task: str) -> Any:
             ax.plot([x] * len(seeds), seeds, "o", color=COLORS[k % len(COLORS)], ms=3)
             paper = row.get(f"{s}_paper")
             if paper is not None:
-                ax.plot([x - width * 0.45, x + width * 0.45], [100 * paper] * 2, "k--", lw=1)
+                ax.plot([x], [100 * paper], marker="D", ms=6, mfc="none", mec="black", ls="none", label=paper_label)
+                paper_label = None
     ax.set_xticks(np.arange(len(splits)) + width * (len(rows) - 1) / 2)
     ax.set_xticklabels(splits)
     ax.set_ylabel("token error (%)")
-    ax.set_title(f"{TASK_TITLES[task]}: bars = mean, dots = seeds, dashes = paper")
+    ax.set_title(f"{TASK_TITLES[task]}: bars = mean, dots = seeds, open diamonds = paper", fontsize=9)
     ax.legend(fontsize=7)
     return fig
 
@@ -200,7 +202,8 @@ def _page(r: dict[str, Any]) -> Page:
         page.table(table, caption=f"{title}: token error, mean ± std over seeds (%); 'seq err' = sequences with any "
                                   f"error; {note}paper numbers from its table")
         if f"errors_{task}" in r["figures"]:
-            page.figure(r["figures"][f"errors_{task}"], f"{title}: error per seed")
+            page.figure(r["figures"][f"errors_{task}"], f"{title}: token error (%) per encoding and split; bars: "
+                        "mean over seeds, dots: each seed, open diamonds: the paper's number")
 
     page.heading("Variable counting: error (%)", anchor="counting")
     vc = t.get("variable_counting") or []
@@ -216,12 +219,13 @@ def _page(r: dict[str, Any]) -> Page:
                     for x in lm], caption="Mean over seeds; 'test' is the training context T, ctxNx are N·T")
         for key, name in r["figures"].items():
             if key.startswith("extrapolation_"):
-                page.figure(name, "loss per position; dotted line: the training context")
+                page.figure(name, f"{key[len('extrapolation_'):]}: test loss per byte position, one line per "
+                                  "encoding (moving average); dotted line: the training context")
     else:
         page.paragraph("No LM runs in this store (paper preset only).")
 
     if t.get("p_max"):
-        page.heading("p_max ablation (flip-flop, CoPE)", anchor="pmax")
+        page.heading("p_max ablation (flip-flop, CoPE): error (%)", anchor="pmax")
         page.table([{"p_max": x["p_max"], "seeds": x["seeds"],
                      **{s: _pm(x[f"{s}_mean"], x[f"{s}_std"]) for s in R.SPLITS["flip_flop"]}} for x in t["p_max"]])
 
@@ -232,7 +236,8 @@ def _page(r: dict[str, Any]) -> Page:
             "run retrained from its spec (no stored weights; run with --save-weights to keep them)"
         page.paragraph(f"Run {m['run_id']} ({m['task']}, seed {m['seed']}; {how}); test sequence 0. Right: p_ij, the "
                        f"number of gated tokens between key j and query i.")
-        page.figure(r["figures"]["cope_map"], "last layer; upper triangle (future keys) blank")
+        page.figure(r["figures"]["cope_map"], "A CoPE model's last layer on one test sequence: attention weights "
+                    "(left) and contextual positions p_ij (right); upper triangle (future keys) blank")
     else:
         page.paragraph("No CoPE flip-flop or selective-copy run to draw.")
     page.paragraph("Files: results.json holds every number on this page.")
