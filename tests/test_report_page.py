@@ -71,6 +71,9 @@ def test_scale_note_names_the_preset_and_the_paper_presets_size():
     assert note and "the quick preset" in note and "100,000" in note and "--preset paper" in note
     custom = scale_note(study, _frame(study.specs("smoke", {"train.steps": 2})))
     assert custom and "match no preset" in custom and "up to 2 training steps" in custom
+    smoke2 = study.specs("smoke", {"train.steps": 2})
+    named = scale_note(study, _frame(smoke2).assign(**{"tags.set": [s.tags.get("set") for s in smoke2]}))
+    assert named and "trained with --set train.steps=2" in named
     assert scale_note(study, _frame(study.specs("paper"))) is None
     assert scale_note(study, _frame([])) is None
 

@@ -3,8 +3,8 @@
 A smoke or quick run can show that the pipeline works end to end and the direction of large effects; it cannot show
 the paper's effects at the paper's own scale. So a page made from runs smaller than the study's ``paper`` preset
 says so at the top. The scale is read from the runs themselves: which preset's run ids they are (a run trained with
-``--set`` overrides matches none), and their largest training steps, largest width and number of seeds, each beside
-the paper preset's.
+``--set`` overrides matches none, and the banner names the overrides from its ``set`` tag), and their largest
+training steps, largest width and number of seeds, each beside the paper preset's.
 
 >>> import pandas as pd
 >>> from limitlab.studies import STUDIES
@@ -44,7 +44,9 @@ def scale_note(study: Any, runs: pd.DataFrame) -> str | None:
         return None
     which = next((f"the {p} preset" for p in _SMALLER if p in study.presets
                   and ids <= {s.run_id for s in study.specs(p)}), None)
-    which = which or "smaller than the paper preset (they match no preset: custom settings)"
+    changed = sorted({str(v) for v in runs["tags.set"].dropna()}) if "tags.set" in runs else []
+    custom = f"a preset's grid trained with --set {'; '.join(changed)}" if changed else "custom settings"
+    which = which or f"smaller than the paper preset (they match no preset: {custom})"
     return (f"Scale: these runs are {which}: up to {ours['steps']:,} training steps (paper preset: "
             f"{theirs['steps']:,}), width d_model up to {ours['width']} (paper preset: {theirs['width']}), "
             f"{ours['seeds']} seed(s) (paper preset: {theirs['seeds']}). At this scale the page shows that the "

@@ -62,6 +62,7 @@ def _error_figure(rows: list[dict[str, Any]], task: str) -> Any:
     ax.set_xticks(np.arange(len(splits)) + width * (len(rows) - 1) / 2)
     ax.set_xticklabels(splits)
     ax.set_ylabel("token error (%)")
+    ax.set_ylim(bottom=-3)  # a paper marker at 0% stays visible
     ax.set_title(f"{TASK_TITLES[task]}: bars = mean, dots = seeds, open diamonds = paper", fontsize=9)
     ax.legend(fontsize=7)
     return fig
