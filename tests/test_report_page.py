@@ -98,3 +98,15 @@ def test_arithmetic_digit_maps_have_a_colour_bar():
              "accuracy": [[1.0, 0.5, 0.2], [0.9, 0.4, 0.1]]} for p in ("learned", "abacus")]
     fig = figures([], maps, [])["digits_add.png"]
     assert len(fig.axes) == 3 and fig.axes[-1].get_ylabel() == "digit accuracy"
+
+
+def test_cope_counting_figure_overlays_the_papers_numbers():
+    from limitlab.studies.cope.report import _counting_figure
+
+    rows = [{"n_vars": n, "pe": pe, "seeds": 2, "mean": 0.1, "std": 0.01, "paper": paper}
+            for n, pe, paper in ((1, "absolute", 0.053), (1, "cope", 0.0), (3, "cope", 0.012), (3, "rope", None))]
+    ax = _counting_figure(rows).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels.count("paper") == 1 and {"absolute", "cope", "rope"} <= set(labels)
+    marks = sorted(float(y[0]) for y in (line.get_ydata() for line in ax.lines if line.get_marker() == "D") if len(y))
+    assert marks == pytest.approx([0.0, 1.2, 5.3])

@@ -68,6 +68,28 @@ def _error_figure(rows: list[dict[str, Any]], task: str) -> Any:
     return fig
 
 
+def _counting_figure(rows: list[dict[str, Any]]) -> Any:
+    """Variable counting: error (%) vs number of variables, one line per encoding (mean ± seed std) and the
+    paper's numbers as open diamonds in the same colour."""
+    fig = new_figure(5.0, 3.2)
+    ax = fig.subplots()
+    for k, pe in enumerate(dict.fromkeys(r["pe"] for r in rows)):  # rows come in the table's encoding order
+        mine = sorted((r for r in rows if r["pe"] == pe and r["mean"] is not None), key=lambda r: r["n_vars"])
+        color = COLORS[k % len(COLORS)]
+        if mine:
+            ax.errorbar([r["n_vars"] for r in mine], [100 * r["mean"] for r in mine],
+                        yerr=[100 * (r["std"] or 0) for r in mine], marker="o", ms=3, capsize=2, color=color, label=pe)
+        for r in (r for r in rows if r["pe"] == pe and r["paper"] is not None):
+            ax.plot([r["n_vars"]], [100 * r["paper"]], marker="D", ms=6, mfc="none", mec=color, ls="none")
+    if any(r["paper"] is not None for r in rows):  # one black legend entry for the coloured paper markers
+        ax.plot([], [], marker="D", ms=6, mfc="none", mec="black", ls="none", label="paper")
+    ax.set(xlabel="variables", ylabel="error (%)", ylim=(-3, None), xticks=sorted({r["n_vars"] for r in rows}))
+    ax.set_title("Variable counting: ours (lines, ± seed std) vs paper (open diamonds)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def _curve_figure(curves: dict[str, dict[str, list[float]]], corpus: str) -> Any:
     fig = new_figure(6.5, 3.4)
     ax = fig.subplots()
@@ -131,6 +153,8 @@ def write_cope_report(store: Any, out_dir: str | Path, attention_map: bool = Tru
             if tables[task]:
                 figures[f"errors_{task}.png"] = _error_figure(tables[task], task)
         tables["variable_counting"] = R.counting_table(runs)
+        if tables["variable_counting"]:
+            figures["counting.png"] = _counting_figure(tables["variable_counting"])
         tables["lm"], curves = R.lm_tables(runs)
         tables["p_max"] = R.pmax_table(runs)
         for corpus, by_pe in curves.items():
@@ -210,6 +234,9 @@ def _page(r: dict[str, Any]) -> Page:
     vc = t.get("variable_counting") or []
     page.table([{"variables": x["n_vars"], "encoding": x["pe"], "seeds": x["seeds"], "ours": _pm(x["mean"], x["std"]),
                  "paper": _pct(x["paper"])} for x in vc] or [{"note": "no counting runs (paper preset only)"}])
+    if "counting" in r["figures"]:
+        page.figure(r["figures"]["counting"], "Variable counting: error (%) vs number of variables per encoding; "
+                    "lines: mean ± seed std, open diamonds: the paper's number")
 
     page.heading("Language and code modelling: perplexity per byte", anchor="lm")
     lm = t.get("lm") or []
