@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from limitlab.executors import train_sweep
@@ -48,6 +49,14 @@ def test_claim_rule():
     assert lost["verdict"] == "disagree" and how == "lost" and "rope is lower" in lost["ours"]
     none, _ = R.lowest_claim({"rope": [0.1]})
     assert none["verdict"] == "not measured"
+
+
+def test_error_claims_quote_percent_like_the_rest_of_the_page():
+    runs = pd.DataFrame({"task": ["flip_flop"] * 4, "pe": ["cope", "cope", "rope", "rope"], "ablation": [None] * 4,
+                         "test/error": [0.0, 0.01, 0.2, 0.3], "n_vars": [None] * 4, "corpus": [None] * 4})
+    rows, _ = R.claims_table(runs, [])
+    test = next(r for r in rows if r["claim"] == "CoPE has the lowest flip-flop error (test)")
+    assert test["verdict"] == "agree" and "cope 0.5 ± 0.71%" in test["ours"] and "rope 25 ± 7.1%" in test["ours"]
 
 
 @pytest.fixture

@@ -210,7 +210,7 @@ def test_html_page_escapes_and_refuses_absolute_figures(tmp_path):
                highlight={"verdict": html_mod.VERDICT_CLASSES})
     page.figure("fig.png", "caption")
     with pytest.raises(ValueError, match="relative"):
-        page.figure("/abs/fig.png")
+        page.figure("/abs/fig.png", "a figure")
     text = page.write(tmp_path / "sub" / "index.html").read_text()
     assert "a &lt;b&gt; &amp; c" in text and "&lt;script&gt;" in text and "<script>" not in text
     assert 'class="good"' in text and "1.23" in text and "—" in text and 'src="fig.png"' in text

@@ -1,5 +1,5 @@
 """Every study's report page opened in a real headless Chromium: every image loads, no console error or warning, no
-failed request, and a full-page screenshot is saved (issue 12).
+failed request, and a full-page screenshot is saved.
 
 Each study's ``smoke`` preset is trained through the CLI into a temporary store with ``train.steps=2`` (the run
 list, tables and figures are the smoke preset's; the one figure lost against the preset's own steps is scaling's

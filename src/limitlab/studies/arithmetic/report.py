@@ -27,6 +27,7 @@ import pandas as pd
 
 from limitlab.report.figures import COLORS, heatmap, new_figure
 from limitlab.report.html import VERDICT_CLASSES, Page
+from limitlab.report.scale import add_scale_banner
 from limitlab.report.tables import ClaimsTable, ProtocolTable, not_measured, verdict
 from limitlab.report.write import write_report as write_folder
 from limitlab.studies.arithmetic import analysis as A
@@ -223,6 +224,8 @@ def protocol(raw: pd.DataFrame) -> list[dict]:
 # ---- figures ----------------------------------------------------------------------------------------------------
 
 def figures(curves: list[dict], maps: list[dict], modulus: list[dict]) -> dict[str, Any]:
+    from matplotlib.ticker import PercentFormatter
+
     out: dict[str, Any] = {}
     c = pd.DataFrame(curves)
     pred = {(r["experiment"], r["position"]): r for r in modulus}
@@ -245,6 +248,7 @@ def figures(curves: list[dict], maps: list[dict], modulus: list[dict]) -> dict[s
         ax.set_xlabel("test digit count n")
         ax.set_ylabel("exact match")
         ax.set_ylim(-0.03, 1.03)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))  # the page gives accuracies in percent
         ax.set_title(f"{exp}: solid = true target, dashed = truncated target", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -255,12 +259,14 @@ def figures(curves: list[dict], maps: list[dict], modulus: list[dict]) -> dict[s
     for exp, panels in by_exp.items():
         fig = new_figure(min(3.2 * len(panels), 16), 3.0)
         axes = np.atleast_1d(fig.subplots(1, len(panels)))
+        im = None
         for ax, mp in zip(axes, panels):
             k = mp["slots"]
             cols = [str(j) for j in range(k - 1)] + ["END"]
             pivot = pd.DataFrame(mp["accuracy"], index=mp["n"], columns=cols)
-            heatmap(ax, pivot, f"{mp['position']} ({mp['seeds']} seed(s))", xlabel="answer slot (LSB first)",
-                    ylabel="test digits n", annotate=False)
+            im = heatmap(ax, pivot, f"{mp['position']} ({mp['seeds']} seed(s))", xlabel="answer slot (LSB first)",
+                         ylabel="test digits n", annotate=False)
+        fig.colorbar(im, ax=list(axes), label="digit accuracy", format=PercentFormatter(1.0))
         out[f"digits_{_safe(exp)}.png"] = fig
     return out
 
@@ -289,7 +295,9 @@ def write_report(store: Any, out_dir: str | Path) -> Path:
     }
     figs = figures(curves, maps, modulus)
     results["figures"] = {name[:-4]: name for name in figs}
-    return write_folder(out_dir, results, figs, _page(results))
+    page = _page(results)
+    add_scale_banner(page, "arithmetic", raw)
+    return write_folder(out_dir, results, figs, page)
 
 
 def _page(r: dict) -> Page:
@@ -316,22 +324,28 @@ def _page(r: dict) -> Page:
                    "measured on the data (it is below 1/p′ just above k, where the high parts are small).")
     page.table(r["modulus"], columns=["experiment", "position", "format", "p", "k", "p_prime", "one_over_p_prime",
                                       "in_distribution", "outward", "outward_predicted", "outward_vs_truncated",
-                                      "outward_n", "seeds"])
+                                      "outward_n", "seeds"],
+               percent=["one_over_p_prime", "in_distribution", "outward", "outward_predicted",
+                        "outward_vs_truncated"])
     page.heading("In distribution, inward and outward OOD", anchor="ood")
     page.paragraph("Mean exact match over the test digit counts of each kind. Inward: n ≤ the largest training n but "
                    "outside the training support (e.g. D_ab4 at 3 digits); outward: n above it.")
     page.table(r["ood"], columns=["experiment", "position", "seeds", "in distribution", "inward", "inward n",
-                                  "outward", "outward n", "outward vs truncated"])
+                                  "outward", "outward n", "outward vs truncated"],
+               percent=["in distribution", "inward", "outward", "outward vs truncated"])
     page.heading("Exact match vs test length", anchor="lengths")
     for key, name in r["figures"].items():
         if key.startswith("lengths_"):
-            page.figure(name, key[len("lengths_"):])
+            page.figure(name, f"{key[len('lengths_'):]}: exact match vs test digit count n, one colour per "
+                              "position encoding (solid: true target; dashed: truncated target)")
     page.heading("Digit-wise accuracy (test length × answer slot)", anchor="digits")
     for key, name in r["figures"].items():
         if key.startswith("digits_"):
-            page.figure(name, key[len("digits_"):])
+            page.figure(name, f"{key[len('digits_'):]}: accuracy of each answer slot (least significant digit "
+                              "first) per test digit count n, one panel per position encoding")
     page.table(r["lengths"], columns=["experiment", "position", "digits", "n", "mean", "ci_low", "ci_high",
                                       "truncated", "agreement"],
+               percent=["mean", "ci_low", "ci_high", "truncated", "agreement"],
                caption="Exact match per test digit count (n = seeds; mean, 95% CI), truncated-target accuracy and "
                        "the truncation agreement of the test data")
     return page

@@ -24,6 +24,7 @@ import numpy as np
 
 from limitlab.report.figures import COLORS, new_figure
 from limitlab.report.html import VERDICT_CLASSES, Page
+from limitlab.report.scale import add_scale_banner
 from limitlab.report.write import write_report
 from limitlab.studies.cope import results as R
 
@@ -46,6 +47,7 @@ def _error_figure(rows: list[dict[str, Any]], task: str) -> Any:
     fig = new_figure(2.2 + 1.1 * len(rows) * len(splits) / 2, 3.2)
     ax = fig.subplots()
     width = 0.8 / max(len(rows), 1)
+    paper_label = "paper"  # one legend entry for every paper marker
     for k, row in enumerate(rows):
         xs = np.arange(len(splits)) + k * width
         means = [100 * (row[f"{s}_mean"] or 0) for s in splits]
@@ -55,12 +57,36 @@ def _error_figure(rows: list[dict[str, Any]], task: str) -> Any:
             ax.plot([x] * len(seeds), seeds, "o", color=COLORS[k % len(COLORS)], ms=3)
             paper = row.get(f"{s}_paper")
             if paper is not None:
-                ax.plot([x - width * 0.45, x + width * 0.45], [100 * paper] * 2, "k--", lw=1)
+                ax.plot([x], [100 * paper], marker="D", ms=6, mfc="none", mec="black", ls="none", label=paper_label)
+                paper_label = None
     ax.set_xticks(np.arange(len(splits)) + width * (len(rows) - 1) / 2)
     ax.set_xticklabels(splits)
     ax.set_ylabel("token error (%)")
-    ax.set_title(f"{TASK_TITLES[task]}: bars = mean, dots = seeds, dashes = paper")
+    ax.set_ylim(bottom=-3)  # a paper marker at 0% stays visible
+    ax.set_title(f"{TASK_TITLES[task]}: bars = mean, dots = seeds, open diamonds = paper", fontsize=9)
     ax.legend(fontsize=7)
+    return fig
+
+
+def _counting_figure(rows: list[dict[str, Any]]) -> Any:
+    """Variable counting: error (%) vs number of variables, one line per encoding (mean ± seed std) and the
+    paper's numbers as open diamonds in the same colour."""
+    fig = new_figure(5.0, 3.2)
+    ax = fig.subplots()
+    for k, pe in enumerate(dict.fromkeys(r["pe"] for r in rows)):  # rows come in the table's encoding order
+        mine = sorted((r for r in rows if r["pe"] == pe and r["mean"] is not None), key=lambda r: r["n_vars"])
+        color = COLORS[k % len(COLORS)]
+        if mine:
+            ax.errorbar([r["n_vars"] for r in mine], [100 * r["mean"] for r in mine],
+                        yerr=[100 * (r["std"] or 0) for r in mine], marker="o", ms=3, capsize=2, color=color, label=pe)
+        for r in (r for r in rows if r["pe"] == pe and r["paper"] is not None):
+            ax.plot([r["n_vars"]], [100 * r["paper"]], marker="D", ms=6, mfc="none", mec=color, ls="none")
+    if any(r["paper"] is not None for r in rows):  # one black legend entry for the coloured paper markers
+        ax.plot([], [], marker="D", ms=6, mfc="none", mec="black", ls="none", label="paper")
+    ax.set(xlabel="variables", ylabel="error (%)", ylim=(-3, None), xticks=sorted({r["n_vars"] for r in rows}))
+    ax.set_title("Variable counting: ours (lines, ± seed std) vs paper (open diamonds)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     return fig
 
 
@@ -127,6 +153,8 @@ def write_cope_report(store: Any, out_dir: str | Path, attention_map: bool = Tru
             if tables[task]:
                 figures[f"errors_{task}.png"] = _error_figure(tables[task], task)
         tables["variable_counting"] = R.counting_table(runs)
+        if tables["variable_counting"]:
+            figures["counting.png"] = _counting_figure(tables["variable_counting"])
         tables["lm"], curves = R.lm_tables(runs)
         tables["p_max"] = R.pmax_table(runs)
         for corpus, by_pe in curves.items():
@@ -151,6 +179,7 @@ def write_cope_report(store: Any, out_dir: str | Path, attention_map: bool = Tru
         "tables": tables, "curves": curves, "does_not_win": plain, "cope_map": cope_map,
     }
     page = _page(results)
+    add_scale_banner(page, "cope", raw)
     return write_report(out_dir, results, figures, page)
 
 
@@ -198,12 +227,16 @@ def _page(r: dict[str, Any]) -> Page:
         page.table(table, caption=f"{title}: token error, mean ± std over seeds (%); 'seq err' = sequences with any "
                                   f"error; {note}paper numbers from its table")
         if f"errors_{task}" in r["figures"]:
-            page.figure(r["figures"][f"errors_{task}"], f"{title}: error per seed")
+            page.figure(r["figures"][f"errors_{task}"], f"{title}: token error (%) per encoding and split; bars: "
+                        "mean over seeds, dots: each seed, open diamonds: the paper's number")
 
     page.heading("Variable counting: error (%)", anchor="counting")
     vc = t.get("variable_counting") or []
     page.table([{"variables": x["n_vars"], "encoding": x["pe"], "seeds": x["seeds"], "ours": _pm(x["mean"], x["std"]),
                  "paper": _pct(x["paper"])} for x in vc] or [{"note": "no counting runs (paper preset only)"}])
+    if "counting" in r["figures"]:
+        page.figure(r["figures"]["counting"], "Variable counting: error (%) vs number of variables per encoding; "
+                    "lines: mean ± seed std, open diamonds: the paper's number")
 
     page.heading("Language and code modelling: perplexity per byte", anchor="lm")
     lm = t.get("lm") or []
@@ -214,12 +247,13 @@ def _page(r: dict[str, Any]) -> Page:
                     for x in lm], caption="Mean over seeds; 'test' is the training context T, ctxNx are N·T")
         for key, name in r["figures"].items():
             if key.startswith("extrapolation_"):
-                page.figure(name, "loss per position; dotted line: the training context")
+                page.figure(name, f"{key[len('extrapolation_'):]}: test loss per byte position, one line per "
+                                  "encoding (moving average); dotted line: the training context")
     else:
         page.paragraph("No LM runs in this store (paper preset only).")
 
     if t.get("p_max"):
-        page.heading("p_max ablation (flip-flop, CoPE)", anchor="pmax")
+        page.heading("p_max ablation (flip-flop, CoPE): error (%)", anchor="pmax")
         page.table([{"p_max": x["p_max"], "seeds": x["seeds"],
                      **{s: _pm(x[f"{s}_mean"], x[f"{s}_std"]) for s in R.SPLITS["flip_flop"]}} for x in t["p_max"]])
 
@@ -230,7 +264,8 @@ def _page(r: dict[str, Any]) -> Page:
             "run retrained from its spec (no stored weights; run with --save-weights to keep them)"
         page.paragraph(f"Run {m['run_id']} ({m['task']}, seed {m['seed']}; {how}); test sequence 0. Right: p_ij, the "
                        f"number of gated tokens between key j and query i.")
-        page.figure(r["figures"]["cope_map"], "last layer; upper triangle (future keys) blank")
+        page.figure(r["figures"]["cope_map"], "A CoPE model's last layer on one test sequence: attention weights "
+                    "(left) and contextual positions p_ij (right); upper triangle (future keys) blank")
     else:
         page.paragraph("No CoPE flip-flop or selective-copy run to draw.")
     page.paragraph("Files: results.json holds every number on this page.")

@@ -140,14 +140,15 @@ def pmax_table(runs: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def lowest_claim(values: dict[str, list[float]], target: str = "cope") -> tuple[dict[str, str], str]:
-    """Verdict for 'target has the lowest value' by the separation rule in the module docstring."""
+def lowest_claim(values: dict[str, list[float]], target: str = "cope", unit: str = "") -> tuple[dict[str, str], str]:
+    """Verdict for 'target has the lowest value' by the separation rule in the module docstring; ``unit`` follows
+    each number shown ('%' for errors given in percent, as on the report page)."""
     stats = {pe: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0) for pe, v in values.items()
              if len(v)}
     crit = "agree if CoPE's mean is lowest by more than the larger seed std of CoPE and the runner-up"
     if target not in stats or len(stats) < 2:
         return not_measured("needs CoPE and at least one other encoding", crit), ""
-    shown = "; ".join(f"{pe} {m:.3g} ± {s:.2g}" for pe, (m, s) in sorted(stats.items(), key=lambda kv: kv[1][0]))
+    shown = "; ".join(f"{pe} {m:.3g} ± {s:.2g}{unit}" for pe, (m, s) in sorted(stats.items(), key=lambda kv: kv[1][0]))
     others = {pe: ms for pe, ms in stats.items() if pe != target}
     best_pe, (best_m, best_s) = min(others.items(), key=lambda kv: kv[1][0])
     m, s = stats[target]
@@ -167,16 +168,17 @@ def claims_table(runs: pd.DataFrame, lm_rows: list[dict[str, Any]]) -> tuple[lis
         sub = base[base["task"] == task]
         for split in splits:
             col = f"{split}/error"
-            vals = {pe: pd.to_numeric(g[col], errors="coerce").dropna().tolist() for pe, g in sub.groupby("pe")} \
-                if col in sub else {}
-            res, how = lowest_claim(vals)
+            vals = {pe: (100 * pd.to_numeric(g[col], errors="coerce").dropna()).tolist()  # error in %
+                    for pe, g in sub.groupby("pe")} if col in sub else {}
+            res, how = lowest_claim(vals, unit="%")
             claims.add(f"CoPE has the lowest {names[task]} error ({split})", "[V] paper table", split, res)
             if how in ("tie", "lost"):
                 plain.append(f"{names[task]} {split}: CoPE does not win — {res['ours']}.")
     counting = base[base["task"] == "variable_counting"]
     for n, one in (counting.groupby("n_vars") if "n_vars" in counting else []):
-        vals = {pe: pd.to_numeric(g["test/error"], errors="coerce").dropna().tolist() for pe, g in one.groupby("pe")}
-        res, how = lowest_claim(vals)
+        vals = {pe: (100 * pd.to_numeric(g["test/error"], errors="coerce").dropna()).tolist()  # error in %
+                for pe, g in one.groupby("pe")}
+        res, how = lowest_claim(vals, unit="%")
         claims.add(f"CoPE has the lowest counting error with {int(n)} variable(s)", "[V] Table 3", f"{int(n)} vars",
                    res)
         if how in ("tie", "lost"):

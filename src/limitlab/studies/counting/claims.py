@@ -85,21 +85,21 @@ def claim_transition(points: pd.DataFrame, ratio_range: tuple[float, float] = (0
     """'sharp transition at d ≈ m': agree if the median m_thr/d lies in ``ratio_range`` and the median factor in
     m from 80% to 50% accuracy is ≤ ``max_width`` (where measured); uses uncensored curves only."""
     lo, hi = ratio_range
-    criterion = (f"agree if median m_thr/d ∈ [{lo:g}, {hi:g}] and accuracy falls from 80% to 50% within a factor "
+    criterion = (f"agree if median m_thr/d ∈ [{lo:g}, {hi:g}] and accuracy falls from 0.8 to 0.5 within a factor "
                  f"{max_width:g} in m (median over curves); censored curves are not used")
     ratios = points["ratio"].dropna() if len(points) else pd.Series(dtype=float)
     widths = points["width"].dropna() if len(points) else pd.Series(dtype=float)
     if ratios.empty:
-        return _verdict(f"no curve crosses 80% inside the grid ({len(points)} curves)", criterion, "not measured")
+        return _verdict(f"no curve crosses 0.8 inside the grid ({len(points)} curves)", criterion, "not measured")
     med_r = float(ratios.median())
     ours = f"median m_thr/d = {med_r:.3g} over {len(ratios)} curves (range {ratios.min():.3g}–{ratios.max():.3g})"
     located = lo <= med_r <= hi
     if widths.empty:
-        ours += "; sharpness not measured (no curve reaches 50% inside the grid)"
+        ours += "; sharpness not measured (no curve reaches 0.5 inside the grid)"
         sharp = True
     else:
         med_w = float(widths.median())
-        ours += f"; 80%→50% over a factor {med_w:.3g} in m (median of {len(widths)})"
+        ours += f"; 0.8→0.5 over a factor {med_w:.3g} in m (median of {len(widths)})"
         sharp = med_w <= max_width
     return _verdict(ours, criterion, "agree" if located and sharp else "disagree")
 
@@ -107,14 +107,14 @@ def claim_transition(points: pd.DataFrame, ratio_range: tuple[float, float] = (0
 def claim_ood(row: pd.Series | dict | None, max_ratio: float = 0.5) -> dict[str, str]:
     """'catastrophic OOD failure' (2·n tokens): agree if, on the runs with test accuracy ≥ 80%, mean OOD accuracy
     is below ``max_ratio`` × their mean test accuracy."""
-    criterion = (f"agree if on runs with test accuracy ≥ 80% the mean ood_long accuracy < {max_ratio:g} × their "
+    criterion = (f"agree if on runs with test accuracy ≥ 0.8 the mean ood_long accuracy < {max_ratio:g} × their "
                  "mean test accuracy")
     if row is None or not row.get("runs"):
         return _verdict("no ood_long results", criterion, "not measured")
     base = f"all {row['runs']} runs: test {row['test_mean']:.3g}, ood_long {row['ood_mean']:.3g}"
     if not row["n_learned"]:
-        return _verdict(base + "; no run reached 80% in distribution", criterion, "not measured")
-    ours = (base + f"; the {row['n_learned']} runs ≥ 80%: test {row['test_learned']:.3g} → ood_long "
+        return _verdict(base + "; no run reached 0.8 in distribution", criterion, "not measured")
+    ours = (base + f"; the {row['n_learned']} runs ≥ 0.8: test {row['test_learned']:.3g} → ood_long "
             f"{row['ood_learned']:.3g} (ratio {row['ratio']:.3g})")
     return _verdict(ours, criterion, "agree" if row["ratio"] < max_ratio else "disagree")
 
@@ -139,7 +139,7 @@ def claim_mfc_le_qc(comparison: pd.DataFrame) -> dict[str, str]:
 def claim_histogram(cells: Sequence[dict]) -> dict[str, str]:
     """'d ≥ m suffices for exact counting': agree if the hand-wired histogram model is 100% accurate on every
     evaluated cell in its exact regime (m ≤ d − 1: one direction is the BOS flag)."""
-    criterion = "agree if the histogram construction is 100% accurate at every evaluated (d, m) with m ≤ d − 1"
+    criterion = "agree if the histogram construction has accuracy 1.0 at every evaluated (d, m) with m ≤ d − 1"
     inside = [c for c in cells if c.get("histogram_exact_regime") and c.get("histogram") is not None]
     if not inside:
         return _verdict("no evaluated cell with m ≤ d − 1", criterion, "not measured")
@@ -186,7 +186,7 @@ def paper_claims(runs: pd.DataFrame, summary: pd.DataFrame, fits: pd.DataFrame, 
             add("d ≥ m suffices: transformers can perfectly maintain token counts",
                 "[V] v3 abstract; [R] construction", f"hand-wired {what}, {task.upper()}", verdict)
         ca = [c for c in cons["cells"] if c.get("count_attend") is not None]
-        criterion = "agree if the CountAttend construction is 100% accurate at every evaluated QC (d, m) with m ≥ d"
+        criterion = "agree if the CountAttend construction has accuracy 1.0 at every evaluated QC (d, m) with m ≥ d"
         if ca:
             worst = min(c["count_attend"] for c in ca)
             widths = sorted({c["count_attend_mlp_width"] for c in ca if c.get("count_attend_mlp_width")})

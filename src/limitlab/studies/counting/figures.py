@@ -90,7 +90,7 @@ def _fig_mthr(rep: Report, task: str) -> Any:
     if not drawn:
         ax.text(0.5, 0.5, "no m_thr to plot", transform=ax.transAxes, ha="center", color="gray")
     ax.set_xlabel("embedding d")
-    ax.set_ylabel("m_thr (accuracy falls to 80%)")
+    ax.set_ylabel("m_thr (accuracy falls to 0.8)")
     ax.set_title(f"{task.upper()}: threshold vocabulary vs embedding size", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

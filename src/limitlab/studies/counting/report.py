@@ -53,6 +53,7 @@ from typing import Any
 
 from limitlab.report import VERDICT_CLASSES, Page, show
 from limitlab.report import write_report as write_folder
+from limitlab.report.scale import add_scale_banner
 from limitlab.studies.counting import analysis as A
 from limitlab.studies.counting.figures import make_figures
 from limitlab.studies.counting.protocol import protocol_table
@@ -94,7 +95,7 @@ def _page(rep: Report, store_root: str) -> Page:
                highlight={"status": {"departure": "warn", "same": "good", "paper unknown": "muted"}})
 
     page.heading("Threshold vocabulary m_thr", anchor="mthr")
-    page.paragraph(f"m_thr is the first m at which test accuracy falls from ≥ {r['level']:.0%} to < {r['level']:.0%}, "
+    page.paragraph(f"m_thr is the first m at which test accuracy falls from ≥ {r['level']:g} to < {r['level']:g}, "
                    "linearly interpolated between grid points, per (task, variant, d, seed). A curve that never falls "
                    "is right-censored ('> max m'), one already below at the smallest m is left-censored ('< min m'); "
                    "censored values are shown as bounds, never averaged, and excluded from the fit. Spread: std and "
@@ -158,12 +159,12 @@ def _page(rep: Report, store_root: str) -> Page:
 
     page.heading("Length generalisation (ood_long: 2·n tokens)", anchor="ood")
     if "ood" in rep.figures:
-        page.figure(rep.figures["ood"], "ood_long vs test accuracy per run; dashed: 80% test accuracy")
+        page.figure(rep.figures["ood"], "ood_long vs test accuracy per run; dashed: test accuracy 0.8")
     ood_rows = [{"task": t, "variant": v, **(res["ood"] or {})} for t, bv in r["results"].items()
                 for v, res in bv.items()]
     page.table(ood_rows, columns=["task", "variant", "runs", "test_mean", "ood_mean", "n_learned", "test_learned",
                                   "ood_learned", "ratio"],
-               caption="Mean accuracy; 'learned' = runs with test accuracy ≥ 80%")
+               caption="Mean accuracy; 'learned' = runs with test accuracy ≥ 0.8")
     page.paragraph("Files: results.json holds every number on this page.")
     return page
 
@@ -185,4 +186,5 @@ def write_report(store: Any, out_dir: str | Path, level: float = A.LEVEL, constr
     rep.results["figures"] = dict(keys)
     rep.results["store"] = str(getattr(store, "root", ""))
     page = _page(rep, str(getattr(store, "root", "")))
+    add_scale_banner(page, "counting", raw)
     return write_folder(out_dir, rep.results, figures, page, CountingResults)

@@ -84,11 +84,11 @@ def analyze(raw: pd.DataFrame, level: float = A.LEVEL, constructions: bool = Tru
         n_left, n_curves = int((t["censored"] == "left").sum()), len(t)
         if n_curves and n_left / n_curves > 0.5:
             steps = show(distinct(used_raw[used_raw["task.kind"] == task], "train.steps"))
-            warnings.append(f"{task}/{variant}: accuracy is below {level:.0%} already at the smallest m in {n_left} of "
+            warnings.append(f"{task}/{variant}: accuracy is below {level:g} already at the smallest m in {n_left} of "
                             f"{n_curves} curves, so m_thr is mostly left-censored: the runs may be under-trained "
                             f"(steps: {steps}; the paper used 100,000) or the m grid starts above m_thr.")
         if t["recovers"].any():
-            warnings.append(f"{task}/{variant}: {int(t['recovers'].sum())} curve(s) climb back above {level:.0%} after "
+            warnings.append(f"{task}/{variant}: {int(t['recovers'].sum())} curve(s) climb back above {level:g} after "
                             "their first crossing (non-monotone); m_thr is the first crossing.")
         m_thr = []
         for row in s.to_dict("records"):

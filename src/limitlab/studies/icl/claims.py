@@ -100,7 +100,7 @@ def claims_table(results: dict[str, Any]) -> list[dict[str, str]]:
             separated = bool(np.any(th[ks] < ll[ks]))
             ok = diff < 0 and separated
             table.add("Below k = d the transformer beats least squares on sparse linear functions (it uses sparsity)",
-                      "issue 8 (quick-preset goal); Garg Fig. 2", f"{lab}, k = {ks[0]}…{ks[-1]}",
+                      "the quick preset's goal; Garg Fig. 2", f"{lab}, k = {ks[0]}…{ks[-1]}",
                       verdict(f"mean (transformer − LS) = {diff:+.3f}; bands separate at some k: {separated}",
                               "agree if < 0 with separated 90% bands", "agree" if ok else "disagree"))
     else:
@@ -238,7 +238,7 @@ def protocol_table(runs: pd.DataFrame, eval_prompts: int = 1280) -> list[dict[st
           note="a report option: limitlab report icl --set eval_prompts=N")
     p.add("seeds per configuration", None, 1, "[G1]",
           values=sorted({int(x) for x in runs.groupby("tags.pretrain")["seed"].nunique()}) if len(runs) else [],
-          note="issue 8 asks for ≥ 3")
+          note="the quick preset's goal asks for ≥ 3")
     p.add("mixture weights, sine form, steps (Yadlowsky)", None, "not recovered", "[Y1]", known=False,
           values=["ours: balanced 0.5/0.5 and rare-sine 0.1, 0.02; sine form in icl_sine.py"])
     return p.rows

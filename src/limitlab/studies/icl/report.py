@@ -29,6 +29,7 @@ from typing import Any
 
 from limitlab.report import VERDICT_CLASSES, Page
 from limitlab.report import write_report as write_folder
+from limitlab.report.scale import add_scale_banner
 from limitlab.store import RunStore
 from limitlab.studies.icl.claims import claims_table, protocol_table
 from limitlab.studies.icl.evaluate import CONFIDENCE, EVAL_SEED
@@ -145,6 +146,7 @@ def write_report(store: RunStore, out_dir: str | Path, device: str | None = None
     figs, index = _figures(res)
     res["figures"] = index
     page = _page(res, str(store.root))
+    add_scale_banner(page, "icl", runs)
     results = {k: v for k, v in res.items() if not k.startswith("_")}
     results.update({"schema": SCHEMA, "study": "icl", "store": str(store.root),
                     "sweep_k": {g.label: {k: sweep_k(g.task, k) for k in ("nnz", "alpha", "freq")}

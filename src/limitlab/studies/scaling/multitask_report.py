@@ -179,7 +179,7 @@ def report_section(runs: pd.DataFrame, out_dir: Path) -> tuple[dict, dict, list,
     def render(page: Any) -> None:
         page.paragraph(f"K parity subtasks (k of n bits each) with frequencies ∝ (i+1)^−zipf; subtask 0 is the most "
                        f"common. Overall loss on the training mixture; per-subtask loss and accuracy on a uniform "
-                       f"mixture. A subtask is learned when its accuracy reaches {LEARNED:.0%}; abruptness is the "
+                       f"mixture. A subtask is learned when its accuracy reaches {LEARNED:g}; abruptness is the "
                        "10→90% width of a loss curve's drop as a fraction of training.")
         s = res["summary"]
         if "error" in s:

@@ -21,7 +21,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from limitlab.report.html import VERDICT_CLASSES, Page
+from limitlab.report.scale import add_scale_banner
 from limitlab.studies import scaling as S
 
 SCHEMA = "limitlab.scaling.report/1"
@@ -78,7 +81,10 @@ def write_report(store: Any, out_dir: str | Path) -> Path:
     tmp = out / ".results.json.tmp"
     tmp.write_text(blob)
     tmp.replace(out / "results.json")
-    return _page(results, renders, groups).write(out / "index.html")
+    page = _page(results, renders, groups)
+    if groups:
+        add_scale_banner(page, S.STUDY_NAME, pd.concat(list(groups.values()), ignore_index=True))
+    return page.write(out / "index.html")
 
 
 def _page(results: dict[str, Any], renders: dict[str, Any], groups: dict[str, Any]) -> Page:
