@@ -42,7 +42,7 @@ def test_bench_json_has_every_field(capsys):
     for side in ("stacked", "loop"):
         assert set(eager[side]) == {"model_steps_per_s", "tokens_per_s", "mfu"}
         assert eager[side]["model_steps_per_s"] > 0 and 0 < eager[side]["mfu"]
-    assert eager["speedup"] > 0 and eager["chunk"] in (1, 2, 3) and eager["chunk_how"] == "measured"
+    assert eager["speedup"] > 0 and eager["chunk"] in (1, 2, 3) and eager["chunk_how"].startswith("measured")
     assert set(eager["chunk_seconds"]) == {"1", "2", "3"}  # every candidate's best step, as the trainer timed it
     assert report["info"]["cpu"] and report["info"]["caches"]
     assert row["dense"]["model_steps_per_s"] > 0

@@ -233,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from limitlab.store import StoreError
 
-    for flag, least in (("max_stack", 1), ("chunk_models", 0), ("checkpoint_minutes", 0), ("log_seconds", 0),
-                        ("threads", 0)):
+    checks = [("max_stack", 1), ("chunk_models", 0), ("checkpoint_minutes", 0), ("log_seconds", 0)]
+    for flag, least in checks + ([("threads", 0)] if args.command == "run" else []):  # bench checks its own
         value = getattr(args, flag, least)
         if not value >= least:  # also refuses NaN
             parser.error(f"--{flag.replace('_', '-')} must be >= {least}, got {value}")

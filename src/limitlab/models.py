@@ -6,8 +6,8 @@ drops the rows and columns a padded stack added, and returns a :class:`~limitlab
 in eval mode, ready for a batch of the run's task.
 
 >>> model = load_model(RunStore("limitlab-store"), "3f2a9c0d1e4b5a67")     # doctest: +SKIP
->>> batch = TaskStack([spec.task]).sample(StackRNG([spec.seed], stream=TEST), 8, 0)
->>> model(batch.inputs, batch.positions).shape                                 # (M=1, B, T or K, outputs)
+>>> batch = TaskStack([spec.task]).sample(StackRNG([spec.seed], stream=TEST), 8, 0)  # doctest: +SKIP
+>>> model(batch.inputs, batch.positions).shape  # (M=1, B, T or K, outputs)          # doctest: +SKIP
 """
 
 from __future__ import annotations
