@@ -30,6 +30,7 @@ from limitlab.train import chunking, fast
 from limitlab.train.events import Event, StoreSink
 from limitlab.train.metrics import Result, evaluate
 from limitlab.train.optim import StackedAdam
+from limitlab.train.resume import load_model_state, misfit
 
 CheckpointSource = Callable[[str], "dict | None"]  # run_id -> saved state, or None
 
@@ -130,7 +131,7 @@ class StackTrainer:
             state = load(spec.run_id) if m not in self.riders else None
             if state is None:
                 continue
-            problem = self._misfit(state, m)
+            problem = misfit(state, self.model, self.optim, m, self.totals[m])
             if problem is not None:
                 if reject is not None:
                     reject(spec.run_id, f"does not match the model: {problem}")
@@ -138,37 +139,11 @@ class StackTrainer:
                     warnings.warn(f"run {spec.run_id}: checkpoint does not match the model ({problem}); the run "
                                   "restarts from step 0", RuntimeWarning, stacklevel=2)
                 continue
-            with torch.no_grad():
-                for name, p in self.model.named_parameters():
-                    saved = state["params"][name]
-                    region = tuple(slice(0, min(a, b)) for a, b in zip(p.shape[1:], saved.shape))
-                    p[m].zero_()
-                    p[m][region].copy_(saved[region])
-            self.optim.load_state_of(m, _pad_like(state["optim"], self.optim, m))
+            load_model_state(self.model, self.optim, m, state)
             self.step[m] = state["step"]
             self.alive[m] = state["alive"]
             self.final_loss[m] = state.get("final_loss", math.nan)
             self._reported[m] = state["step"]
-
-    def _misfit(self, state: dict, m: int) -> str | None:
-        """Why a checkpoint state cannot resume model m here (None: it can). Sizes may differ (a stack is padded to
-        its largest vocabulary and outputs); the parameters, their number of dimensions and the step budget must
-        fit."""
-        if not ({"step", "alive", "params", "optim"} <= state.keys()) or not isinstance(state["params"], dict):
-            return "keys " + ", ".join(sorted(map(str, state)))
-        if not 0 <= state["step"] < self.totals[m]:  # a run is never checkpointed at its budget
-            return f"step {state['step']} outside 0..{self.totals[m] - 1}"
-        saved = dict(state["params"])
-        for name, p in self.model.named_parameters():
-            if name not in saved or not isinstance(saved[name], torch.Tensor) or saved[name].dim() != p.dim() - 1:
-                return f"parameter {name}: {_described(saved.get(name))}, the model's has {p.dim() - 1} dims"
-        moments = [state["optim"].get(key) for key in ("exp_avg", "exp_avg_sq")]
-        for tensors in moments:
-            if not isinstance(tensors, list) or len(tensors) != len(self.optim.exp_avg) or any(
-                    not isinstance(t, torch.Tensor) or t.dim() != x.dim() - 1
-                    for t, x in zip(tensors, self.optim.exp_avg)):
-                return f"optimizer moments do not match the model's {len(self.optim.exp_avg)} parameters"
-        return None
 
     def weights_of(self, m: int) -> dict[str, torch.Tensor]:
         """Model m's parameters (its slice of every stacked tensor), on the CPU."""
@@ -377,29 +352,9 @@ class StackTrainer:
             yield Event("finish", spec.run_id, {"result": result, "weights": weights, "provenance": made})
 
 
-def _described(value: object) -> str:
-    return f"{value.dim()} dims" if isinstance(value, torch.Tensor) else "missing" if value is None else \
-        f"a {type(value).__name__}"
-
-
 def _flat(metrics: Result, m: int) -> dict:
     """Model m's metrics as {"split/metric": value} (a float, or a list for a vector metric)."""
     return {f"{split}/{k}": v[m] for split, d in metrics.items() for k, v in d.items()}
-
-
-def _pad_like(state: dict, optim: StackedAdam, m: int) -> dict:
-    """Fit a checkpoint's moment tensors into this stack's (possibly differently padded) shapes."""
-    def fit(saved: list[torch.Tensor], current: list[torch.Tensor]) -> list[torch.Tensor]:
-        out = []
-        for s, c in zip(saved, current):
-            target = torch.zeros_like(c[m])
-            region = tuple(slice(0, min(a, b)) for a, b in zip(c.shape[1:], s.shape))
-            target[region] = s[region]
-            out.append(target)
-        return out
-
-    return {"exp_avg": fit(state["exp_avg"], optim.exp_avg), "exp_avg_sq": fit(state["exp_avg_sq"], optim.exp_avg_sq),
-            "t": state["t"]}
 
 
 def train_runs(specs: Sequence[RunSpec], store=None, options: TrainOptions | None = None,
