@@ -59,5 +59,12 @@ def test_a_folder_no_report_wrote_is_not_replaced(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     check_destination(empty)
-    code = main(["report", "counting", "--store", str(tmp_path / "nostore"), "--out", str(mine)])
-    assert code == 2 and (mine / "thesis.tex").read_text() == "precious"
+    store = tmp_path / "store"
+    tiny = ["--set", "study.ds=[8]", "--set", "study.ms=[3]", "--set", 'study.tasks=["qc"]', "--set", "study.steps=5",
+            "--set", 'study.variants=["base"]']
+    assert main(["run", "counting", "--preset", "smoke", *tiny, "--store", str(store), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", "counting", "--store", str(store), "--out", str(mine)]) == 2
+    assert "no limitlab report wrote" in capsys.readouterr().err and (mine / "thesis.tex").read_text() == "precious"
+    assert main(["report", "counting", "--store", str(store), "--out", str(mine), "--force"]) == 0
+    assert not (mine / "thesis.tex").exists() and (mine / "index.html").exists()  # replaced whole, as asked

@@ -101,7 +101,10 @@ def write_report_provenance(store: Any, study: str, folder: Path) -> Path:
         source = (made or {}).get("code", {}).get("source") or "unknown"
         versions[source] = versions.get(source, 0) + 1
     path = Path(folder) / "provenance.json"
-    path.write_text(json.dumps({**record("cpu"), "runs_by_code": versions, "store": str(store.root)}, indent=1))
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # where a report that evaluates models runs them
+    path.write_text(json.dumps({**record(device), "runs_by_code": versions, "store": str(store.root)}, indent=1))
     return path
 
 

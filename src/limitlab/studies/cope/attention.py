@@ -12,21 +12,18 @@ from typing import Any
 
 import torch
 
+from limitlab.models import load_model
 from limitlab.rng import TEST, StackRNG
 from limitlab.spec import RunSpec
 from limitlab.tasks.base import TaskStack
-from limitlab.train.trainer import StackTrainer, TrainOptions, build_model
+from limitlab.train.trainer import StackTrainer, TrainOptions
 
 
 def trained_model(store: Any, spec: RunSpec) -> tuple[torch.nn.Module, str]:
-    """(model of one run, 'stored' or 'retrained')."""
-    weights = store.load_weights(spec.run_id) if hasattr(store, "load_weights") else None
-    if weights is not None:
-        model = build_model([spec])
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                p[0].copy_(weights[name])
-        return model, "stored"
+    """(model of one run, 'stored' or 'retrained'); stored weights are loaded and checked by
+    :func:`limitlab.models.load_model` (a padded stack's rows dropped, a misfit refused in one line)."""
+    if getattr(store, "has_weights", lambda run_id: False)(spec.run_id):
+        return load_model(store, spec.run_id), "stored"
     trainer = StackTrainer([spec], None, TrainOptions(log_every=10**9))
     for _ in range(spec.train.steps):
         trainer.train_step()
