@@ -202,11 +202,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     study = _study(args.study)
     if study.report is None:
         raise CliError(f"study {study.name!r} has no report yet")
-    sets = parse_sets(args.set or [])
-    if study.report_options is None and sets:
-        raise CliError(f"the {study.name} report takes no options (got --set {', '.join(sets)})")
-    if study.report_options is not None:
-        study.report_options.model_validate(sets)  # a bad option is refused before anything is read or written
+    sets = parse_sets(args.set or [])  # checked by write_report before it writes anything
     store = _open_store(args.store, readonly=True)
     if not sum(store.counts(study.name).get(study.name, {}).values()):
         raise CliError(f"no runs of study {study.name!r} in the store {args.store!r}; train them first: "

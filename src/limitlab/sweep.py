@@ -62,7 +62,7 @@ class SweepPlan:
     profile: DeviceProfile
     key: str  # the sweep id its plan is kept under
     groups: list[tuple[str, ...]]  # every stack of the sweep (run ids in order), trained or not
-    changed: bool  # the kept plan needs writing
+    changed: bool  # the groups differ from the kept plan (or none is kept): keep() writes them
 
     def keep(self, store: RunStore) -> None:
         """Register the runs in ``store`` (as pending) and keep the plan there, so the same command resumes it."""
@@ -139,7 +139,7 @@ def prepare(specs: Sequence[RunSpec], store: RunStore | None, max_models: int = 
         chunks = {started[i]["chunk"] for i in train if i in started and tuple(started[i]["runs"]) == group}
         chunk = chunks.pop() if len(chunks) == 1 else None
         stacks.append(PlannedStack(members, train, chunk, make_stack(members, profile, eval_batch_size)))
-    plan = SweepPlan(specs, status, todo, stacks, profile, key, groups, bool(fresh or started or not kept))
+    plan = SweepPlan(specs, status, todo, stacks, profile, key, groups, [list(g) for g in groups] != kept)
     if store is not None and write:
         plan.keep(store)
     return plan
