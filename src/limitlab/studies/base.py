@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from limitlab.spec import RunSpec, apply_overrides
-from limitlab.studies.options import check_read_as_given, shown, validate_options
+from limitlab.studies.options import check_read_as_given, options_model, shown, validate_options
 
 PresetFn = Callable[..., list[RunSpec]]
 MAX_RUNS = 100_000  # runs one preset may expand to
@@ -82,7 +82,9 @@ class Study:
             raise ValueError(f"preset {preset!r} with {shown_options} gives {len(specs):,} runs, more than "
                              f"{MAX_RUNS:,}; split the sweep")
         points = [self._derive_tags(spec, preset, check=True) for spec in specs]  # the preset's grid points
-        specs = [self._override(spec, spec_overrides, preset) for spec in points] if spec_overrides else points
+        allowed = ", ".join(f"study.{name}" for name in options_model(fn).model_fields) or "none"
+        specs = [self._override(spec, spec_overrides, preset, allowed) for spec in points] if spec_overrides \
+            else points
         _refuse_duplicates(specs, points, f"preset {preset!r} with {shown_options}"
                            + "".join(f", {k}={shown(v)}" for k, v in spec_overrides.items()))
         return specs
@@ -103,13 +105,13 @@ class Study:
             tags[tag] = value
         return spec if tags == spec.tags else spec.model_copy(update={"tags": tags})
 
-    def _override(self, spec: RunSpec, overrides: dict[str, Any], preset: str) -> RunSpec:
+    def _override(self, spec: RunSpec, overrides: dict[str, Any], preset: str, allowed: str) -> RunSpec:
         """Apply ``--set`` overrides to one spec; re-derive its labels; record the change (see the module doc)."""
         computed = sorted(set(spec.tags) - set(self.labels) - set(self.design) - {"set"})
         if computed:
             raise ValueError(f"cannot --set {', '.join(overrides)} for study {self.name!r}: its preset {preset!r} "
                              f"computes the tags {', '.join(computed)} from the spec, and they would go stale; "
-                             f"use the preset's study.* options instead (`limitlab studies` lists them)")
+                             f"use the preset's options instead: {allowed}")
         data = apply_overrides(spec.model_dump(mode="json"), overrides)
         new = RunSpec.model_validate(data)
         check_read_as_given(overrides, new.model_dump(mode="json"))
