@@ -41,10 +41,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     store = _open_store(args.store)
-    if args.rerun_other_code:
-        _reopen_other_code(store, specs)
+    redo = _made_by_other_code(store, specs) if args.rerun_other_code else []
     plan = prepare(specs, store, max_models=args.max_stack, device=device, retry_failed=args.retry_failed,
-                   write=False)
+                   write=False, redo=redo)
     todo, specs = plan.todo, plan.specs
     estimate = sum(st.estimate.cost_s for st in plan.stacks)
     print(f"{study.name}/{args.preset}: {len(specs)} runs, {plan.done} already done, {len(todo)} to train in "
@@ -54,6 +53,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                     "shows the stacks)")
         if not (sys.stdin.isatty() and input(f"{question}; start it? [y/N] ").strip().lower() in ("y", "yes")):
             raise CliError(f"{question}: not started; add --yes to start it, or shrink the sweep")
+    if redo:  # only once the sweep is accepted: then their results are set aside and they train again
+        from limitlab.provenance import code_version
+
+        store.reopen(redo, f"rerun on request: made by other code than {code_version()['source']}")
+        print(f"{len(redo)} finished run(s) made by other code will train again (their files kept as *.reopened)")
     plan.keep(store)
     if plan.failed and not args.retry_failed:
         print(f"{plan.failed} run(s) failed earlier and are not retried (add --retry-failed; `limitlab status --runs` "
@@ -96,16 +100,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0  # exit status 1: scripts and CI notice a sweep with failed runs
 
 
-def _reopen_other_code(store, specs) -> None:
-    """Put the command's finished runs that other code made (or whose code is unknown) back to pending."""
-    from limitlab.provenance import code_version, other_code, read_provenance
+def _made_by_other_code(store, specs) -> list[str]:
+    """The command's finished runs that other code made (or whose code is unknown)."""
+    from limitlab.provenance import other_code, read_provenance
 
     status = store.status_of([s.run_id for s in specs])
-    done = [run_id for run_id, st in status.items() if st == "done"]
-    older = other_code({run_id: read_provenance(store, run_id) for run_id in done})
-    if older:
-        store.reopen(older, f"rerun on request: made by other code than {code_version()['source']}")
-        print(f"{len(older)} finished run(s) made by other code will train again (their files kept as *.reopened)")
+    return other_code({run_id: read_provenance(store, run_id) for run_id, st in status.items() if st == "done"})
 
 
 def _watchers(args: argparse.Namespace, specs: dict) -> list:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,18 +88,20 @@ class SweepPlan:
 
 def prepare(specs: Sequence[RunSpec], store: RunStore | None, max_models: int = 256, device: str = "cpu",
             retry_failed: bool = False, eval_batch_size: int = 256, profile: DeviceProfile | None = None,
-            write: bool = True) -> SweepPlan:
+            write: bool = True, redo: Collection[str] = ()) -> SweepPlan:
     """Plan the runs of ``specs`` not yet done in ``store`` into stacks, then register them and keep the plan
     (:meth:`SweepPlan.keep`; see the module docstring).
 
     ``write=False`` registers nothing and keeps nothing (``limitlab plan``; ``limitlab run`` keeps the plan once
-    its cost is accepted); ``store=None`` plans as for an empty store.
+    its cost is accepted); ``store=None`` plans as for an empty store. ``redo``: finished runs to plan as if
+    they were not (``--rerun-other-code``; the caller reopens them in the store).
     """
     specs = unique_specs(specs)
     if max_models < 1:
         raise ValueError(f"max_models must be >= 1, got {max_models}")
     status = store.status_of([s.run_id for s in specs]) if store is not None else {}
     skip = {"done"} if retry_failed else {"done", "failed"}
+    status.update({run_id: "pending" for run_id in redo if run_id in status})
     todo = [s for s in specs if status.get(s.run_id) not in skip]
     profile = profile or DeviceProfile.for_device(device)
     known = {s.run_id: s for s in specs}
