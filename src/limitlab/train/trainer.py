@@ -112,7 +112,8 @@ class StackTrainer:
         self.final_loss = torch.full((len(specs),), math.nan, dtype=torch.float64, device=self.device)  # last step
         self.failed: dict[int, str] = {}
         self._reported = [-1] * len(specs)  # the step of each run's last log record
-        self.riders = {m for m, s in enumerate(self.specs) if train is not None and s.run_id not in set(train)}
+        training = None if train is None else set(train)
+        self.riders = {m for m, s in enumerate(self.specs) if training is not None and s.run_id not in training}
         for m in self.riders:  # at its budget from the start: never active, never due, never reported
             self.step[m] = self.totals[m]
             self._reported[m] = self.totals[m]
