@@ -12,12 +12,36 @@ and :func:`write_report` that writes them into one folder. A study's report comp
 * :mod:`.write` — :func:`write_report`, :func:`write_json` (atomic).
 """
 
-from limitlab.report.figures import heatmap, line_with_band, lines_with_bands, new_figure
-from limitlab.report.html import VERDICT_CLASSES, Page, fmt
-from limitlab.report.runs import run_counts, status_warnings
-from limitlab.report.schema import ClaimRow, ProtocolRow, ReportResults, RunCounts, clean, validate_results
-from limitlab.report.tables import VERDICTS, ClaimsTable, ProtocolTable, not_measured, show, verdict
-from limitlab.report.write import write_json, write_report
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {  # public name -> module (imported when first used: the study contract imports this package)
+    "heatmap": "limitlab.report.figures",
+    "line_with_band": "limitlab.report.figures",
+    "lines_with_bands": "limitlab.report.figures",
+    "new_figure": "limitlab.report.figures",
+    "VERDICT_CLASSES": "limitlab.report.html",
+    "Page": "limitlab.report.html",
+    "fmt": "limitlab.report.html",
+    "run_counts": "limitlab.report.runs",
+    "status_warnings": "limitlab.report.runs",
+    "ClaimRow": "limitlab.report.schema",
+    "ProtocolRow": "limitlab.report.schema",
+    "ReportResults": "limitlab.report.schema",
+    "RunCounts": "limitlab.report.schema",
+    "clean": "limitlab.report.schema",
+    "validate_results": "limitlab.report.schema",
+    "VERDICTS": "limitlab.report.tables",
+    "ClaimsTable": "limitlab.report.tables",
+    "ProtocolTable": "limitlab.report.tables",
+    "not_measured": "limitlab.report.tables",
+    "show": "limitlab.report.tables",
+    "verdict": "limitlab.report.tables",
+    "write_json": "limitlab.report.write",
+    "write_report": "limitlab.report.write",
+}
 
 __all__ = [
     "VERDICTS",
@@ -44,3 +68,9 @@ __all__ = [
     "write_json",
     "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'limitlab.report' has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)

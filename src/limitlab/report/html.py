@@ -36,7 +36,7 @@ __all__ = ["TOC_MIN_SECTIONS", "Page", "VERDICT_CLASSES", "fmt"]
 TOC_MIN_SECTIONS = 3  # a page with more section headings (h2) than this gets a table of contents
 
 # css class per verdict string: used with ``Page.table(..., highlight={"verdict": VERDICT_CLASSES})``
-VERDICT_CLASSES = {"agree": "good", "disagree": "bad", "not measured": "muted"}
+VERDICT_CLASSES = {"agree": "good", "disagree": "bad", "inconclusive": "warn", "not measured": "muted"}
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1150px; margin: 2em auto;

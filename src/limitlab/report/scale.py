@@ -55,13 +55,15 @@ def scale_note(study: Any, runs: pd.DataFrame) -> str | None:
             f"scale: those need the paper preset (`limitlab run {study.name} --preset paper`).")
 
 
-def add_scale_banner(page: Any, study_name: str, raw: pd.DataFrame) -> str | None:
+def add_scale_banner(page: Any, study: Any, raw: pd.DataFrame) -> str | None:
     """Put :func:`scale_note` for the finished runs of ``raw`` (the store's frame of the study) at the top of
-    ``page``; returns the text (None: no banner)."""
-    from limitlab.studies import STUDIES
+    ``page``; returns the text (None: no banner). ``study``: a Study or a registered study's name."""
+    if isinstance(study, str):
+        from limitlab.studies import STUDIES
 
+        study = STUDIES[study]
     done = raw[raw["status"] == "done"] if "status" in raw else raw
-    note = scale_note(STUDIES[study_name], done)
+    note = scale_note(study, done)
     if note:
         page.banner(note)
     return note

@@ -23,9 +23,10 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["ClaimRow", "ProtocolRow", "ReportResults", "RunCounts", "clean", "validate_results"]
+__all__ = ["ClaimData", "ClaimRow", "ProtocolRow", "ReportResults", "RunCounts", "SectionData", "StudyResults",
+           "clean", "validate_results"]
 
 Verdict = Literal["agree", "disagree", "not measured"]
 ProtocolStatus = Literal["same", "departure", "paper unknown"]
@@ -81,6 +82,65 @@ class ReportResults(BaseModel):
     warnings: list[str]
     figures: dict[str, str]
     store: str = ""
+
+
+class ClaimData(_Strict):
+    """One claim row of a study report (:meth:`limitlab.claims.ClaimResult.row` plus where it came from): the
+    claim as data — its test and numeric thresholds — and what we measured, with the interval over seeds."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+    study: str
+    experiment: str
+    paper: str
+    place: str
+    statement: str
+    quantity: str
+    test: str
+    thresholds: dict[str, float]
+    criterion: str
+    untested: str
+    min_seeds: int = Field(ge=1)
+    preset: str
+    came_from: list[str]
+    ours: str
+    estimate: float | None
+    low: float | None
+    high: float | None
+    seeds: int = Field(ge=0)
+    values: list[float | None]
+    verdict: Literal["agree", "disagree", "inconclusive", "not measured"]
+    note: str
+
+    @model_validator(mode="after")
+    def _interval_holds_estimate(self) -> ClaimData:
+        if None not in (self.low, self.high, self.estimate) and not self.low <= self.estimate <= self.high:
+            raise ValueError(f"interval [{self.low}, {self.high}] does not hold the estimate {self.estimate}")
+        return self
+
+
+class SectionData(_Strict):
+    """One experiment's part: its title, the presets its runs came from, how many runs, and its numbers."""
+
+    title: str
+    presets: list[str]
+    runs: int = Field(ge=0)
+    results: dict[str, Any]
+
+
+class StudyResults(_Strict):
+    """results.json of every study report (:mod:`limitlab.report.study_report`)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: str = Field(alias="schema", pattern=r"^limitlab\.[a-z0-9_]+\.report/3$")
+    study: str
+    runs: RunCounts
+    protocol: list[ProtocolRow]
+    claims: list[ClaimData]
+    warnings: list[str]
+    figures: dict[str, str]
+    store: str
+    sections: dict[str, SectionData]
 
 
 def clean(obj: Any) -> Any:

@@ -32,6 +32,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from limitlab.claims import Claim
+from limitlab.report.sections import Experiment, ReportContext
 from limitlab.spec import RunSpec, apply_overrides
 from limitlab.studies.options import check_read_as_given, options_model, shown, validate_options
 
@@ -52,6 +54,30 @@ class Study:
     # the spec field it names, or a function of the spec
     design: frozenset[str] = frozenset()  # tags that name a grid point of a preset (see the module docstring)
     report_options: type[BaseModel] | None = None  # `limitlab report STUDY --set k=v`: report(store, out, options)
+    experiments: tuple[Experiment, ...] = ()  # the report: one section per experiment (limitlab.report.sections)
+    protocol: Callable[[ReportContext], list[dict[str, Any]]] | None = None  # paper vs ours rows
+
+    def __post_init__(self) -> None:
+        if self.experiments and self.report is not None:
+            raise ValueError(f"study {self.name!r} has both experiments and its own report; the generic report "
+                             "renders the experiments")
+        keys = [e.key for e in self.experiments]
+        claims = [c.id for e in self.experiments for c in e.claims]
+        for what, names in (("experiment", keys), ("claim", claims)):
+            if len(set(names)) != len(names):
+                raise ValueError(f"study {self.name!r} declares a {what} twice: {names}")
+        if self.experiments:
+            self.report = self._generic_report
+
+    def _generic_report(self, store: Any, out: Path, options: Any = None) -> Path:
+        from limitlab.report.study_report import write_study_report
+
+        return write_study_report(self, store, out, options)
+
+    @property
+    def claims(self) -> list[Claim]:
+        """Every claim the study's experiments test, in page order."""
+        return [c for e in self.experiments for c in e.claims]
 
     def specs(self, preset: str, overrides: dict[str, Any] | None = None) -> list[RunSpec]:
         """Expand a preset into RunSpecs, with ``--set`` overrides applied and validated."""
