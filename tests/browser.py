@@ -65,6 +65,7 @@ class PageCheck:
     console: list[tuple[str, str]] = field(default_factory=list)  # (level, text), every level
     page_errors: list[str] = field(default_factory=list)  # uncaught exceptions
     failed: list[str] = field(default_factory=list)  # "URL (reason or HTTP status)"
+    links: list[str] = field(default_factory=list)  # every <a href>, absolute as the browser resolved it
     screenshot: Path | None = None
 
 
@@ -151,6 +152,7 @@ class Browser:
             if response is None:
                 result.failed.append(f"{url} (no response)")
             result.images = page.evaluate(_IMAGES_JS)
+            result.links = page.evaluate("Array.from(document.querySelectorAll('a[href]'), a => a.href)")
             if screenshot is not None:
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(screenshot), full_page=True)

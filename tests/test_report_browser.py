@@ -138,6 +138,28 @@ def test_report_page_in_browser(browser, study, tmp_path):
     assert any(f"image did not load: {gone!r}" in line for line in found), found
 
 
+@pytest.mark.slow
+def test_all_claims_page_in_browser(browser, tmp_path):
+    """``limitlab report --all`` over a store holding the counting smoke runs: the page loads cleanly, and every
+    claim link opens a study page that loads cleanly and has the linked section."""
+    store, folder = tmp_path / "store", tmp_path / "all"
+    assert main(["run", "counting", "--preset", "smoke", "--set", f"train.steps={SMOKE_STEPS}", "--store",
+                 str(store), "--device", "cpu", "--quiet"]) == 0
+    assert main(["report", "--all", "--store", str(store), "--out", str(folder)]) == 0
+    with serve(folder) as base:
+        check = browser.check(base + "index.html", screenshot=tmp_path / "report_all.png")
+        assert [p for p in problems(check) if p != "the page has no <img>"] == []  # a page of tables
+        targets = sorted({link for link in check.links if link.startswith(base)})
+        assert any("counting/index.html#" in t for t in targets), targets
+        for target in targets:
+            page_url, _, anchor = target.partition("#")
+            linked = browser.check(page_url)
+            assert problems(linked) == [], f"{target}: {problems(linked)}"
+            html = (folder / page_url[len(base):]).read_text()
+            assert not anchor or f'id="{anchor}"' in html, f"{target}: no element with id {anchor!r}"
+    _save_shot(tmp_path / "report_all.png")
+
+
 def test_unavailable_names_what_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # import of it raises ImportError
     assert "Playwright" in unavailable()

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from limitlab.cli import main
-from limitlab.report.schema import validate_results
+from limitlab.report.schema import StudyResults, validate_results
 from limitlab.studies import STUDIES
 from limitlab.studies.tasks import report as R
 from limitlab.tasks import TASKS
@@ -46,10 +46,11 @@ def test_train_any_task_from_the_command_line_and_report_it(tmp_path, toy, capsy
     assert main(["report", "tasks", "--store", store, "--out", str(out)]) == 0
 
     data = json.loads((out / "results.json").read_text())
-    validate_results(data)
-    assert data["runs"]["done"] == 6 and data["study"] == "tasks"
-    by_task = {e["task"]: e for e in data["specs"]}
-    assert len(data["specs"]) == 3
+    validate_results(data, StudyResults)
+    assert data["runs"]["done"] == 6 and data["study"] == "tasks" and data["claims"] == []
+    specs = data["sections"]["metrics"]["results"]["specs"]
+    by_task = {e["task"]: e for e in specs}
+    assert len(specs) == 3
     needy = by_task["needy"]  # required fields: no defaults to compare with, so every task field is shown
     assert needy["seeds"] == 1 and "task.width=2" in needy["settings"] and "task.length=8" in needy["settings"]
     assert math.isnan(needy["metrics"]["test/loss"]["low"] or math.nan)  # one seed: no interval

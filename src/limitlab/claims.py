@@ -124,7 +124,8 @@ class Test:
     kind = "test"
 
     def thresholds(self) -> dict[str, float]:
-        return {k: float(v) for k, v in vars(self).items() if isinstance(v, (int, float))}
+        """The numbers the test decides by ({'threshold': 0.9}); flags such as ``strict`` are not numbers."""
+        return {k: float(v) for k, v in vars(self).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
     def criterion(self, quantity: str) -> str:
         raise NotImplementedError

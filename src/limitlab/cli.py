@@ -167,8 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--runs", action="store_true", help="also list every run with its status and tags")
     status.set_defaults(fn=c.cmd_status)
 
-    report = sub.add_parser("report", help="figures, results.json and index.html for a study")
-    report.add_argument("study")
+    report = sub.add_parser("report", help="figures, results.json and index.html for a study (or --all)")
+    report.add_argument("study", nargs="?", default=None)
+    report.add_argument("--all", action="store_true",
+                        help="every study's report and one page of every claim of every paper (default --out "
+                        "reports/all)")
     report.add_argument("--store", default=DEFAULT_STORE, help="the run store folder")
     report.add_argument("--out", default=None, help="folder to write (default: reports/STUDY); replaced whole")
     report.add_argument("--force", action="store_true", help="replace --out even if no limitlab report wrote it")

@@ -199,6 +199,11 @@ def cmd_status(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     import limitlab
 
+    if args.all:
+        _report_all(args)
+        return
+    if args.study is None:
+        raise CliError("report needs a study name (limitlab studies lists them) or --all")
     study = _study(args.study)
     if study.report is None:
         raise CliError(f"study {study.name!r} has no report yet")
@@ -219,6 +224,15 @@ def cmd_report(args: argparse.Namespace) -> None:
             raise CliError(f"no runs of study {study.name!r} match --where {' '.join(args.where)}")
     index = limitlab.write_report(study.name, store, Path(args.out or Path("reports") / study.name), args.force, **sets)
     print(f"report written: {index}")
+
+
+def _report_all(args: argparse.Namespace) -> None:
+    from limitlab.report.all_claims import write_all
+
+    if args.study is not None or args.where or args.set:
+        raise CliError("--all writes every study's report with its default options; give no study, --where or --set")
+    store = _open_store(args.store, readonly=True)
+    print(f"report written: {write_all(store, Path(args.out or Path('reports') / 'all'), args.force)}")
 
 
 def cmd_runs(args: argparse.Namespace) -> None:

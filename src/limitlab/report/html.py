@@ -146,12 +146,14 @@ class Page:
         highlight: Mapping[str, Mapping[str, str]] | None = None,
         digits: int = 3,
         percent: Sequence[str] = (),
+        links: Mapping[str, Sequence[str | None]] | None = None,
     ) -> None:
         """A table from a DataFrame, a list of dicts, or a list of rows (then ``columns`` names them).
 
         ``highlight`` maps a column to {cell text: css class} ('good', 'bad', 'muted', 'warn'), e.g. to colour a
         verdict column. ``percent`` names columns of fractions shown as percentages (0.726 -> '72.6%'), for a page
-        that gives its accuracies in percent. Missing keys of a dict row show as '—'. An empty table shows
+        that gives its accuracies in percent. ``links`` maps a column to one relative URL per row (None: no
+        link), e.g. each claim to its study page. Missing keys of a dict row show as '—'. An empty table shows
         '(no rows)'.
         """
         header, rows = _rows_of(data, columns)
@@ -162,7 +164,8 @@ class Page:
         out.append("<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in header) + "</tr>")
         if not rows:
             out.append(f'<tr><td colspan="{max(len(header), 1)}" class="muted">(no rows)</td></tr>')
-        for row in rows:
+        links = links or {}
+        for i, row in enumerate(rows):
             cells = []
             for name, value in zip(header, row):
                 text = _percent(value) if name in percent and _is_number(value) else fmt(value, digits)
@@ -173,7 +176,13 @@ class Page:
                 if css:
                     classes.append(css)
                 cls = f' class="{" ".join(classes)}"' if classes else ""
-                cells.append(f"<td{cls}>{html.escape(text)}</td>")
+                href = links[name][i] if name in links else None
+                shown = html.escape(text)
+                if href:
+                    if re.match(r"^[a-z][a-z0-9+.-]*:|^/", href, re.I):
+                        raise ValueError(f"table link {href!r} must be a relative path (the folder must stay movable)")
+                    shown = f'<a href="{html.escape(href, quote=True)}">{shown}</a>'
+                cells.append(f"<td{cls}>{shown}</td>")
             out.append("<tr>" + "".join(cells) + "</tr>")
         out.append("</table>")
         self._parts.append("\n".join(out))

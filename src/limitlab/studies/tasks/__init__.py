@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from limitlab.report.sections import Experiment, ReportContext, Section
 from limitlab.spec import RunSpec, apply_overrides
 from limitlab.studies.base import PresetFn, Study
 from limitlab.tasks import TASKS, Task
@@ -120,10 +121,10 @@ class TaskStudy(Study):
         return one.specs(preset, overrides)
 
 
-def _report(store, out_dir):
-    from limitlab.studies.tasks.report import write_report
+def _analyze(ctx: ReportContext) -> Section:
+    from limitlab.studies.tasks.report import analyze  # pandas and matplotlib: imported when a report is written
 
-    return write_report(store, out_dir)
+    return analyze(ctx)
 
 
 STUDY = TaskStudy(
@@ -131,7 +132,7 @@ STUDY = TaskStudy(
     question="Train any registered task with the default model (plus --set overrides); a generic metrics report",
     reproduces="nothing in particular: a workbench for new tasks (presets are the task names)",
     presets=_Registry(_preset),  # type: ignore[arg-type]
-    report=_report,
+    experiments=(Experiment("metrics", "Final metrics per spec", (), _analyze),),
     preset_notes=_Registry(lambda name: _first_line(TASKS[name])),  # type: ignore[arg-type]
     labels={"seed": "seed", "task": "task.name"},
 )

@@ -1,10 +1,8 @@
 """The generic report of the ``tasks`` study: every distinct spec's final metrics over seeds, and its loss curve.
 
-Files written to ``out_dir``::
-
-    results.json      "schema": "limitlab.tasks.report/1"; the common envelope plus ``specs`` (below)
-    loss_<task>.png   training loss against step, one line per distinct spec (mean over seeds, 95% band)
-    index.html        per task: one table row per distinct spec, one column per split/metric
+One section (written by the generic study report): per task, one table row per distinct spec, one column per
+split/metric, and ``loss_<task>.png``, the training loss against step, one line per distinct spec (mean over
+seeds, 95% band). The study tests no paper's claims, so its claims table is empty.
 
 A *distinct spec* is a run's whole spec except its seed (and tags): the runs that differ only in the seed are
 pooled. Each scalar metric of each split (``result.<split>/<metric>``, plus the final ``train_loss``) is shown as
@@ -15,14 +13,12 @@ per length, error per position, ...) is summarised by the mean of its entries pe
 left out), marked ``(mean of vector)``. The ``settings`` column lists the spec's fields that differ from the
 preset's defaults for that task (``defaults`` if none).
 
-``specs`` in results.json, one entry per distinct spec::
+``sections.metrics.results.specs`` in results.json, one entry per distinct spec::
 
     {"task": "counting", "settings": "model.d_model=16, task.m=5", "seeds": 3, "run_ids": [...],
      "metrics": {"test/accuracy": {"mean": 0.93, "low": 0.81, "high": 1.0, "n": 3, "clipped": true,
                                    "vector": false}, ...}}
 
->>> write_report(RunStore("limitlab-store"), "reports/tasks")        # doctest: +SKIP
-PosixPath('reports/tasks/index.html')
 """
 
 from __future__ import annotations
@@ -39,13 +35,11 @@ from limitlab.analysis import NONNEGATIVE, PROPORTION, UNBOUNDED, aggregate, mea
 from limitlab.analysis.frames import result_columns
 from limitlab.nn.model import ModelConfig
 from limitlab.report.figures import lines_with_bands, new_figure
-from limitlab.report.html import Page, fmt
-from limitlab.report.runs import run_counts, status_warnings
-from limitlab.report.write import write_report as write_folder
+from limitlab.report.html import fmt
+from limitlab.report.sections import ReportContext, Section
 from limitlab.spec import OptimConfig, TrainConfig
-from limitlab.studies.tasks import NAME, build_task, task_specs
+from limitlab.studies.tasks import build_task, task_specs
 
-SCHEMA = "limitlab.tasks.report/1"
 _NOT_SPEC = {"run_id", "study", "status", "error", "seed"}
 
 
@@ -161,20 +155,32 @@ def figures(curves: dict[str, pd.DataFrame]) -> dict[str, Any]:
     return figs
 
 
-def write_report(store: Any, out_dir: Any) -> Any:
-    """Analyse the ``tasks`` runs of ``store``; write results.json, the loss figures and index.html."""
-    raw = store.to_dataframe(NAME)
-    done = raw[raw["status"] == "done"] if len(raw) else raw
+def analyze(ctx: ReportContext) -> Section:
+    """The one section of the tasks report: per task, a table of the distinct specs and their loss curves."""
+    sec = Section("metrics", "Final metrics per spec")
+    done = sec.uses(ctx.runs)
     entries = summarize(done) if len(done) else []
-    counts = run_counts(raw, used=len(done))
-    warnings = status_warnings(counts)
-    if not entries:
-        warnings.append(f"No finished runs of study {NAME!r}: run `limitlab run {NAME} --preset <task>`.")
-    figs = figures(loss_curves(store, done, entries))
-    results = {"schema": SCHEMA, "study": NAME, "store": str(getattr(store, "root", "")), "runs": counts,
-               "protocol": [], "claims": [], "warnings": warnings, "figures": {n[:-4]: n for n in figs},
-               "specs": entries}
-    return write_folder(out_dir, results, figs, _page(results))
+    sec.results["specs"] = entries
+    sec.paragraph("Runs of `limitlab run tasks --preset <task>`, pooled over seeds: mean [95% interval over seeds]. "
+                  "Intervals are Student-t over seeds, clipped to the metric's range (accuracies to [0, 1], losses "
+                  "and errors to [0, ∞)); one seed shows no interval. A vector metric (per length, per position, "
+                  "...) is shown as the mean of its entries, marked '(mean of vector)'.")
+    figs = figures(loss_curves(ctx.store, done, entries))
+    by_task: dict[str, list[dict]] = {}
+    for entry in entries:
+        by_task.setdefault(entry["task"], []).append(entry)
+    for task, mine in by_task.items():
+        sec.heading(str(task))
+        names = sorted({n for e in mine for n in e["metrics"]},
+                       key=lambda n: (n != "train_loss", not n.startswith("test/"), n))  # train loss, test, others
+        vector = {n for e in mine for n, m in e["metrics"].items() if m["vector"]}
+        columns = ["settings", "seeds"] + [f"{n} (mean of vector)" if n in vector else n for n in names]
+        rows = [[e["settings"], e["seeds"], *(_cell(e["metrics"].get(n)) for n in names)] for e in mine]
+        sec.table(rows, columns=columns, caption=f"{task}: one row per distinct spec (seeds pooled)")
+        name = f"loss_{re.sub(r'[^A-Za-z0-9_.-]+', '-', str(task))}.png"
+        if name in figs:
+            sec.figure(name, figs[name], f"{task}: training loss per spec (mean over seeds, 95% band)")
+    return sec
 
 
 def _cell(m: dict[str, Any] | None) -> str:
@@ -182,30 +188,3 @@ def _cell(m: dict[str, Any] | None) -> str:
         return "—"
     interval = f" [{fmt(m['low'])}, {fmt(m['high'])}]" if m["n"] >= 2 else ""
     return fmt(m["mean"]) + interval
-
-
-def _page(r: dict[str, Any]) -> Page:
-    page = Page("Tasks: final metrics per spec",
-                "Runs of `limitlab run tasks --preset <task>`, pooled over seeds: mean [95% interval over seeds].")
-    runs = r["runs"]
-    page.paragraph(f"Store {r['store']}: {runs['total']} run(s), {runs['done']} done, {runs['failed']} failed. "
-                   "Intervals are Student-t over seeds, clipped to the metric's range (accuracies to [0, 1], "
-                   "losses and errors to [0, ∞)); one seed shows no interval. A vector metric (per length, per "
-                   "position, ...) is shown as the mean of its entries, marked '(mean of vector)'.")
-    for w in r["warnings"]:
-        page.paragraph(w, css="note")
-    by_task: dict[str, list[dict]] = {}
-    for entry in r["specs"]:
-        by_task.setdefault(entry["task"], []).append(entry)
-    for task, entries in by_task.items():
-        page.heading(str(task), anchor=f"task-{task}")
-        names = sorted({n for e in entries for n in e["metrics"]},
-                       key=lambda n: (n != "train_loss", not n.startswith("test/"), n))  # train loss, test, others
-        vector = {n for e in entries for n, m in e["metrics"].items() if m["vector"]}
-        columns = ["settings", "seeds"] + [f"{n} (mean of vector)" if n in vector else n for n in names]
-        rows = [[e["settings"], e["seeds"], *(_cell(e["metrics"].get(n)) for n in names)] for e in entries]
-        page.table(rows, columns=columns, caption=f"{task}: one row per distinct spec (seeds pooled)")
-        name = f"loss_{re.sub(r'[^A-Za-z0-9_.-]+', '-', str(task))}"
-        if name in r["figures"]:
-            page.figure(r["figures"][name], f"{task}: training loss per spec (mean over seeds, 95% band)")
-    return page
