@@ -92,7 +92,8 @@ def _toy_preset(seeds: int = 2):
 
 
 TOY = Study("toy", "does the toy learn?", "Toy et al. 2024", {"smoke": _toy_preset},
-            labels={"seed": "seed", "task": "task.name"}, experiments=(Experiment("main", "Main result", (LEARNS, NEVER), _analyze),))
+            labels={"seed": "seed", "task": "task.name"},
+            experiments=(Experiment("main", "Main result", (LEARNS, NEVER), _analyze),))
 
 
 def test_experiment_fills_undecided_claims_and_refuses_undeclared_ones():
