@@ -8,13 +8,16 @@ inconclusive in one of them.
     python benchmarks/verdict_stability.py scaling --preset grokking-quick --root /tmp/stab
 
 Prints a markdown table (claim, verdict with 1 thread, verdict with 2 threads, stable?) and writes it, with the
-timings, to ``<root>/<study>-<preset>.json``. Exit status 1 when a row flips between agree and disagree.
+wall and CPU times and the load, to ``<root>/<study>-<preset>.json``. Exit status 1 when a row flips between
+agree and disagree.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -23,11 +26,13 @@ from pathlib import Path
 DECIDED = {"agree", "disagree"}
 
 
-def run(cmd: list[str]) -> float:
-    """Run a limitlab command line; its wall time in seconds."""
-    start = time.perf_counter()
+def run(cmd: list[str]) -> tuple[float, float]:
+    """Run a limitlab command line: (wall seconds, CPU seconds of the child). On a busy machine the wall time is
+    inflated by the other load; the CPU time of a one-thread run is close to its wall time on a quiet core."""
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-m", "limitlab.cli", *cmd], check=True)
-    return time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter() - start, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def verdicts(report: Path) -> dict[str, dict]:
@@ -58,16 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     for threads in (1, 2):
         store = root / f"{args.study}-{args.preset}-t{threads}"
         out = store.with_name(store.name + "-report")
-        seconds[f"train_{threads}"] = run(["run", args.study, "--preset", args.preset, "--store", str(store),
-                                           "--threads", str(threads), "--device", "cpu", "--quiet", "--yes"])
-        seconds[f"report_{threads}"] = run(["report", args.study, "--store", str(store), "--out", str(out)])
+        train = ["run", args.study, "--preset", args.preset, "--store", str(store), "--threads", str(threads),
+                 "--device", "cpu", "--quiet", "--yes"]
+        seconds[f"train_{threads}"], seconds[f"train_{threads}_cpu"] = run(train)
+        report = ["report", args.study, "--store", str(store), "--out", str(out)]
+        seconds[f"report_{threads}"], seconds[f"report_{threads}_cpu"] = run(report)
         reports[threads] = verdicts(out)
     rows = compare(reports[1], reports[2])
     print("| claim | 1 thread | 2 threads | stable |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['claim']} | {r['threads_1']} | {r['threads_2']} | {'yes' if r['stable'] else '**no**'} |")
-    print("train + report seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
-    (root / f"{args.study}-{args.preset}.json").write_text(json.dumps({"rows": rows, "seconds": seconds}, indent=1))
+    print("seconds (wall; _cpu: CPU time of the child): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
+    print(f"load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    (root / f"{args.study}-{args.preset}.json").write_text(json.dumps({"rows": rows, "seconds": seconds,
+                                                                        "load": os.getloadavg()}, indent=1))
     return 0 if all(r["stable"] for r in rows) else 1
 
 
