@@ -174,13 +174,85 @@ def brute_sparse_posterior_mean(x: np.ndarray, y: np.ndarray, q: np.ndarray, k: 
 
 @pytest.mark.parametrize("noise", [0.3, 0.0])
 def test_sparse_bayes_matches_brute_force_enumeration(noise):
-    """d = 4, k = 2; noiseless data is scored with the documented jitter σ = 1e-3 on both sides."""
+    """d = 4, k = 2; noiseless data is scored with a fixed jitter σ = 1e-3 on both sides."""
     xs, ys = linear_prompts(3, 7, 4, k=2, noise=noise, seed=5)
-    got = SparseBayes(k=2, noise_std=noise)(xs, ys)
+    got = SparseBayes(k=2, noise_std=noise, jitter=1e-3)(xs, ys)
     sigma = noise if noise > 0 else 1e-3
     for a, i in itertools.product(range(3), range(7)):
         want = brute_sparse_posterior_mean(xs[a, :i].numpy(), ys[a, :i].numpy(), xs[a, i].numpy(), 2, sigma)
         assert got[a, i].item() == pytest.approx(want, abs=1e-7)
+
+
+def float32_sparse_prompts(p: int, n: int, d: int, k: int, seed: int):
+    """Noiseless k-sparse prompts made as the task makes them, in float32 (x, w and y = x·w all float32)."""
+    xs, ys = linear_prompts(p, n, d, k=k, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    w = torch.randn(p, d, generator=g) * (torch.rand(p, d, generator=g).argsort(-1) < k)  # float32, k non-zero
+    xs32 = xs.float()
+    ys32 = (xs32 @ w[:, :, None])[..., 0]  # (P, n) float32, rounded as a float32 task rounds
+    return xs32, ys32
+
+
+def mp_sparse_posterior_mean(x, y, q, k: int, noise) -> float:
+    """The sparse Bayes posterior mean at query ``q`` computed with mpmath at 50 digits: every support, the
+    batch formulas, and the float32-rounding noise σ² of the predictor under test (``noise``: (i, supports))."""
+    import mpmath
+
+    mp = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.mp
+    mp.dps = 50
+    i, d = len(y), len(q)
+    logs, means = [], []
+    for s_index, support in enumerate(itertools.combinations(range(d), k)):
+        xs_ = mp.matrix([[mp.mpf(float(x[r][c])) for c in support] for r in range(i)]) if i else None
+        qs = mp.matrix([[mp.mpf(float(q[c])) for c in support]])
+        if not i:
+            logs.append(mp.mpf(0))
+            means.append(mp.mpf(0))
+            continue
+        cov = xs_ * xs_.T
+        for r in range(i):
+            cov[r, r] += mp.mpf(float(noise[r][s_index]))
+        yv = mp.matrix([mp.mpf(float(v)) for v in y])
+        alpha = mp.lu_solve(cov, yv)
+        logs.append(-(yv.T * alpha)[0] / 2 - mp.log(mp.det(cov)) / 2)
+        means.append((qs * xs_.T * alpha)[0])
+    top = max(logs)
+    weights = [mp.exp(v - top) for v in logs]
+    return float(sum(w * m for w, m in zip(weights, means)) / sum(weights))
+
+
+def recorded_noise(bayes, xs, ys):
+    """The noise variances σ² the scan used at every example and support: (P, n, S)."""
+    from limitlab.studies.icl.baselines import bayes as B
+
+    seen = []
+    feats, prior_var, log_prior = bayes._model(xs.shape[-1], xs.device)
+    noise = bayes._noise()
+    B.gaussian_scan(feats, prior_var, log_prior, lambda phi, b: seen.append(noise(phi, b)) or seen[-1], xs, ys)
+    return torch.stack(seen, 1).numpy()
+
+
+@pytest.mark.slow
+def test_noiseless_sparse_bayes_matches_a_50_digit_posterior_at_d20():
+    """d = 20, k = 3 (the paper's setting): at k, k + 1 and k + 2 examples, where a fixed jitter misled."""
+    xs, ys = float32_sparse_prompts(3, 6, 20, 3, seed=21)
+    bayes = SparseBayes(k=3)
+    got = bayes(xs, ys)  # (P, n)
+    noise = recorded_noise(bayes, xs, ys)  # (P, n, S): the σ² the scan used, evaluated again at 50 digits
+    for a, i in itertools.product(range(3), (3, 4, 5)):
+        want = mp_sparse_posterior_mean(xs[a, :i].numpy(), ys[a, :i].numpy(), xs[a, i].numpy(), 3, noise[a])
+        assert got[a, i].item() == pytest.approx(want, abs=1e-4 * (1 + abs(want)))
+
+
+def test_noiseless_sparse_bayes_is_exact_once_k_plus_1_examples_fix_the_support():
+    """d = 20, k = 3: after k + 1 noiseless examples the support is known and the prediction exact (to float32
+    rounding), on every one of 300 prompts; the old fixed jitter σ = 1e-3 was off by 0.1 of Var y on average."""
+    d, k = 20, 3
+    xs, ys = float32_sparse_prompts(300, 6, d, k, seed=22)
+    err = ((SparseBayes(k=k)(xs, ys) - ys) ** 2).double() / k  # (P, n) normalised squared error
+    assert err[:, k + 1:].max().item() < 1e-8
+    old = ((SparseBayes(k=k, jitter=1e-3)(xs, ys) - ys) ** 2).double() / k
+    assert old[:, k + 1].mean().item() > 100 * err[:, k + 1].mean().item()
 
 
 def test_sparse_bayes_posterior_finds_the_support_noiseless():

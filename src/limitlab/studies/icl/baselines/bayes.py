@@ -22,9 +22,20 @@ so the posterior over z at index i is π_z·p(y_<i | z) normalised, and the Baye
 * :class:`MixtureBayes` — families drawn per sequence with weights: z = the family, each family's own
   posterior mean and marginal likelihood combined the same way.
 
-Noiseless tasks (σ = 0) have a degenerate likelihood; the predictors then use a small jitter
-σ = ``jitter`` (default 1e-3·τ) and say so: it is far above float32 rounding of y (≈1e-7·|y|), which a smaller
-value would mistake for misfit, and far below any misfit of a wrong support, frequency or family.
+**Noiseless tasks** (σ = 0) have a degenerate likelihood: once a support has seen more examples than it has
+coefficients, the data either lie exactly in its span or have probability zero. The data the predictors see are
+float32, so "exactly" means "up to float32 rounding", and the right model of noiseless float32 data is the
+noiseless one observed with float32 rounding error. The predictors use that noise, per example and latent, from
+the standard bound on a float32 dot product |fl(φᵀb) − φᵀb| ≤ p·u·Σ_j |φ_j b_j| (u = 2⁻²⁴; two more units for
+a final scaling and the sine's own rounding):
+
+    σ_i(z) = (p + 2) · u · Σ_j |φ_z(x_i)_j · b̂_j(z)|    (+ a floor of 1e-3·u·τ·‖φ‖ so that σ > 0)
+
+with b̂(z) the latent's posterior mean before example i — exact for the true latent once the examples fix it.
+The true latent's rounding residual then costs it at most O(1) in log-likelihood, and a wrong support keeps weight
+only if its misfit is within that rounding bound (tested against a 50-digit evaluation of the same posterior at
+d = 20, k = 3, and against the exact answer: zero error once k + 1 examples fix the support, on every prompt).
+A fixed ``jitter`` (σ = jitter·τ) is still accepted, for comparisons with a brute-force formula at a chosen σ.
 ``from_task`` builds the Bayes predictor of an ``icl_*`` task config.
 """
 
@@ -43,14 +54,36 @@ from limitlab.studies.icl.baselines.base import check_inputs, prompt_chunks
 Features = Callable[[torch.Tensor], torch.Tensor]  # x (P, d) -> φ (P, S, p) for every latent z
 
 
-def gaussian_scan(features: Features, prior_var: torch.Tensor, log_prior: torch.Tensor, noise_var: float,
+NoiseVar = float | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # σ², or (φ, b̂) (P, S, p) -> σ² (P, S)
+UNIT_ROUNDOFF = 2.0 ** -24  # float32
+FLOOR = 1e-3  # σ ≥ FLOOR·u·τ·‖φ‖: below anything float32 data resolve, so that σ > 0
+
+
+def rounding_noise(w_std: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """σ² of noiseless float32 data per prompt and latent, from φ (P, S, p) and the posterior mean b̂ (P, S, p):
+    σ = (p + 2)·u·Σ|φ_j b̂_j|, floored (see the module docstring).
+
+    >>> phi, b = torch.ones(1, 1, 4, dtype=torch.float64), torch.full((1, 1, 4), 0.5, dtype=torch.float64)
+    >>> rounding_noise(1.0)(phi, b).sqrt().item() / UNIT_ROUNDOFF    # (4 + 2)·(4·0.5) = 12, plus a tiny floor
+    12.00000...
+    """
+    def noise(phi: torch.Tensor, mean_b: torch.Tensor) -> torch.Tensor:
+        bound = (phi.shape[-1] + 2) * UNIT_ROUNDOFF * (phi * mean_b).abs().sum(-1)  # (P, S)
+        floor = FLOOR * UNIT_ROUNDOFF * w_std * phi.norm(dim=-1)  # (P, S)
+        return bound ** 2 + floor ** 2
+
+    return noise
+
+
+def gaussian_scan(features: Features, prior_var: torch.Tensor, log_prior: torch.Tensor, noise_var: NoiseVar,
                   xs: torch.Tensor, ys: torch.Tensor, with_posterior: bool = False):
     """Bayes over a discrete latent z of linear-Gaussian models, along every prompt at once.
 
     features maps x_i (P, d) to φ_z(x_i) for all S latents (P, S, p); prior_var (S, p) is the prior variance of
-    b per latent; log_prior (S,) the log prior of z. Returns (mean (P, n), log_evidence (P, n)) and, with
-    ``with_posterior``, p(z | prefix) (P, n, S). mean[:, i] is E[y_i | x_≤i, y_<i]; log_evidence[:, i] is
-    log p(y_<i | x_<i) with z summed out (0 at i = 0). Float64.
+    b per latent; log_prior (S,) the log prior of z; noise_var the noise variance σ² (a number, or a function of
+    φ and the posterior mean of b giving σ² per prompt and latent, (P, S)). Returns (mean (P, n), log_evidence
+    (P, n)) and, with ``with_posterior``, p(z | prefix) (P, n, S). mean[:, i] is E[y_i | x_≤i, y_<i];
+    log_evidence[:, i] is log p(y_<i | x_<i) with z summed out (0 at i = 0). Float64.
     """
     p_, n, _ = xs.shape
     x, y = xs.double(), ys.double()
@@ -65,7 +98,8 @@ def gaussian_scan(features: Features, prior_var: torch.Tensor, log_prior: torch.
         phi = features(x[:, i])  # (P, S, p)
         c_phi = (cov @ phi[..., None])[..., 0]  # (P, S, p)
         mu = (phi * mean_b).sum(-1)  # (P, S) predictive mean of y_i per z
-        var = (phi * c_phi).sum(-1).clamp(min=0) + noise_var  # (P, S) predictive variance
+        noise = noise_var(phi, mean_b) if callable(noise_var) else noise_var  # σ², a number or (P, S)
+        var = (phi * c_phi).sum(-1).clamp(min=0) + noise  # (P, S) predictive variance
         joint = log_prior + log_ev  # (P, S): log π_z + log p(y_<i | z)
         out_ev[:, i] = torch.logsumexp(joint, dim=-1)
         weight = torch.softmax(joint, dim=-1)  # (P, S) = p(z | prefix)
@@ -81,8 +115,11 @@ def gaussian_scan(features: Features, prior_var: torch.Tensor, log_prior: torch.
     return (out_mean, out_ev, post) if with_posterior else (out_mean, out_ev)
 
 
-def _noise_var(noise_std: float, jitter: float) -> float:
-    return noise_std ** 2 if noise_std > 0 else jitter ** 2
+def _noise_var(noise_std: float, w_std: float, jitter: float | None) -> NoiseVar:
+    """σ² of the likelihood: the task's noise; for noiseless data a fixed jitter if given, else rounding level."""
+    if noise_std > 0:
+        return noise_std ** 2
+    return (jitter * w_std) ** 2 if jitter is not None else rounding_noise(w_std)
 
 
 class _ScanBayes(ABC):
@@ -92,8 +129,8 @@ class _ScanBayes(ABC):
     def _model(self, d: int, device: torch.device) -> tuple[Features, torch.Tensor, torch.Tensor]:
         """(features, prior variances, log prior of each latent) of the family at input width ``d``."""
 
-    def _noise(self) -> float:
-        return _noise_var(self.noise_std, self.jitter * self.w_std)
+    def _noise(self) -> NoiseVar:
+        return _noise_var(self.noise_std, self.w_std, self.jitter)
 
     def evidence(self, xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(posterior-mean prediction (P, n), log p(y_<i | x_<i) (P, n)), both float64."""
@@ -122,13 +159,13 @@ class _ScanBayes(ABC):
 class DenseBayes(_ScanBayes):
     """Posterior mean for dense linear regression: w ~ N(0, w_std²·I), y = x·w + N(0, noise_std²).
 
-    Equals Ridge(alpha = noise_std²/w_std²); with noise_std = 0 it uses σ = jitter·w_std and approaches
-    minimum-norm least squares.
+    Equals Ridge(alpha = noise_std²/w_std²); with noise_std = 0 it uses the float32 rounding noise (or σ =
+    jitter·w_std when ``jitter`` is given) and is minimum-norm least squares to float32 precision.
     """
 
     noise_std: float = 0.0
     w_std: float = 1.0
-    jitter: float = 1e-3
+    jitter: float | None = None
 
     @property
     def name(self) -> str:
@@ -145,13 +182,14 @@ class SparseBayes(_ScanBayes):
 
     Prior: the support is uniform over the k-subsets of the d coordinates (of the first ``active`` ones if set,
     as under Garg's curriculum); its entries are N(0, w_std²), the rest 0; y = x·w + N(0, noise_std²)
-    (σ = jitter·w_std when noise_std = 0). Cost grows with C(d, k): 1,140 supports for d = 20, k = 3.
+    (noiseless: float32 rounding noise, or σ = jitter·w_std when ``jitter`` is given). Cost grows with C(d, k):
+    1,140 supports for d = 20, k = 3.
     """
 
     k: int = 3
     noise_std: float = 0.0
     w_std: float = 1.0
-    jitter: float = 1e-3
+    jitter: float | None = None
     active: int | None = None
 
     def __post_init__(self) -> None:
@@ -177,15 +215,16 @@ class SineGridBayes(_ScanBayes):
     """Posterior mean for the ``icl_sine`` family (see the module docstring), ω uniform on ``freqs``.
 
     f(x) = α·wᵀx + (1−α)·Σ_j [a_j sin(ω x_j) + b_j cos(ω x_j)], w, a, b ~ N(0, w_std²·I),
-    y = f(x) + N(0, noise_std²) (σ = jitter·w_std when noise_std = 0). ``freq_weights``: the prior over the grid
-    (default uniform). A continuous frequency prior is approximated by a fine grid with quadrature weights.
+    y = f(x) + N(0, noise_std²) (noiseless: float32 rounding noise, or σ = jitter·w_std). ``freq_weights``: the
+    prior over the grid (default uniform). A continuous frequency prior is approximated by a fine grid with
+    quadrature weights.
     """
 
     freqs: tuple[float, ...] = (1.0, 1.5, 2.0)
     alpha: float = 0.0
     noise_std: float = 0.0
     w_std: float = 1.0
-    jitter: float = 1e-3
+    jitter: float | None = None
     freq_weights: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -266,7 +305,7 @@ class MixtureBayes:
         return self.evidence(xs, ys)[0].to(ys.dtype)
 
 
-def from_task(task, jitter: float = 1e-3) -> DenseBayes | SparseBayes | SineGridBayes | MixtureBayes:
+def from_task(task, jitter: float | None = None) -> DenseBayes | SparseBayes | SineGridBayes | MixtureBayes:
     """The exact Bayes predictor of an ``icl_linear`` / ``icl_sine`` / ``icl_mixture`` task config.
 
     Follows the task's noise_std, renormalize and y_scale (they rescale the prior and the noise). Families
