@@ -146,6 +146,8 @@ def test_generic_report_and_all_claims_page(toy_store, tmp_path):
     html = index.read_text()
     assert 'href="toy/index.html#main"' in html and "limitlab run counting_like --preset big" in html
     assert (index.parent / "toy" / "index.html").exists()
+    md = (index.parent / "claims.md").read_text()
+    assert "| `toy.learns` |" in md and "**agree**" in md and "**not measured**" in md
 
 
 def test_report_all_from_the_command_line(toy_store, tmp_path, capsys):

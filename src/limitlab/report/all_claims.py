@@ -5,6 +5,7 @@
     out/index.html        every claim: study, paper and place, statement, ours (interval, seeds), verdict, the
                           presets its runs came from, and a link to the part of its study page that decides it
     out/claims.json       the same rows as data (schema 'limitlab.claims/1') and a tally per study
+    out/claims.md         the same table in Markdown, for a results document
     out/<study>/          each study's own report (index.html, results.json, figures), for studies with runs
 
 A study with no runs in the store still lists its claims, 'not measured', each naming the preset that would
@@ -80,7 +81,25 @@ def write_all(store: Any, out: str | Path, force: bool = False, studies: dict[st
         write_json(tmp / "claims.json", {"schema": SCHEMA, "store": str(getattr(store, "root", "")),
                                          "studies": summaries, "claims": rows})
         _page(rows, summaries, str(getattr(store, "root", ""))).write(tmp / "index.html")
+        (tmp / "claims.md").write_text(markdown(rows, summaries), encoding="utf-8")
     return out / "index.html"
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(rows: list[dict], summaries: list[dict]) -> str:
+    """The studies' tally and the claims table as Markdown."""
+    verdicts = list(VERDICT_CLASSES)
+    out = ["| study | runs | " + " | ".join(verdicts) + " |", "|---|---|" + "---|" * len(verdicts)]
+    out += [f"| {s['study']} | {s['runs']} | " + " | ".join(str(s.get(v, 0)) for v in verdicts) + " |"
+            for s in summaries]
+    out += ["", "| claim | paper, where | ours | seeds | verdict | criterion | does not test |",
+            "|---|---|---|---|---|---|---|"]
+    out += [f"| `{r['id']}` | {_cell(r['paper'])}, {_cell(r['place'])} | {_cell(r['ours'])} | {r['seeds']} | "
+            f"**{r['verdict']}** | {_cell(r['criterion'])} | {_cell(r['untested']) or '—'} |" for r in rows]
+    return "\n".join(out) + "\n"
 
 
 def _page(rows: list[dict], summaries: list[dict], store: str) -> Page:
