@@ -144,7 +144,7 @@ def test_generic_report_and_all_claims_page(toy_store, tmp_path):
     assert by[("counting_like", "toy.never")]["page"] is None
     assert "no counting_like runs in the store" in by[("counting_like", "toy.never")]["ours"]
     html = index.read_text()
-    assert 'href="toy/index.html#main"' in html and "limitlab run counting_like --preset big" in html
+    assert 'href="toy/index.html#main"' in html and ">big</td>" in html
     assert (index.parent / "toy" / "index.html").exists()
     md = (index.parent / "claims.md").read_text()
     assert "| `toy.learns` |" in md and "**agree**" in md and "**not measured**" in md

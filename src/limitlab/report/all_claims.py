@@ -28,7 +28,7 @@ from limitlab.report.write import write_json
 __all__ = ["SCHEMA", "write_all"]
 
 SCHEMA = "limitlab.claims/1"
-COLUMNS = ["study", "claim", "paper", "where", "statement", "ours", "seeds", "verdict", "runs from", "measured by"]
+COLUMNS = ["claim", "paper, where", "statement", "ours", "seeds", "verdict", "runs from", "measured by preset"]
 
 
 def _absent_rows(study: Any, why: str) -> list[dict[str, Any]]:
@@ -104,17 +104,18 @@ def markdown(rows: list[dict], summaries: list[dict]) -> str:
 
 def _page(rows: list[dict], summaries: list[dict], store: str) -> Page:
     page = Page("limitlab: every claim of every paper",
-                f"Store {store}. One row per claim; the link leads to the part of the study's page that decides "
-                "it. Each criterion was fixed from the paper's statement before the runs.")
+                f"Store {store}. One row per claim (its id starts with its study); the link leads to the part of the "
+                "study's page that decides it, with the criterion and the numbers. Each criterion was fixed from the "
+                "paper's statement before the runs. A claim not measured names the preset that measures it: "
+                "`limitlab run STUDY --preset PRESET`.")
     page.heading("Studies")
     page.table([{"study": s["study"], "reproduces": s["reproduces"], "runs": s["runs"],
                  **{v: s.get(v, 0) for v in VERDICT_CLASSES}} for s in summaries],
                links={"study": [s["page"] for s in summaries]})
     page.heading("Claims")
-    shown = [{"study": r["study"], "claim": r["id"], "paper": r["paper"], "where": r["place"],
-              "statement": r["statement"], "ours": r["ours"], "seeds": r["seeds"], "verdict": r["verdict"],
-              "runs from": ", ".join(r["came_from"]) or "—",
-              "measured by": f"limitlab run {r['study']} --preset {r['preset']}"} for r in rows]
+    shown = [{"claim": r["id"], "paper, where": f"{r['paper']}, {r['place']}", "statement": r["statement"],
+              "ours": r["ours"], "seeds": r["seeds"], "verdict": r["verdict"],
+              "runs from": ", ".join(r["came_from"]) or "—", "measured by preset": r["preset"]} for r in rows]
     page.table(shown, columns=COLUMNS, highlight={"verdict": VERDICT_CLASSES},
                links={"claim": [r["page"] for r in rows]})
     return page
