@@ -46,8 +46,9 @@ from typing import Any, Literal
 import numpy as np
 
 UNBOUNDED = (-math.inf, math.inf)
+DIFFERENCE_OF_PROPORTIONS = (-1.0, 1.0)  # bounds of a paired difference of two accuracies
 
-__all__ = ["VERDICTS", "AtLeast", "AtMost", "Claim", "ClaimResult", "Exists", "Measure", "Predicts", "Test",
+__all__ = ["DIFFERENCE_OF_PROPORTIONS", "VERDICTS", "AtLeast", "AtMost", "Claim", "ClaimResult", "Exists", "Measure", "Predicts", "Test",
            "Within", "fmt_number"]
 
 Verdict = Literal["agree", "disagree", "inconclusive", "not measured"]
@@ -91,15 +92,19 @@ class Measure:
         return cls(iv.mean, iv.low, iv.high, iv.n, kept, text)
 
     @classmethod
-    def paired(cls, a: dict[Any, float], b: dict[Any, float], text: str = "") -> Measure:
-        """The paired per-seed difference ``a[seed] − b[seed]`` over the seeds both have, with its t-interval.
+    def paired(cls, a: dict[Any, float], b: dict[Any, float], text: str = "",
+               bounds: tuple[float, float] = UNBOUNDED) -> Measure:
+        """The paired per-seed difference ``a[seed] − b[seed]`` over the seeds both have, with its t-interval
+        clipped to ``bounds`` (a difference of two proportions: (−1, 1)).
 
         >>> m = Measure.paired({0: 0.9, 1: 0.8, 2: 0.85}, {0: 0.5, 1: 0.6, 2: 0.4, 3: 0.1}); m.n, round(m.estimate, 3)
         (3, 0.35)
+        >>> Measure.paired({0: 0.9, 1: 0.1, 2: 0.9}, {0: 0.0, 1: 0.0, 2: 0.0}, bounds=(-1, 1)).high
+        1.0
         """
         seeds = sorted(set(a) & set(b), key=str)
         diffs = [a[s] - b[s] for s in seeds if not (math.isnan(a[s]) or math.isnan(b[s]))]
-        return cls.of(diffs, UNBOUNDED, text)
+        return cls.of(diffs, bounds, text)
 
     @classmethod
     def count(cls, values: Sequence[float], text: str = "") -> Measure:
