@@ -48,8 +48,8 @@ import numpy as np
 UNBOUNDED = (-math.inf, math.inf)
 DIFFERENCE_OF_PROPORTIONS = (-1.0, 1.0)  # bounds of a paired difference of two accuracies
 
-__all__ = ["DIFFERENCE_OF_PROPORTIONS", "VERDICTS", "AtLeast", "AtMost", "Claim", "ClaimResult", "Exists", "Measure", "Predicts", "Test",
-           "Within", "fmt_number"]
+__all__ = ["DIFFERENCE_OF_PROPORTIONS", "VERDICTS", "AtLeast", "AtMost", "Claim", "ClaimResult", "Exists", "Measure",
+           "Predicts", "Test", "Within", "fmt_number"]
 
 Verdict = Literal["agree", "disagree", "inconclusive", "not measured"]
 VERDICTS: tuple[str, ...] = ("agree", "disagree", "inconclusive", "not measured")
