@@ -1,8 +1,8 @@
 """The icl report's figures, drawn from the evaluation records (one per (group, set, predictor) curve).
 
 * ``curves_<group>.png`` — error vs number of in-context examples, one panel per family the group's models were
-  scored on, every baseline and the Bayes curve; the transformer with its 90% bootstrap band over prompts;
-  the dashed line at 1 is the zero predictor (Garg's normalisation).
+  scored on, every baseline and the Bayes curve; the transformer with its 95% two-level bootstrap band over seeds
+  and prompts; the dashed line at 1 is the zero predictor (Garg's normalisation).
 * ``ood_<group>.png`` — the same for Garg's out-of-distribution prompt sets (dense linear models).
 * ``nnz.png`` — error at a fixed context size vs the number of non-zero weights (Yadlowsky's sparsity sweep).
 * ``alpha.png`` — error at the last index vs α of α·linear + (1 − α)·sine.
