@@ -112,9 +112,10 @@ def evaluation_section(ctx: ReportContext) -> Section:
         f"predictor scores 1). A transformer's curve is the mean over seeds of each seed's mean over prompts; its "
         f"band and every claim's interval are {CONFIDENCE:.0%} intervals from a two-level bootstrap: seeds and "
         "prompts (one draw shared by every seed) are resampled apart and their variances combined in a t-interval "
-        "(Welch–Satterthwaite degrees of freedom; with 3 seeds and a seed-dominated spread, t = 4.3); a comparison with a baseline bootstraps the paired gaps transformer − baseline "
-        f"per seed and prompt. Baselines' bands resample prompts. Evaluation took {ev.seconds:.0f} s on "
-        f"{ev.device}; nothing was written to the store.")
+        "(Welch–Satterthwaite degrees of freedom; with 3 seeds and a seed-dominated spread, t = 4.3); a "
+        "comparison with a baseline is the same over the paired gaps transformer − baseline per seed and prompt. "
+        f"Baselines' bands resample prompts. Evaluation took {ev.seconds:.0f} s on {ev.device}; nothing was "
+        "written to the store.")
     sec.warnings.extend(ev.warnings)
     rows = [{k: g.info(ev.n_prompts)[k] for k in ("label", "task", "d", "n_points", "fmt", "seeds", "steps",
                                                    "eval_seconds")} for g in ev.groups]
