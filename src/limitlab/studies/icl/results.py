@@ -138,7 +138,9 @@ def band(errors: np.ndarray, seed: int = 0) -> dict[str, list[float]]:
     if errors.shape[0] > 1:
         b = two_level_band(errors, n_boot=N_BOOT, confidence=CONFIDENCE, seed=seed, bounds=ERROR_RANGE)
     else:
-        b = bootstrap_band(errors[0], n_boot=N_BOOT, confidence=CONFIDENCE, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an index no prompt scores (orthogonal query): NaN
+            b = bootstrap_band(errors[0], n_boot=N_BOOT, confidence=CONFIDENCE, seed=seed)
     return {k: [float(v) for v in b[k]] for k in ("mean", "low", "high")}
 
 
