@@ -29,7 +29,7 @@ def _panel(ax: Any, recs: Sequence[Record], title: str) -> None:
     for r in sorted(recs, key=lambda r: (r["predictor"] != TRANSFORMER, r["predictor"])):
         k = r["index"]
         if r["predictor"] == TRANSFORMER:
-            seeds = r.get("n_seeds", 1)
+            seeds = r.get("seeds", 1)
             line_with_band(ax, k, r["mean"], r["low"], r["high"], label=f"transformer ({seeds} seed(s))",
                            color="black", marker=None)
         else:
