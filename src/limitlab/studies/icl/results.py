@@ -81,21 +81,21 @@ class Evaluation:
         return next((g for g in self.groups if g.pretrain == pretrain), None)
 
 
-def find_groups(ctx: ReportContext) -> tuple[list[Group], list[str]]:
-    """(groups with weights, warnings) from the finished runs of ``ctx``; weights through ``ctx.load_model``."""
+def find_groups(ctx: ReportContext) -> list[Group]:
+    """The finished runs of ``ctx`` grouped by spec up to the seed (their weights are loaded later)."""
     by_key: dict[str, list[RunSpec]] = {}
     for run_id in ctx.runs["run_id"] if len(ctx.runs) else []:
         spec = ctx.store.spec(run_id)
         key = json.dumps(spec.model_dump(mode="json", exclude={"seed", "tags"}), sort_keys=True)
         by_key.setdefault(key, []).append(spec)
-    groups, seen, warnings = [], {}, []
+    groups, seen = [], {}
     for specs in by_key.values():
         specs.sort(key=lambda s: s.seed)
         name = str(specs[0].tags.get("pretrain", specs[0].task.name))
         seen[name] = seen.get(name, 0) + 1
         label = name if seen[name] == 1 else f"{name}#{seen[name]}"
         groups.append(Group(label, specs))
-    return groups, warnings
+    return groups
 
 
 def evaluate(ctx: ReportContext, progress: Callable[[str], None] | None = None) -> Evaluation:
@@ -105,15 +105,15 @@ def evaluate(ctx: ReportContext, progress: Callable[[str], None] | None = None) 
     options = ctx.options if isinstance(ctx.options, ReportOptions) else ReportOptions()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     start = time.monotonic()
-    groups, warnings = find_groups(ctx)
+    groups, warnings = find_groups(ctx), []
     for g in groups:
         t0 = time.monotonic()
-        models, kept = [], []
+        models, kept, why = [], [], ""
         for spec in g.specs:
             try:
                 models.append(ctx.load_model(spec.run_id))
                 kept.append(spec)
-            except ValueError as exc:
+            except ValueError as exc:  # no stored weights: the message names the command that keeps them
                 g.missing.append(spec.run_id)
                 why = str(exc)
         if g.missing:
