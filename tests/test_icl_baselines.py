@@ -253,6 +253,59 @@ def test_noiseless_sparse_bayes_is_exact_once_k_plus_1_examples_fix_the_support(
     assert err[:, k + 1:].max().item() < 1e-8
     old = ((SparseBayes(k=k, jitter=1e-3)(xs, ys) - ys) ** 2).double() / k
     assert old[:, k + 1].mean().item() > 100 * err[:, k + 1].mean().item()
+def exact_noiseless_sparse_mean(x: np.ndarray, y: np.ndarray, q: np.ndarray, k: int) -> float:
+    """The σ → 0 limit of the sparse posterior mean at query q, in 50-digit arithmetic (mpmath), w ~ N(0, I) on a
+    uniform k-support: before k examples every support fits and weighs N(y; 0, ΦΦᵀ); after k, only the supports
+    that fit y exactly remain, each weighing N(ŵ; 0, I)/√det(ΦᵀΦ) (y's density on the support's column space)."""
+    mp = pytest.importorskip("mpmath").mp
+    mp.dps = 50
+    i, d = len(y), x.shape[1]
+    yv = mp.matrix([mp.mpf(float(v)) for v in y]) if i else None
+    logs, means = [], []
+    for s in itertools.combinations(range(d), k):
+        qs = mp.matrix([[mp.mpf(float(q[j])) for j in s]])
+        if i == 0:
+            logs.append(mp.mpf(0))
+            means.append(mp.mpf(0))
+            continue
+        phi = mp.matrix([[mp.mpf(float(x[r, j])) for j in s] for r in range(i)])
+        if i <= k:
+            g = phi * phi.T
+            ginv_y = mp.inverse(g) * yv
+            logs.append(-(yv.T * ginv_y)[0] / 2 - mp.log(mp.det(2 * mp.pi * g)) / 2)
+            means.append((qs * phi.T * ginv_y)[0])
+            continue
+        gram = phi.T * phi
+        w = mp.inverse(gram) * (phi.T * yv)
+        if mp.norm(phi * w - yv) > mp.mpf(10) ** -30:
+            continue  # this support does not fit the data exactly
+        logs.append(-(w.T * w)[0] / 2 - mp.log(mp.det(2 * mp.pi * gram)) / 2)
+        means.append((qs * w)[0])
+    top = max(logs)
+    weights = [mp.exp(v - top) for v in logs]
+    return float(sum(wt * m for wt, m in zip(weights, means)) / sum(weights))
+
+
+def dyadic_sparse_prompts(p: int, n: int, d: int, k: int, seed: int):
+    """Sparse linear prompts whose y = x·w is exact in float64 (x and w multiples of 2⁻¹⁰)."""
+    g = torch.Generator().manual_seed(seed)
+    xs = torch.round(torch.randn(p, n, d, generator=g, dtype=torch.float64) * 1024) / 1024
+    w = torch.round(torch.randn(p, d, generator=g, dtype=torch.float64) * 1024) / 1024
+    w = w * (torch.rand(p, d, generator=g).argsort(-1) < k)
+    return xs, (xs * w[:, None]).sum(-1)
+
+
+def test_sparse_bayes_noiseless_is_the_exact_limit_at_d_20():
+    """d = 20, k = 3 (1,140 supports) on data that are exact in float64, against the σ → 0 limit of the posterior
+    evaluated at 50 digits, at every index up to k + 2 (the float32 prompts' rounding is tested above)."""
+    d, k, n = 20, 3, 6
+    xs, ys = dyadic_sparse_prompts(2, n, d, k, seed=12)
+    got = SparseBayes(k=k)(xs, ys)
+    for a, i in itertools.product(range(2), range(n)):
+        want = exact_noiseless_sparse_mean(xs[a, :i].numpy(), ys[a, :i].numpy(), xs[a, i].numpy(), k)
+        assert got[a, i].item() == pytest.approx(want, abs=1e-8)
+        if i > k:
+            assert want == pytest.approx(ys[a, i].item(), abs=1e-12)  # only the true support fits
 
 
 def test_sparse_bayes_posterior_finds_the_support_noiseless():

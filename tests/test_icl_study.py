@@ -1,25 +1,31 @@
-"""The icl study: presets, evaluation plan, the evaluation machinery, and smoke end to end through the CLI."""
+"""The icl study: presets, evaluation plan and machinery, every claim's criterion, and smoke end to end (CLI)."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pandas as pd
+import pytest
 import torch
 
 from limitlab.cli import main
+from limitlab.report.sections import ReportContext
 from limitlab.rng import TEST, StackRNG
 from limitlab.studies import STUDIES
 from limitlab.studies.icl import baselines as bl
+from limitlab.studies.icl import claims as C
 from limitlab.studies.icl.evaluate import (
     EVAL_SEED,
+    SetErrors,
     baseline_predictions,
     draw,
     model_predictions,
     plan,
     squared_errors,
 )
-from limitlab.studies.icl.study import paper, quick, smoke
+from limitlab.studies.icl.results import NOTE_KEY, Evaluation, Group
+from limitlab.studies.icl.study import icl_specs, paper, quick, smoke
 from limitlab.tasks.base import TaskStack
 from limitlab.tasks.icl_common import tokens
 from limitlab.tasks.icl_linear import ICLLinear
@@ -98,16 +104,135 @@ def test_smoke_trains_and_reports_through_the_cli(tmp_path):
     store, out = tmp_path / "store", tmp_path / "report"
     assert main(["run", "icl", "--preset", "smoke", "--store", str(store), "--device", "cpu", "--quiet"]) == 0
     assert len(list(store.glob("runs/*/weights.safetensors"))) == 2  # kept without --save-weights
+    before = _files(store / "runs")
     assert main(["report", "icl", "--store", str(store), "--out", str(out), "--set", "eval_prompts=64"]) == 0
+    assert _files(store / "runs") == before  # a report reads the store and writes only its own folder
     res = json.loads((out / "results.json").read_text())
-    assert res["schema"] == "limitlab.icl.report/1" and res["runs"]["used"] == 2
-    assert {g["pretrain"] for g in res["groups"]} == {"dense", "mix_dense_sine"}
-    trans = [c for c in res["curves"] if c["predictor"] == "transformer" and c["key"] == "dense"]
-    assert len(trans) == 2 and all(c["n_prompts"] == 64 and len(c["mean"]) == c["index"][-1] + 1 for c in trans)
-    ls = next(c for c in res["curves"] if c["group"] == "dense" and c["key"] == "dense"
-              and c["predictor"] == "least squares")
+    assert res["schema"] == "limitlab.icl.report/3" and res["runs"]["done"] == 2
+    groups = res["sections"]["evaluation"]["results"]["groups"]
+    assert {g["pretrain"] for g in groups} == {"dense", "mix_dense_sine"}
+    curves = res["sections"]["linear"]["results"]["curves"]
+    trans = [c for c in curves if c["predictor"] == "transformer" and c["key"] == "dense"]
+    assert len(trans) == 1 and trans[0]["prompts"] == 64 and len(trans[0]["mean"]) == trans[0]["index"][-1] + 1
+    ls = next(c for c in curves if c["key"] == "dense" and c["predictor"] == "least squares")
     assert ls["mean"][-1] < 1e-6 and abs(ls["mean"][0] - 1) < 0.5  # noiseless LS: exact once k > d = 3
-    assert {c["verdict"] for c in res["claims"]} <= {"agree", "disagree", "not measured"} and len(res["claims"]) == 8
-    for name in res["figures"].values():
+    assert [c["id"] for c in res["claims"]] == [c.id for c in STUDIES["icl"].claims]
+    measured = [c for c in res["claims"] if c["verdict"] != "not measured"]
+    assert measured and all(c["verdict"] == "inconclusive" and "needs 3 seeds" in c["ours"] for c in measured)
+    assert all("'paper' preset" in c["ours"] for c in res["claims"] if c["id"].startswith(("icl.relu", "icl.tree")))
+    for name in res["figures"]:
         assert (out / name).stat().st_size > 0
-    assert (out / "index.html").read_text().count("<img") == len(res["figures"])
+    assert (out / "index.html").read_text().count("<img") == len(res["figures"]) == len(list(out.glob("*.png")))
+    # without weights the report leaves the run out and names the command that keeps them
+    next(store.glob("runs/*/weights.safetensors")).unlink()
+    assert main(["report", "icl", "--store", str(store), "--out", str(out), "--force", "--set",
+                 "eval_prompts=16"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert any("limitlab run icl --save-weights" in w for w in res["warnings"])
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --- every claim's criterion on synthetic errors: agree, disagree, inconclusive --------------------------------
+
+P, N = 60, 11  # prompts, indices k = 0..10 (d = 5)
+
+
+def _specs(pretrain: str):
+    return icl_specs([pretrain], 3, d=5, n_linear=N, n_nonlinear=N, model={"n_layers": 1, "n_heads": 1,
+                     "d_model": 8}, lr=1e-3, steps=10, batch_size=4, curriculum=False)
+
+
+def _set(key, kind, gaps, baselines, value=None, cols=N, seed=0):
+    """A set whose transformer errors are the baselines' plus gaps[s] per seed (and a little prompt noise)."""
+    rng = np.random.default_rng(seed)
+    base = (0.2 + 0.3 * rng.random((P, cols))).astype(np.float32)
+    noise = 0.01 * rng.standard_normal((len(gaps), P, cols))
+    trans = (base[None] + np.asarray(gaps, dtype=float)[:, None, None] + noise).astype(np.float32)
+    return SetErrors(key, kind, key.split(":")[0], value, list(range(cols)), trans, {b: base for b in baselines})
+
+
+def _group(pretrain, sets):
+    return Group(pretrain, _specs(pretrain), sets={s.key: s for s in sets})
+
+
+def _groups(claim_id: str, gaps) -> list:
+    c = claim_id.split(".")[1]
+    if c in ("dense_matches_least_squares", "dense_robust_to_prompt_shifts"):
+        sets = [_set("dense", "family", gaps if c.startswith("dense_matches") else [0, 0, 0], ["least squares"])]
+        if c == "dense_robust_to_prompt_shifts":
+            sets += [_set(f"ood:{n}", "ood", gaps if n == "skewed" else [0, 0, 0], ["least squares"], seed=i)
+                     for i, n in enumerate(C.ROBUST_SETS)]
+        return [_group("dense", sets)]
+    if c in ("sparse_matches_lasso", "sparse_beats_least_squares"):
+        return [_group("sparse", [_set("sparse", "family", gaps, ["least squares", "Lasso α=0.01"])])]
+    if c == "relu_matches_network":
+        return [_group("relu", [_set("relu", "family", gaps, ["least squares", "2-layer NN (GD)"])])]
+    if c == "tree_beats_greedy_learners":
+        return [_group("tree", [_set("tree", "family", gaps, ["greedy tree (depth 4)", "gradient boosting"])])]
+    if c == "mixture_selection_near_bayes":
+        return [_group("mix_dense_sine", [_set(f, "family", gaps, ["Bayes (pretraining mixture)"], seed=i)
+                                          for i, f in enumerate(("dense", "sine"))])]
+    if c == "convex_combinations_fail":
+        return [_group("mix_dense_sine", [_set(f"alpha:{a}", "alpha", gaps if a == 0.5 else [0, 0, 0],
+                                               ["Bayes (true α)"], a, cols=1, seed=i)
+                                          for i, a in enumerate((0.0, 0.3, 0.5, 0.7, 1.0))])]
+    if c == "frequency_extrapolation_fails":
+        return [_group("mix_dense_sine", [_set(f"freq:{w}", "freq", gaps if not 1 <= w <= 2 else [0, 0, 0],
+                                               ["Bayes (true ω)"], w, cols=1, seed=i)
+                                          for i, w in enumerate((0.25, 0.5, 1.0, 1.5, 2.0, 4.0))])]
+    assert c == "rare_family_learned_worse"
+    balanced = _group("mix_dense_sine", [_set("sine", "family", [0, 0, 0], ["Bayes (pretraining mixture)"])])
+    rare = _group("rare_sine_0.1", [_set("sine", "family", gaps, ["Bayes (pretraining mixture)"])])
+    return [balanced, rare]
+
+
+def _verdict(claim_id: str, gaps) -> str:
+    groups = _groups(claim_id, gaps)
+    runs = pd.DataFrame({"run_id": [s.run_id for g in groups for s in g.specs]})
+    ev = Evaluation(groups, [], P, "cpu", 0.0)
+    ctx = ReportContext(STUDIES["icl"], None, runs, runs, None, {NOTE_KEY: ev})
+    exp = next(e for e in STUDIES["icl"].experiments if claim_id in [c.id for c in e.claims])
+    return next(r for r in exp.run(ctx).claims if r.claim.id == claim_id).verdict
+
+
+# per claim: seed gaps that agree, disagree, straddle the threshold
+CASES = {  # a close pair of seed sets on either side, and one whose seeds straddle the threshold
+    "icl.dense_matches_least_squares": ([0.0, 0.02, 0.01], [0.3, 0.35, 0.32], [0.0, 0.1, 0.2]),
+    "icl.sparse_matches_lasso": ([-0.1, -0.09, -0.11], [0.2, 0.25, 0.22], [-0.05, 0.05, 0.15]),
+    "icl.sparse_beats_least_squares": ([-0.2, -0.25, -0.22], [0.1, 0.15, 0.12], [-0.1, 0.0, 0.1]),
+    "icl.dense_robust_to_prompt_shifts": ([0.0, 0.02, 0.01], [0.3, 0.35, 0.32], [0.0, 0.1, 0.2]),
+    "icl.relu_matches_network": ([-0.1, -0.09, -0.11], [0.2, 0.25, 0.22], [-0.05, 0.05, 0.15]),
+    "icl.tree_beats_greedy_learners": ([-0.1, -0.09, -0.11], [0.2, 0.25, 0.22], [-0.05, 0.05, 0.15]),
+    "icl.mixture_selection_near_bayes": ([0.0, 0.02, 0.01], [0.3, 0.35, 0.32], [0.0, 0.1, 0.2]),
+    "icl.convex_combinations_fail": ([0.3, 0.35, 0.32], [0.0, 0.02, 0.01], [0.0, 0.1, 0.2]),
+    "icl.frequency_extrapolation_fails": ([0.3, 0.35, 0.32], [0.0, 0.02, 0.01], [0.0, 0.1, 0.2]),
+    "icl.rare_family_learned_worse": ([0.2, 0.25, 0.22], [-0.1, -0.08, -0.09], [-0.05, 0.05, 0.15]),
+}
+
+
+def test_every_claim_has_cases():
+    assert set(CASES) == {c.id for c in STUDIES["icl"].claims}
+    assert all(c.untested and c.min_seeds >= 3 for c in STUDIES["icl"].claims)
+    assert {c.id for c in STUDIES["icl"].claims if c.preset == "paper"} == {  # runs only the paper preset trains
+        "icl.relu_matches_network", "icl.tree_beats_greedy_learners", "icl.mixture_selection_near_bayes",
+        "icl.convex_combinations_fail", "icl.frequency_extrapolation_fails", "icl.rare_family_learned_worse"}
+
+
+@pytest.mark.parametrize("claim_id", list(CASES))
+def test_claim_criterion_agree_disagree_inconclusive(claim_id):
+    agree, disagree, straddle = CASES[claim_id]
+    assert [_verdict(claim_id, g) for g in (agree, disagree, straddle)] == ["agree", "disagree", "inconclusive"]
+
+
+def test_a_claim_is_judged_at_every_k_not_on_average():
+    """G1 reads the largest gap over k: a gap of 0.3 at one k (k = d, say) alone makes it disagree."""
+    groups = _groups("icl.dense_matches_least_squares", [0.0, 0.0, 0.0])
+    s = groups[0].sets["dense"]
+    s.transformer[..., 5] += 0.3
+    runs = pd.DataFrame({"run_id": [sp.run_id for sp in groups[0].specs]})
+    ctx = ReportContext(STUDIES["icl"], None, runs, runs, None, {NOTE_KEY: Evaluation(groups, [], P, "cpu", 0.0)})
+    result = next(r for r in STUDIES["icl"].experiments[1].run(ctx).claims)
+    assert result.verdict == "disagree" and 0.25 < result.measure.estimate < 0.35

@@ -8,7 +8,8 @@ A report starts from ``RunStore.to_dataframe(study)`` (one row per run; ``tags.<
 * :mod:`.intervals` — :func:`mean_ci` / :func:`aggregate`: mean, std, n and a Student-t interval over seeds that is
   clipped to the metric's range (``PROPORTION``, ``NONNEGATIVE``) and flagged when clipped; :func:`wilson`;
 * :mod:`.bootstrap` — percentile bootstrap over many units: :func:`bootstrap_ci`, :func:`bootstrap_band` (a band
-  for an error curve, resampling prompts);
+  for an error curve, resampling prompts); :func:`two_level_band`, :func:`two_level_ci` (seeds × prompts: both
+  levels bootstrapped, a t-interval with Welch–Satterthwaite degrees of freedom);
 * :mod:`.thresholds` — censored threshold crossings: :func:`first_crossing`, :func:`crossings`,
   :func:`summarize_crossings`;
 * :mod:`.fits` — :func:`linear_fit` / :func:`linear_fits` (slope t-interval), :func:`power_law_fit`,
@@ -22,7 +23,14 @@ A report starts from ``RunStore.to_dataframe(study)`` (one row per run; ``tags.<
 'clipped': True}]
 """
 
-from limitlab.analysis.bootstrap import bootstrap_band, bootstrap_band_frame, bootstrap_ci
+from limitlab.analysis.bootstrap import (
+    bootstrap_band,
+    bootstrap_band_frame,
+    bootstrap_ci,
+    two_level_band,
+    two_level_ci,
+    two_level_replays,
+)
 from limitlab.analysis.fits import CurveFit, LinearFit, curve_fit, linear_fit, linear_fits, power_law_fit
 from limitlab.analysis.frames import column, distinct, done, groups, long_frame, result_columns, tag_columns, tidy
 from limitlab.analysis.intervals import (
@@ -67,5 +75,8 @@ __all__ = [
     "t_interval",
     "tag_columns",
     "tidy",
+    "two_level_band",
+    "two_level_ci",
+    "two_level_replays",
     "wilson",
 ]

@@ -1,38 +1,38 @@
-"""Evaluate trained models and every baseline on the same prompts: error per in-context example, with bands.
+"""Evaluate trained models and every baseline on the same prompts: squared error per prompt and in-context example.
 
-Why after training, from saved weights, and not inside the training run: a bootstrap band resamples *prompts*,
-so it needs each prompt's error, which the trainer's metrics (sums per index) do not keep; the baselines must
-see exactly the prompts the model saw (paired comparisons); and the sweeps (nnz, α, frequency, Garg's prompt
-sets) are many small evaluation sets better drawn once than carried as training splits. So the study's runs keep
-their weights (``Study.save_weights``) and this module, for each pretraining distribution:
+Why in the report, from stored weights, and not inside the training run: an interval over prompts needs each
+prompt's error, which the trainer's metrics (sums per index) do not keep; the baselines must see exactly the
+prompts the models saw (paired comparisons); and the sweeps (nnz, α, frequency, Garg's prompt sets) are many small
+evaluation sets better drawn once than carried as training splits. So the study's runs keep their weights
+(``Study.save_weights``) and, for each pretraining distribution, this module
 
 1. plans its evaluation sets (:func:`plan`): the pretraining families in distribution; Garg's out-of-distribution
    prompt sets for dense linear; ReLU-net models on linear prompts; Yadlowsky's sweeps (sparsity nnz 1..d,
    α of α·linear + (1−α)·sine, the sine frequency below, inside and above the pretraining grid);
 2. draws each set's prompts **once** from a fixed seed (the test stream), the same for every model and baseline;
-3. stacks the runs' seeds into one model, reads its prediction of every y_i at the x_i token, and runs every
-   baseline (:mod:`.baselines`) on the same prompts;
+3. reads every seed's prediction of every y_i at the x_i token, and runs every baseline (:mod:`.baselines`) on
+   the same prompts;
 4. divides squared errors by the set's Var y (Garg's normalisation: ÷d dense and ReLU net, ÷k sparse, ÷1 tree)
-   and summarises each curve by its mean over prompts with a 90% percentile bootstrap band (Garg's 5th–95th).
+   and keeps them per prompt (:class:`SetErrors`): the transformer's as (seeds, prompts, k), a baseline's as
+   (prompts, k). Intervals come later, from the shared bootstraps (:mod:`limitlab.analysis.bootstrap`).
 
-The transformer's curve averages the seeds prompt by prompt (the band resamples prompts), and keeps each seed's
-own mean curve too. Sets whose query differs from the context (random quadrants, orthogonal or overlapping
-query) are scored one index at a time: prompt i is the context before i followed by the query.
+Sets whose query differs from the context (random quadrants, orthogonal or overlapping query) are scored one
+index at a time: prompt i is the context before i followed by the query.
+
+>>> [e.key for e in plan(ICLLinear(d=2, n_points=5))][:3]
+['dense', 'ood:random_quadrants', 'ood:orthogonal_query']
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 
 from limitlab.nn.model import StackedTransformer
 from limitlab.rng import TEST, StackRNG
-from limitlab.spec import RunSpec
 from limitlab.studies.icl import baselines as bl
 from limitlab.tasks.base import TaskStack
 from limitlab.tasks.icl_common import ICLTask, Prompts, draw_prompts, tokens
@@ -41,11 +41,8 @@ from limitlab.tasks.icl_mixture import ICLMixture
 from limitlab.tasks.icl_relu import ICLReLU
 from limitlab.tasks.icl_sine import ICLSine
 from limitlab.tasks.icl_tree import ICLTree
-from limitlab.train.trainer import build_model
 
 EVAL_SEED = 2022  # every evaluation set's prompts come from this seed's test stream
-N_BOOT = 1000
-CONFIDENCE = 0.90  # Garg's band: 5th to 95th percentile
 MODEL_CHUNK = 512  # prompts per forward pass
 TRANSFORMER = "transformer"
 
@@ -229,66 +226,54 @@ def squared_errors(pred: torch.Tensor, prompts: Prompts, normaliser: float) -> n
     return err.cpu().numpy()
 
 
-def summarise(errors: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """Mean curve over prompts with a percentile-bootstrap band: errors (P, n) -> {index, mean, low, high}.
+@dataclass
+class SetErrors:
+    """Normalised squared errors on one evaluation set: ``transformer`` (seeds, prompts, indices) and each
+    baseline's (prompts, indices), float32; NaN at unscored indices. ``index`` names the in-context example
+    counts k the columns hold (every k for families and prompt sets, the sweep's k for a sweep)."""
 
-    Prompts are resampled together (a prompt's errors at different k are correlated); NaN entries (unscored
-    indices) are left out of that index's mean. Vectorised over indices (one quantile call per curve)."""
-    p, n = errors.shape
-    ok = ~np.isnan(errors)
-    counts = ok.sum(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(counts > 0, np.nansum(errors, 0) / counts, np.nan)
-        idx = np.random.default_rng(seed).integers(0, p, size=(N_BOOT, p))
-        reps = np.nan_to_num(errors)[idx].sum(1) / ok[idx].sum(1)  # (N_BOOT, n)
-    alpha = (1 - CONFIDENCE) / 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an index no prompt scores: NaN band
-        low, high = np.nanquantile(reps, [alpha, 1 - alpha], axis=0)
-    single = counts < 2
-    low[single], high[single] = np.nan, np.nan
-    return {"index": list(range(n)), "mean": mean.tolist(), "low": low.tolist(), "high": high.tolist(),
-            "n_prompts": int(p)}
+    key: str
+    kind: str
+    family: str
+    value: float | None
+    index: list[int]
+    transformer: np.ndarray
+    baselines: dict[str, np.ndarray]
 
+    def errors(self, predictor: str) -> np.ndarray:
+        """(seeds, prompts, indices): the transformer's, or a baseline's broadcast to one seed."""
+        if predictor == TRANSFORMER:
+            return self.transformer
+        return self.baselines[predictor][None]
 
-# --- one pretraining distribution ---------------------------------------------------------------------------------
-
-def load_stack(specs: Sequence[RunSpec], weights: Sequence[dict], device: str | torch.device = "cpu"
-               ) -> StackedTransformer:
-    """The trained models of ``specs`` (one stack, same shape) with their saved weights."""
-    model = build_model(specs, device)
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for m, w in enumerate(weights):
-            for name, p in params.items():
-                if name not in w:
-                    raise ValueError(f"saved weights lack parameter {name!r}; were they saved by this model?")
-                p[m].copy_(w[name].to(p.device))
-    return model.eval()
+    def gap(self, baseline: str) -> np.ndarray:
+        """Paired differences transformer − baseline, per seed, prompt and index (the same prompts)."""
+        return self.transformer - self.baselines[baseline][None]
 
 
-def evaluate_pretraining(specs: Sequence[RunSpec], weights: Sequence[dict], n_prompts: int, full: bool = False,
-                         device: str | torch.device = "cpu",
-                         progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Curves of the models (seeds of one pretraining distribution) and of every baseline on every set of
-    :func:`plan`. One record per (set, predictor): key, kind, value, predictor, index, mean, low, high,
-    n_prompts, and for the transformer ``seed_means`` (each seed's mean curve) and ``n_seeds``."""
-    model = load_stack(specs, weights, device)
-    pretrain = specs[0].task
-    records = []
-    for k, es in enumerate(plan(pretrain, full)):
+def sweep_k(task: ICLTask, kind: str) -> int:
+    """The context size a sweep is read at: ⌊d/2⌋ for nnz (below d, where knowing the sparsity pays), else the
+    last index."""
+    return max(1, task.d // 2) if kind == "nnz" else task.n_points - 1
+
+
+def evaluate_sets(models: Sequence[StackedTransformer], pretrain: ICLTask, n_prompts: int, full: bool = False,
+                  device: str | torch.device = "cpu",
+                  progress: Callable[[str], None] | None = None) -> list[SetErrors]:
+    """Errors of the models (the seeds of one pretraining distribution, each a one-model stack) and of every
+    baseline on every set of :func:`plan`, on ``n_prompts`` prompts per set."""
+    out = []
+    for es in plan(pretrain, full):
         if progress is not None:
             progress(es.key)
         prompts = draw(es.task, n_prompts, device)
         norm = es.task.normaliser()
-        head = {"key": es.key, "kind": es.kind, "value": es.value, "family": family_of(es.task)}
-        errs = squared_errors(model_predictions(model, prompts, pretrain.fmt), prompts, norm)  # (M, P, n)
-        rec = summarise(errs.mean(0), seed=k)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # unscored indices: NaN
-            rec["seed_means"] = np.nanmean(errs, axis=1).tolist()
-        records.append({**head, "predictor": TRANSFORMER, "n_seeds": len(specs), **rec})
-        for label, baseline in es.baselines.items():
-            err = squared_errors(baseline_predictions(baseline, prompts), prompts, norm)
-            records.append({**head, "predictor": label, **summarise(err, seed=k)})
-    return records
+        keep = [sweep_k(pretrain, es.kind)] if es.kind in ("nnz", "alpha", "freq") else list(
+            range(prompts.ys.shape[1]))
+        trans = np.concatenate([squared_errors(model_predictions(m.to(device), prompts, pretrain.fmt), prompts,
+                                               norm)[..., keep] for m in models])  # (S, P, k)
+        base = {label: squared_errors(baseline_predictions(b, prompts), prompts, norm)[..., keep]
+                for label, b in es.baselines.items()}
+        out.append(SetErrors(es.key, es.kind, family_of(es.task), es.value, keep, trans.astype(np.float32),
+                             {k: v.astype(np.float32) for k, v in base.items()}))
+    return out

@@ -1,8 +1,8 @@
 """The icl report's figures, drawn from the evaluation records (one per (group, set, predictor) curve).
 
 * ``curves_<group>.png`` — error vs number of in-context examples, one panel per family the group's models were
-  scored on, every baseline and the Bayes curve; the transformer with its 90% bootstrap band over prompts;
-  the dashed line at 1 is the zero predictor (Garg's normalisation).
+  scored on, every baseline and the Bayes curve; the transformer with its 95% two-level bootstrap band over seeds
+  and prompts; the dashed line at 1 is the zero predictor (Garg's normalisation).
 * ``ood_<group>.png`` — the same for Garg's out-of-distribution prompt sets (dense linear models).
 * ``nnz.png`` — error at a fixed context size vs the number of non-zero weights (Yadlowsky's sparsity sweep).
 * ``alpha.png`` — error at the last index vs α of α·linear + (1 − α)·sine.
@@ -29,7 +29,7 @@ def _panel(ax: Any, recs: Sequence[Record], title: str) -> None:
     for r in sorted(recs, key=lambda r: (r["predictor"] != TRANSFORMER, r["predictor"])):
         k = r["index"]
         if r["predictor"] == TRANSFORMER:
-            seeds = r.get("n_seeds", 1)
+            seeds = r.get("seeds", 1)
             line_with_band(ax, k, r["mean"], r["low"], r["high"], label=f"transformer ({seeds} seed(s))",
                            color="black", marker=None)
         else:
