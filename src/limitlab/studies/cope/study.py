@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from limitlab.spec import RunSpec
+from limitlab.tasks.variable_counting import OP_TOKENS
 
 ENCODINGS: dict[str, tuple[str, dict[str, Any]]] = {  # pe tag -> (model.position, extra position options)
     "absolute": ("learned", {}),
@@ -93,7 +94,8 @@ def smoke(seeds: int = 1, steps: int = 60, corpus: str = "stdlib") -> list[RunSp
 
 
 def quick(seeds: int = 3, ff_steps: int = 600, sc_steps: int = 800, pes: Sequence[str] = QUICK_PE,
-          tasks: Sequence[str] = ("ff", "sc")) -> list[RunSpec]:
+          tasks: Sequence[str] = ("ff", "sc"), vc_steps: int = 1000, vc_vars: Sequence[int] = (3,),
+          vc_statements: int = 32) -> list[RunSpec]:
     """Flip-flop and selective copy, CoPE vs RoPE vs absolute, ≥ 3 seeds, in distribution and OOD, for 2 CPU cores.
 
     Shorter than the paper (stated in the report's protocol table): flip-flop T = 128 (not 512), 600 steps;
@@ -112,6 +114,11 @@ def quick(seeds: int = 3, ff_steps: int = 600, sc_steps: int = 800, pes: Sequenc
     if "sc" in tasks:
         out += specs_for({"name": "selective_copy", "vocab": 8, "n_tokens": 8, "blanks": 32, "dense_blanks": 16,
                           "sparse_blanks": 64}, pes, seeds, steps=sc_steps, **shape)
+    if "vc" in tasks:
+        for n in vc_vars:
+            vc = {"name": "variable_counting", "n_vars": n, "max_statements": vc_statements}
+            out += specs_for(vc, ("absolute", "relative", "cope"), seeds, steps=vc_steps,
+                             **{**shape, "p_max": OP_TOKENS * vc_statements + 3})
     return out
 
 
