@@ -18,9 +18,14 @@ from limitlab.train.trainer import TrainOptions
 def test_presets_expand_and_validate():
     study = STUDIES["cope"]
     quick = study.specs("quick")
-    assert len(quick) == 18 and {s.tags["pe"] for s in quick} == {"absolute", "rope", "cope"}
-    assert {s.tags["task"] for s in quick} == {"flip_flop", "selective_copy"}
+    assert len(quick) == 27 and {s.tags["task"] for s in quick} == {"flip_flop", "selective_copy", "variable_counting"}
+    by_task = {t: {s.tags["pe"] for s in quick if s.tags["task"] == t} for t in ("flip_flop", "variable_counting")}
+    assert by_task == {"flip_flop": {"absolute", "rope", "cope"}, "variable_counting": {"absolute", "relative", "cope"}}
     assert {s.seed for s in quick} == {0, 1, 2}
+    counting = [s for s in quick if s.tags["task"] == "variable_counting"]
+    assert all(s.task.n_vars == 3 for s in counting)  # the claim cope.counting_3var_* is measured by quick
+    cope = next(s for s in counting if s.tags["pe"] == "cope")
+    assert cope.model.position_options["p_max"] > cope.task.seq_len()  # uncapped, as RAM's default
     paper = study.specs("paper")
     ff = [s for s in paper if s.tags["task"] == "flip_flop" and "ablation" not in s.tags]
     assert {s.tags["pe"] for s in ff} >= {"absolute", "relative", "relative_capped", "rope", "nope", "alibi", "cope",
