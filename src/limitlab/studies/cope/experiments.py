@@ -94,7 +94,6 @@ def synthetic(task: str) -> Experiment:
         runs = _runs(ctx)
         sec.uses(runs[(runs["task"] == task) & runs["ablation"].isna()])
         rows = error_rows(runs, task)
-        why = f"no {title.lower()} runs of CoPE and this baseline on the same seeds"
         if not rows:
             sec.paragraph(f"No {title.lower()} runs in this store; `limitlab run cope --preset quick` trains them.")
         else:
@@ -115,6 +114,7 @@ def synthetic(task: str) -> Experiment:
             cope = per_seed(runs, task, split, "cope")
             for base, claim in by_base.items():
                 m = gain(per_seed(runs, task, split, base), cope)
+                why = f"no {title.lower()} runs of CoPE and {base} on the same seeds"
                 gains.append({"split": split, "baseline": base, **_judge(sec, claim, m, why)})
                 if task == "flip_flop" and split == "sparse" and base == "rope":
                     gains.append({"split": split, "baseline": base, **_judge(sec, C.FLIP_FLOP_FRAGILE, m, why)})
@@ -187,10 +187,10 @@ def _lm(ctx: ReportContext) -> Section:
     else:
         sec.paragraph("No LM runs in this store: the paper preset trains them (a GPU).")
     gains = []
-    why = "no LM runs of CoPE and this baseline on the same seeds"
     for corpus, by_base in C.LM.items():
         cope = lm_per_seed(runs, corpus, "cope")
         for base, claim in by_base.items():
+            why = f"no {corpus} LM runs of CoPE and {base} on the same seeds"
             gains.append({"corpus": corpus, "baseline": base,
                           **_judge(sec, claim, gain(lm_per_seed(runs, corpus, base), cope, "perplexity"), why)})
     corpus = "text" if lm_per_seed(runs, "text", "cope") else "stdlib"
@@ -210,7 +210,8 @@ def _lm(ctx: ReportContext) -> Section:
     gains.append({"corpus": corpus, "baseline": "T → longest",
                   **_judge(sec, C.LM_EXTRAPOLATES, falls, "no CoPE LM runs evaluated past T")})
     gains.append({"corpus": corpus, "baseline": "relative at the longest",
-                  **_judge(sec, C.LM_EXTRAPOLATION_VS_RELATIVE, vs_rel, why)})
+                  **_judge(sec, C.LM_EXTRAPOLATION_VS_RELATIVE, vs_rel,
+                           "no LM runs of CoPE and relative evaluated past T on the same seeds")})
     sec.results.update({"rows": rows, "curves": curves, "gains": gains})
     return sec
 
