@@ -64,8 +64,8 @@ def _main(runs: pd.DataFrame, task: str) -> pd.DataFrame:
 
 def per_seed(runs: pd.DataFrame, task: str, split: str, pe: str, metric: str = "error",
              where: dict[str, Any] | None = None) -> dict[Any, float]:
-    """{seed: value} of ``<split>/<metric>`` for one encoding (errors in %, perplexity as exp(loss)); ``where``
-    filters further columns (``{"n_vars": 3}``)."""
+    """{seed: value} of ``<split>/<metric>`` for one encoding, in seed order (errors in %, perplexity as
+    exp(loss)); ``where`` filters further columns (``{"n_vars": 3}``)."""
     sub = _main(runs, task)
     sub = sub[sub["pe"] == pe]
     for key, value in (where or {}).items():
@@ -75,7 +75,7 @@ def per_seed(runs: pd.DataFrame, task: str, split: str, pe: str, metric: str = "
         return {}
     vals = pd.to_numeric(sub[col], errors="coerce")
     vals = np.exp(vals) if metric == "loss" else 100 * vals
-    return {seed: float(v) for seed, v in zip(sub["seed"], vals) if not np.isnan(v)}
+    return {seed: float(v) for seed, v in sorted(zip(sub["seed"], vals), key=lambda sv: sv[0]) if not np.isnan(v)}
 
 
 def _stats(values: list[float], paper: float | None, bounds: tuple[float, float] = PERCENT) -> dict[str, Any]:
