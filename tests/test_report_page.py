@@ -79,12 +79,12 @@ def test_scale_note_names_the_preset_and_the_paper_presets_size():
 
 
 def test_cope_error_figure_marks_the_papers_numbers_once_in_the_legend():
-    from limitlab.studies.cope.report import _error_figure
+    from limitlab.studies.cope.figures import error_figure
 
     row = {"pe": "cope", "seeds": 2}
-    for split, paper in (("test", 0.0), ("sparse", 0.049), ("dense", None)):
-        row.update({f"{split}_mean": 0.1, f"{split}_per_seed": [0.1, 0.1], f"{split}_paper": paper})
-    ax = _error_figure([row], "flip_flop").axes[0]
+    for split, paper in (("test", 0.0), ("sparse", 4.9), ("dense", None)):
+        row[split] = {"mean": 10.0, "low": 5.0, "high": 15.0, "per_seed": [8.0, 12.0], "paper": paper}
+    ax = error_figure([row], ("test", "sparse", "dense"), "Flip-flop").axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels.count("paper") == 1
     marks = [line for line in ax.lines if line.get_label() == "paper" or line.get_marker() == "D"]
@@ -101,11 +101,12 @@ def test_arithmetic_digit_maps_have_a_colour_bar():
 
 
 def test_cope_counting_figure_overlays_the_papers_numbers():
-    from limitlab.studies.cope.report import _counting_figure
+    from limitlab.studies.cope.figures import counting_figure
 
-    rows = [{"n_vars": n, "pe": pe, "seeds": 2, "mean": 0.1, "std": 0.01, "paper": paper}
-            for n, pe, paper in ((1, "absolute", 0.053), (1, "cope", 0.0), (3, "cope", 0.012), (3, "rope", None))]
-    ax = _counting_figure(rows).axes[0]
+    rows = [{"n_vars": n, "pe": pe, "n": 2, "mean": 10.0, "low": 9.0, "high": 11.0, "per_seed": [9.5, 10.5],
+             "paper": paper}
+            for n, pe, paper in ((1, "absolute", 5.3), (1, "cope", 0.0), (3, "cope", 1.2), (3, "rope", None))]
+    ax = counting_figure(rows).axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels.count("paper") == 1 and {"absolute", "cope", "rope"} <= set(labels)
     marks = sorted(float(y[0]) for y in (line.get_ydata() for line in ax.lines if line.get_marker() == "D") if len(y))

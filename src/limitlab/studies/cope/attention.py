@@ -1,9 +1,9 @@
 """A CoPE attention map and position map for one test sample of a trained run.
 
-The weights come from the store (``limitlab run cope --save-weights``). When the run kept none, the run is
-trained again from its spec — same spec and seed give the same weights up to float rounding — and the page says
-so. For every layer we keep the attention weights (``keep_attention=True``) and CoPE's contextual positions
-p_ij (captured from the encoding while the forward runs).
+The weights come from the store (the cope study keeps every run's weights; ``limitlab run cope --save-weights``
+for a store made before it did). A report never trains: without weights the map is not drawn and the page says
+which command keeps them. For every layer we keep the attention weights (``keep_attention=True``) and CoPE's
+contextual positions p_ij (captured from the encoding while the forward runs).
 """
 
 from __future__ import annotations
@@ -12,22 +12,9 @@ from typing import Any
 
 import torch
 
-from limitlab.models import load_model
 from limitlab.rng import TEST, StackRNG
 from limitlab.spec import RunSpec
 from limitlab.tasks.base import TaskStack
-from limitlab.train.trainer import StackTrainer, TrainOptions
-
-
-def trained_model(store: Any, spec: RunSpec) -> tuple[torch.nn.Module, str]:
-    """(model of one run, 'stored' or 'retrained'); stored weights are loaded and checked by
-    :func:`limitlab.models.load_model` (a padded stack's rows dropped, a misfit refused in one line)."""
-    if getattr(store, "has_weights", lambda run_id: False)(spec.run_id):
-        return load_model(store, spec.run_id), "stored"
-    trainer = StackTrainer([spec], None, TrainOptions(log_every=10**9))
-    for _ in range(spec.train.steps):
-        trainer.train_step()
-    return trainer.model, "retrained"
 
 
 @torch.no_grad()
