@@ -97,6 +97,13 @@ def test_flip_flop_fragility_is_paired_with_the_published_threshold(rope, cope, 
     assert v["cope.flip_flop_ood_gain_fragile"]["verdict"] == expected
 
 
+def test_flip_flop_fragility_cannot_agree_where_ropes_error_is_below_the_threshold():
+    """RoPE at 4% error: no gain can exceed 7.5 points, so 'agree' would be guaranteed; the row says inconclusive."""
+    v = _verdicts("flip_flop", _raw("flip_flop", {"rope": [0.04, 0.05, 0.03], "cope": [0.0, 0.01, 0.0]}))
+    row = v["cope.flip_flop_ood_gain_fragile"]
+    assert row["verdict"] == "inconclusive" and "no gain here can exceed it" in row["ours"]
+
+
 def test_too_few_seeds_is_inconclusive():
     v = _verdicts("selective_copy", _raw("selective_copy", {"absolute": [0.8, 0.7], "cope": [0.0, 0.0]}, "dense"))
     assert v["cope.selective_copy_dense_vs_absolute"]["verdict"] == "inconclusive"

@@ -85,6 +85,13 @@ class Section:
         self.claims.append(result)
         return result
 
+    def cannot_decide(self, claim: Claim, measure: Measure, why: str) -> ClaimResult:
+        """An 'inconclusive' row for a measure that cannot decide the test where it was taken (a threshold the
+        quantity cannot reach at this scale); ``why`` says so in the row. A structural reason, never the result."""
+        result = ClaimResult(claim, "inconclusive", f"{measure.shown()}; {why}", measure, why)
+        self.claims.append(result)
+        return result
+
     def not_measured(self, claim: Claim, why: str) -> ClaimResult:
         result = claim.not_measured(why)
         self.claims.append(result)

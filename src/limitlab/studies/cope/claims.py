@@ -74,8 +74,8 @@ FLIP_FLOP_FRAGILE = Claim(
     "−0.31 points, against 15.4 in the arXiv table)",
     "RoPE − CoPE sparse (FFL(0.98)) token error (points), paired by seed", AtMost(7.5),
     untested="the architecture sweep itself (one architecture here; only seeds vary); the threshold is in points at "
-             "the paper's error level: where RoPE's own OOD error is below 7.5% (as at the quick preset's scale) "
-             "the gain cannot exceed it, so the row cannot disagree there")
+             "the paper's error level: where RoPE's own OOD error is at or below 7.5% (as at the quick preset's "
+             "scale) the gain cannot exceed it, and the row says inconclusive")
 SELECTIVE_COPY: dict[str, dict[str, Claim]] = {
     split: {base: gain_claim(f"cope.selective_copy_{split}_vs_{base}", "Selective copy table", "selective-copy error",
                              text, base, ("selective_copy", split), untested=_SC_UNTESTED)
