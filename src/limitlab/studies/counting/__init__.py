@@ -5,7 +5,7 @@ protocol table (:mod:`.protocol`); the generic writer renders the page."""
 from __future__ import annotations
 
 from limitlab.studies.base import Study
-from limitlab.studies.counting.constructed import CONSTRUCTIONS
+from limitlab.studies.counting.constructed import CONSTRUCTIONS, ReportOptions
 from limitlab.studies.counting.experiments import OOD, THRESHOLD
 from limitlab.studies.counting.protocol import protocol_rows
 from limitlab.studies.counting.study import paper, quick, smoke
@@ -25,4 +25,5 @@ STUDY = Study(
     design=frozenset({"variant"}),
     experiments=(THRESHOLD, OOD, CONSTRUCTIONS),
     protocol=protocol_rows,
+    report_options=ReportOptions,
 )

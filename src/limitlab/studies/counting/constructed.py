@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from limitlab.analysis.frames import distinct
 from limitlab.claims import Claim, Measure
@@ -22,14 +23,24 @@ from limitlab.studies.counting import analysis as A
 from limitlab.studies.counting import claims as C
 from limitlab.studies.counting.figures import constructed_figure
 
-__all__ = ["CONSTRUCTIONS", "construction_cells"]
+__all__ = ["CONSTRUCTIONS", "ReportOptions", "construction_cells"]
 
 BUDGET_S = 120.0  # CPU seconds per construction kind, for the automatic number of test sequences
 SECONDS_PER_UNIT = 8e-11  # measured: one sequence of n tokens through a width-d construction ≈ 8e-11·d·n² s
 SPLITS = ("test", "ood_long")
 
 
-def construction_cells(trained: pd.DataFrame, raw: pd.DataFrame, n_sequences: int | None = None) -> list[dict]:
+class ReportOptions(BaseModel):
+    """``limitlab report counting --set KEY=VALUE``: how the report evaluates the hand-wired models."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    constructions: bool = Field(True, description="evaluate the hand-wired constructions on the trained grid")
+    construction_sequences: int | None = Field(None, ge=8, le=100_000, description="test sequences per cell and "
+                                               "split (default: 32…256, about two CPU minutes for the grid)")
+
+
+def construction_cells(trained: pd.DataFrame, raw: pd.DataFrame, n_sequences: int | None = None
+                       ) -> tuple[list[dict], int, str]:
     """One row per (task, d, m, n) of ``trained`` (tidy runs): the hand-wired accuracies (test and ood_long), the
     regime, and the trained accuracy per variant (mean over seeds)."""
     from limitlab.studies.counting import constructions as K
@@ -86,13 +97,16 @@ def analyze_constructions(ctx: ReportContext | None) -> Section:
     sec = Section("constructions", "Hand-wired constructions vs trained models")
     runs = A.tidy(ctx.raw) if ctx is not None else A.tidy(pd.DataFrame())
     sec.uses(runs)
-    if runs.empty:
+    options = (ctx.options if ctx is not None else None) or ReportOptions()
+    if runs.empty or not options.constructions:
+        why = "no finished runs whose (d, m, n) cells to evaluate" if runs.empty else \
+            "skipped by the report option constructions=false"
         for claim in (C.HISTOGRAM_QC, C.HISTOGRAM_MFC, C.COUNT_ATTEND):
-            sec.not_measured(claim, "no finished runs whose (d, m, n) cells to evaluate")
+            sec.not_measured(claim, why)
         return sec
     started = time.monotonic()
     raw = ctx.raw[ctx.raw["status"] == "done"]
-    cells, n_sequences, query = construction_cells(runs, raw)
+    cells, n_sequences, query = construction_cells(runs, raw, options.construction_sequences)
     seconds = time.monotonic() - started
     sec.paragraph(
         "On every (task, d, m, n) of the trained runs. QC: the histogram construction (1 layer, 1 head, no "
