@@ -17,8 +17,8 @@ STUDY = Study(
     presets={"smoke": smoke, "quick": quick, "paper": paper},
     preset_notes={
         "smoke": "8 runs (QC+MFC with BOS, d 8/16 × m 3/4, 400 steps), seconds on a CPU",
-        "quick": "126 runs (QC+MFC with BOS, d 4/8/16 × m 3..16 × 3 seeds; QC without positions at d 8), minutes on "
-                 "a CPU",
+        "quick": "108 runs (QC with BOS, d 4/8/16 × m 3..16; MFC, m 3..8; QC without positions at d 8; 3 seeds), "
+                 "about 9 minutes on 2 CPU cores",
         "paper": "720 runs (QC+MFC, 6 d × 20 m × 3 seeds, 100k steps), for a GPU",
     },
     labels={"seed": "seed", "d": "model.d_model", "m": "task.m", "task": "task.kind"},

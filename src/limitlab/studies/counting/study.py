@@ -63,9 +63,9 @@ def paper(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("base",), t
 
 def quick(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("bos",), tasks: Sequence[str] = ("qc", "mfc"),
           ds: Sequence[int] = (4, 8, 16), ms: Sequence[int] = (3, 4, 6, 8, 12, 16), steps: int = 3000,
-          mfc_ms: Sequence[int] = (3, 4, 6, 8, 12), nope_ds: Sequence[int] = (8,)) -> list[RunSpec]:
+          mfc_ms: Sequence[int] = (3, 4, 6, 8), nope_ds: Sequence[int] = (8,)) -> list[RunSpec]:
     """A CPU-sized grid that shows m_thr rising with d, for QC (over ``ms``) and MFC (over ``mfc_ms``: MFC is
-    expected to fail no later than QC, so its grid stops one step earlier), plus the NoPE contrast for length
+    expected to fail no later than QC, so its grid stops two steps earlier: m_thr(MFC) > 8 reads as censored), plus the NoPE contrast for length
     generalisation (variant ``bos_nope``, QC only, at ``nope_ds``; ``study.nope_ds=[]`` leaves it out).
 
     Departures from the paper, chosen so that the models learn within minutes on a CPU: a BOS token, n = 5·m,
