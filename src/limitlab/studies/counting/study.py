@@ -65,8 +65,9 @@ def quick(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("bos",), ta
           ds: Sequence[int] = (4, 8, 16), ms: Sequence[int] = (3, 4, 6, 8, 12, 16), steps: int = 3000,
           mfc_ms: Sequence[int] = (3, 4, 6, 8), nope_ds: Sequence[int] = (8,)) -> list[RunSpec]:
     """A CPU-sized grid that shows m_thr rising with d, for QC (over ``ms``) and MFC (over ``mfc_ms``: MFC is
-    expected to fail no later than QC, so its grid stops two steps earlier: m_thr(MFC) > 8 reads as censored), plus the NoPE contrast for length
-    generalisation (variant ``bos_nope``, QC only, at ``nope_ds``; ``study.nope_ds=[]`` leaves it out).
+    expected to fail no later than QC, so its grid stops two steps earlier; m_thr(MFC) > 8 reads as censored),
+    plus the NoPE contrast for length generalisation (variant ``bos_nope``, QC only, at ``nope_ds``;
+    ``study.nope_ds=[]`` leaves it out).
 
     Departures from the paper, chosen so that the models learn within minutes on a CPU: a BOS token, n = 5·m,
     Adam 3e-3, batch 32, one head, no LayerNorm, 3,000 steps, 400 test sequences. Measured while choosing
