@@ -1,5 +1,5 @@
-"""Counting analysis: m_thr interpolation and censoring, spread over seeds, the linear fit, and the verdicts,
-each against a hand-made DataFrame with a known answer."""
+"""Counting analysis and claims: m_thr interpolation and censoring, spread over seeds, and every claim's criterion
+(agree, disagree, inconclusive or not measured) on hand-made runs with a known answer — no training."""
 
 from __future__ import annotations
 
@@ -12,11 +12,17 @@ import pytest
 from scipy import stats
 
 import limitlab.report.html as html_mod
+from limitlab.report.sections import ReportContext
 from limitlab.studies.counting import analysis as A
-from limitlab.studies.counting import claims as V
+from limitlab.studies.counting import claims as C
+from limitlab.studies.counting import constructed
+from limitlab.studies.counting.experiments import OOD, THRESHOLD
+
+DS = (4, 8, 16)
+MS = tuple(range(2, 61, 2))
 
 
-def curves(thresholds: dict[tuple, float], ms, slope: float = 0.04, task_of=None) -> pd.DataFrame:
+def curves(thresholds: dict[tuple, float], ms, slope: float = 0.04) -> pd.DataFrame:
     """Accuracy linear in m, crossing 0.8 exactly at the given m_thr: {(task, variant, d, seed): m_thr}."""
     rows = []
     for (task, variant, d, seed), thr in thresholds.items():
@@ -26,191 +32,157 @@ def curves(thresholds: dict[tuple, float], ms, slope: float = 0.04, task_of=None
     return pd.DataFrame(rows)
 
 
-# ---- one curve ----------------------------------------------------------------------------------------------------
+def raw_runs(thr, slope=0.04, ood=lambda acc, seed: 0.1 * acc, position="learned", variant="bos", ms=MS):
+    """The store's DataFrame of finished runs whose accuracy crosses 0.8 at ``thr(task, d, seed)``."""
+    rows = []
+    for task in ("qc", "mfc"):
+        for d in DS:
+            for seed in range(3):
+                t = thr(task, d, seed)
+                if t is None:
+                    continue
+                for m in ms:
+                    acc = float(np.clip(0.8 - slope * (m - t), 0.0, 1.0))
+                    rows.append({"run_id": f"{task}{variant}{d}-{m}-{seed}", "status": "done", "task.kind": task,
+                                 "model.d_model": d, "task.m": m, "task.n": 5 * m, "seed": seed,
+                                 "tags.variant": variant, "model.position": position,
+                                 "result.test/accuracy": acc, "result.ood_long/accuracy": ood(acc, seed)})
+    return pd.DataFrame(rows)
 
 
-def test_crossing_of_accuracy_linear_in_m_is_exact():
-    ms = [3, 5, 7, 9, 11]
-    acc = [1.0 - 0.04 * (m - 2.5) for m in ms]  # 0.8 at m = 7.5 exactly
-    t = A.crossing(ms, acc)
+def verdicts(experiment, raw) -> dict[str, str]:
+    ctx = ReportContext(None, None, raw, raw)
+    return {r.claim.id: r.verdict for r in experiment.run(ctx).claims}
+
+
+# ---- one curve, one group ----------------------------------------------------------------------------------------
+
+
+def test_crossing_interpolates_and_censors():
+    t = A.crossing([3, 5, 7, 9, 11], [1.0 - 0.04 * (m - 2.5) for m in (3, 5, 7, 9, 11)])
     assert t.censored == "none" and t.value == pytest.approx(7.5, abs=1e-12)
-    assert t.label == "7.5" and not t.recovers
-
-
-def test_crossing_on_a_grid_point_and_unsorted_duplicates():
-    # exactly 0.8 at m = 6 (still >= 0.8), then below: the crossing is m = 6
-    assert A.crossing([4, 6, 8], [0.9, 0.8, 0.5]).value == pytest.approx(6.0)
-    # unsorted input, a duplicated m (averaged: 0.7) and a NaN (dropped)
-    t = A.crossing([8, 4, 6, 6, 10], [0.2, 1.0, 0.6, 0.8, float("nan")])
-    assert t.value == pytest.approx(4 + (1.0 - 0.8) * 2 / (1.0 - 0.7))
-
-
-def test_censoring_is_reported_not_invented():
-    right = A.crossing([4, 8, 16], [1.0, 0.95, 0.81])
-    assert (right.value, right.censored, right.bound, right.label) == (None, "right", 16.0, "> 16")
-    left = A.crossing([4, 8, 16], [0.79, 0.5, 0.1])
-    assert (left.value, left.censored, left.bound, left.label) == (None, "left", 4.0, "< 4")
-    assert A.crossing([], []).censored == "no data"
-    assert right.interval == (16.0, math.inf) and left.interval == (0.0, 4.0)
-
-
-def test_first_crossing_of_a_non_monotone_curve():
-    t = A.crossing([2, 4, 6, 8], [1.0, 0.6, 0.9, 0.1])
-    assert t.value == pytest.approx(2 + 0.2 / 0.4 * 2) and t.recovers
-
-
-# ---- per curve, per group -------------------------------------------------------------------------------------------
+    assert A.crossing([4, 6, 8], [0.9, 0.8, 0.5]).value == pytest.approx(6.0)  # exactly 0.8 at 6 is still ≥
+    right, left = A.crossing([4, 8, 16], [1.0, 0.95, 0.81]), A.crossing([4, 8, 16], [0.79, 0.5, 0.1])
+    assert (right.value, right.censored, right.label) == (None, "right", "> 16")
+    assert (left.value, left.censored, left.label) == (None, "left", "< 4")
+    assert A.crossing([2, 4, 6, 8], [1.0, 0.6, 0.9, 0.1]).recovers
 
 
 def test_thresholds_and_summary_known_values():
     truth = {("qc", "base", 8, 0): 7.0, ("qc", "base", 8, 1): 8.0, ("qc", "base", 8, 2): 9.0,
              ("qc", "base", 16, 0): 30.0}  # 30 > max m: right-censored
-    df = curves(truth, ms=[4, 6, 8, 10, 12, 20])
-    thr = A.thresholds(df)
-    got = {(r.d, r.seed): r for r in thr.itertuples()}
-    for seed, value in enumerate([7.0, 8.0, 9.0]):
-        assert got[(8, seed)].m_thr == pytest.approx(value) and got[(8, seed)].censored == "none"
-    assert got[(16, 0)].censored == "right" and got[(16, 0)].label == "> 20" and math.isnan(got[(16, 0)].m_thr)
-
+    thr = A.thresholds(curves(truth, ms=[4, 6, 8, 10, 12, 20]))
     s = A.summarize_thresholds(thr).set_index("d")
-    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)  # std of 7, 8, 9 is 1
-    assert s.loc[8, "mean"] == pytest.approx(8.0) and s.loc[8, "std"] == pytest.approx(1.0)
-    assert s.loc[8, "ci_low"] == pytest.approx(8 - half) and s.loc[8, "ci_high"] == pytest.approx(8 + half)
-    assert s.loc[8, "label"] == f"8 ± {half:.3g} (3 seeds)"
+    half = stats.t.ppf(0.975, 2) / math.sqrt(3)  # std of 7, 8, 9 is 1
+    assert s.loc[8, "mean"] == pytest.approx(8.0) and s.loc[8, "ci_low"] == pytest.approx(8 - half)
     assert s.loc[16, "n_right"] == 1 and math.isnan(s.loc[16, "mean"]) and s.loc[16, "label"] == "> 20"
-    assert (s.loc[16, "lo"], s.loc[16, "hi"]) == (20.0, math.inf)
-
-
-def test_summary_never_averages_censored_seeds():
-    truth = {("qc", "base", 8, 0): 6.0, ("qc", "base", 8, 1): 50.0, ("qc", "base", 8, 2): 1.0}
-    s = A.summarize_thresholds(A.thresholds(curves(truth, ms=[4, 8, 16]))).iloc[0]
-    assert (s["n_exact"], s["n_right"], s["n_left"]) == (1, 1, 1)
-    assert s["mean"] == pytest.approx(6.0) and math.isnan(s["std"]) and math.isnan(s["ci_low"])
-    assert s["label"] == "6 (1 seed); 1 seed > 16; 1 seed < 4"
-
-
-# ---- fit ----------------------------------------------------------------------------------------------------------
-
-
-def test_fit_recovers_known_line_and_excludes_censored():
-    ms = list(range(4, 80, 4))
-    truth = {("qc", "base", d, s): 1.5 * d + 2 for d in (8, 16, 32) for s in (0, 1)}
-    truth[("qc", "base", 64, 0)] = 500.0  # right-censored: must not pull the fit
-    fit = A.fit_lines(A.thresholds(curves(truth, ms))).iloc[0]
-    assert fit["status"] == "ok"
-    assert fit["a"] == pytest.approx(1.5) and fit["b"] == pytest.approx(2.0) and fit["r2"] == pytest.approx(1.0)
-    assert fit["n_points"] == 6 and fit["n_censored"] == 1 and fit["n_d"] == 3
-
-
-def test_fit_matches_scipy_on_noisy_points():
-    rng = np.random.default_rng(0)
-    thr = pd.DataFrame([{"task": "qc", "variant": "base", "d": d, "seed": s, "censored": "none",
-                         "m_thr": 0.8 * d + 3 + rng.normal(0, 2)} for d in (8, 16, 32, 64) for s in range(3)])
-    fit = A.fit_lines(thr).iloc[0]
-    ref = stats.linregress(thr["d"], thr["m_thr"])
-    assert fit["a"] == pytest.approx(ref.slope) and fit["b"] == pytest.approx(ref.intercept)
-    assert fit["r2"] == pytest.approx(ref.rvalue ** 2) and fit["a_stderr"] == pytest.approx(ref.stderr)
-    half = stats.t.ppf(0.975, len(thr) - 2) * ref.stderr
-    assert fit["a_ci_low"] == pytest.approx(ref.slope - half)
-
-
-def test_fit_says_too_few_points():
-    thr = pd.DataFrame({"task": ["qc", "qc", "mfc", "mfc", "mfc"], "variant": "base", "d": [8, 16, 8, 8, 8],
-                        "seed": [0, 0, 0, 1, 2], "m_thr": [9.0, 17.0, 5.0, 6.0, 7.0], "censored": "none"})
-    fits = A.fit_lines(thr).set_index("task")
-    assert (fits["status"] == "too few points").all()
-    assert fits.loc["qc", "a"] is None and "2 uncensored point(s)" in fits.loc["qc", "reason"]
-    assert "1 distinct d" in fits.loc["mfc", "reason"]
-    assert V.claim_linear(fits.loc["qc"].to_dict())["verdict"] == "not measured"
-
-
-# ---- tidy ---------------------------------------------------------------------------------------------------------
+    two = A.summarize_thresholds(A.thresholds(curves({("qc", "b", 8, 0): 3.0, ("qc", "b", 8, 1): 7.0},
+                                                     ms=range(2, 14))))
+    assert two.iloc[0]["ci_low"] == 0.0 and two.iloc[0]["clipped"]  # 2 seeds: the raw interval reaches below 0
 
 
 def test_tidy_reads_spec_columns():
     raw = pd.DataFrame({"run_id": ["a", "b", "c"], "status": ["done", "done", "pending"],
                         "task.kind": ["qc", "mfc", "qc"], "model.d_model": [8, 16, 8], "task.m": [3, 6, 3],
                         "task.n": [None, 24, 12], "seed": [0, 1, 0], "tags.variant": ["bos", None, "base"],
-                        "result.test/accuracy": [0.9, 0.4, None], "result.ood_long/accuracy": [0.1, 0.0, None],
-                        "result.train_loss": [0.3, 1.2, None]})
+                        "model.position": ["none", "learned", "learned"],
+                        "result.test/accuracy": [0.9, 0.4, None], "result.ood_long/accuracy": [0.1, 0.0, None]})
     t = A.tidy(raw)
-    assert t[["task", "variant", "d", "m", "n", "seed"]].values.tolist() == [["qc", "bos", 8, 3, 30, 0],
-                                                                             ["mfc", "untagged", 16, 6, 24, 1]]
-    assert t["accuracy"].tolist() == [0.9, 0.4] and t["ood_accuracy"].tolist() == [0.1, 0.0]
+    assert t[["task", "variant", "position", "d", "m", "n"]].values.tolist() == [
+        ["qc", "bos", "none", 8, 3, 30], ["mfc", "untagged", "learned", 16, 6, 24]]
     assert A.tidy(pd.DataFrame()).empty
 
 
-# ---- transition, OOD, task comparison, verdicts -------------------------------------------------------------------
+def test_task_gap_pairs_per_d_and_seed_and_leaves_censored_out():
+    truth = {("qc", "bos", 8, 0): 10.0, ("mfc", "bos", 8, 0): 6.0, ("qc", "bos", 16, 0): 14.0,
+             ("mfc", "bos", 16, 0): 12.0, ("qc", "bos", 8, 1): 100.0, ("mfc", "bos", 8, 1): 6.0}
+    gaps, pairs, censored = A.task_gap(A.thresholds(curves(truth, ms=range(2, 30, 2))), "bos")
+    assert gaps == {0: pytest.approx(3.0)} and (pairs, censored) == (2, 1)
 
 
-def test_transition_ratio_and_width():
-    df = curves({("qc", "base", 10, 0): 10.0}, ms=[2, 5, 10, 15, 20, 40], slope=0.03)  # 50% at m = 20
-    p = A.transition_points(df, A.thresholds(df)).iloc[0]
-    assert p["ratio"] == pytest.approx(1.0) and p["width"] == pytest.approx(2.0)
-    v = V.claim_transition(pd.DataFrame([p]))
-    assert v["verdict"] == "agree"
-    far = curves({("qc", "base", 10, 0): 35.0}, ms=[2, 5, 10, 20, 40, 80])  # m_thr = 3.5·d: not at d ≈ m
-    assert V.claim_transition(A.transition_points(far, A.thresholds(far)))["verdict"] == "disagree"
-    assert V.claim_transition(pd.DataFrame(columns=["ratio", "width"]))["verdict"] == "not measured"
+# ---- claims: each criterion on runs with a known answer ------------------------------------------------------------
 
 
-def test_ood_summary_and_verdict():
-    df = pd.DataFrame({"task": "qc", "variant": "base", "accuracy": [1.0, 0.9, 0.3],
-                       "ood_accuracy": [0.1, 0.2, 0.0]})
-    o = A.ood_summary(df).iloc[0]
-    assert o["n_learned"] == 2 and o["test_learned"] == pytest.approx(0.95)
-    assert o["ratio"] == pytest.approx(0.15 / 0.95)
-    assert V.claim_ood(o.to_dict())["verdict"] == "agree"
-    fine = pd.DataFrame({"task": "qc", "variant": "base", "accuracy": [1.0], "ood_accuracy": [0.9]})
-    assert V.claim_ood(A.ood_summary(fine).iloc[0].to_dict())["verdict"] == "disagree"
-    weak = pd.DataFrame({"task": "qc", "variant": "base", "accuracy": [0.5], "ood_accuracy": [0.1]})
-    assert V.claim_ood(A.ood_summary(weak).iloc[0].to_dict())["verdict"] == "not measured"
+def test_linear_claim_agrees_on_a_line_and_disagrees_on_sqrt():
+    noise = np.random.default_rng(0).normal(0, 0.3, (2, 17, 3))
+    line = verdicts(THRESHOLD, raw_runs(lambda task, d, s: d + 2 + noise[int(task == "qc"), d, s]))
+    assert line[C.MTHR_LINEAR_QC.id] == line[C.MTHR_LINEAR_MFC.id] == "agree"
+    sqrt = verdicts(THRESHOLD, raw_runs(lambda task, d, s: 10 * math.sqrt(d) - 12 + noise[0, d, s]))
+    assert sqrt[C.MTHR_LINEAR_QC.id] == "disagree"  # √d (concave) beats the line
+    flat = verdicts(THRESHOLD, raw_runs(lambda task, d, s: 9 + 0.3 * ((d // 4 + s) % 3 - 1)))  # no trend
+    assert flat[C.MTHR_LINEAR_QC.id] == "disagree"  # a constant beats the line
+    # 60% line, 40% √d: the line and √d fit about as well (AICc within 2 of each other)
+    unsure = verdicts(THRESHOLD, raw_runs(lambda task, d, s: 0.6 * (d + 2) + 0.4 * (10 * math.sqrt(d) - 12)
+                                          + 0.3 * ((d // 4 + s) % 3 - 1)))
+    assert unsure[C.MTHR_LINEAR_QC.id] == "inconclusive"
 
 
-def test_compare_tasks_is_censoring_aware():
-    truth = {("qc", "base", 8, 0): 10.0, ("mfc", "base", 8, 0): 6.0,  # exact both: 6 <= 10
-             ("qc", "base", 16, 0): 100.0, ("mfc", "base", 16, 0): 1.0,  # mfc < 4, qc > 32: le
-             ("qc", "base", 32, 0): 1.0, ("mfc", "base", 32, 0): 12.0,  # qc < 4, mfc = 12: gt
-             ("qc", "base", 64, 0): 100.0, ("mfc", "base", 64, 0): 100.0}  # both > 32: undetermined
-    s = A.summarize_thresholds(A.thresholds(curves(truth, ms=[4, 8, 16, 32])))
-    comp = V.compare_tasks(s).set_index("d")["result"].to_dict()
-    assert comp == {8: "le", 16: "le", 32: "gt", 64: "undetermined"}
-    v = V.claim_mfc_le_qc(V.compare_tasks(s))
-    assert v["verdict"] == "agree" and "at 2 d" in v["ours"] and "at 1 d" in v["ours"]
-    only_gt = pd.DataFrame({"result": ["gt", "undetermined"]})
-    assert V.claim_mfc_le_qc(only_gt)["verdict"] == "disagree"
-    assert V.claim_mfc_le_qc(pd.DataFrame({"result": ["undetermined"]}))["verdict"] == "not measured"
+def test_linear_claim_not_measured_when_censored():
+    v = verdicts(THRESHOLD, raw_runs(lambda task, d, s: 200.0))  # never falls below 0.8 on the grid
+    assert v[C.MTHR_LINEAR_QC.id] == "not measured" and v[C.AT_D_QC.id] == "not measured"
 
 
-def test_claim_linear_verdicts():
-    ok = {"status": "ok", "a": 1.0, "b": 1.0, "r2": 0.9, "a_ci_low": 0.5, "a_ci_high": 1.5, "n_points": 6,
-          "n_censored": 0}
-    assert V.claim_linear(ok)["verdict"] == "agree"
-    assert V.claim_linear({**ok, "a_ci_low": -0.1})["verdict"] == "disagree"  # slope not surely positive
-    assert V.claim_linear({**ok, "r2": 0.3})["verdict"] == "disagree"  # not linear
-    assert V.claim_linear({})["verdict"] == "not measured"
+def test_threshold_at_d_claim():
+    assert verdicts(THRESHOLD, raw_runs(lambda t, d, s: d * (1 + 0.05 * s)))[C.AT_D_QC.id] == "agree"
+    assert verdicts(THRESHOLD, raw_runs(lambda t, d, s: 2.5 * d))[C.AT_D_QC.id] == "disagree"
+    spread = {0: 0.55, 1: 1.0, 2: 1.6}  # per-seed ratios whose interval straddles the bounds
+    assert verdicts(THRESHOLD, raw_runs(lambda t, d, s: spread[s] * d))[C.AT_D_QC.id] == "inconclusive"
 
 
-def test_claim_histogram():
-    cells = [{"histogram": 1.0, "histogram_exact_regime": True}, {"histogram": 0.2, "histogram_exact_regime": False}]
-    assert V.claim_histogram(cells)["verdict"] == "agree"
-    assert V.claim_histogram([{"histogram": 0.99, "histogram_exact_regime": True}])["verdict"] == "disagree"
-    assert V.claim_histogram(cells[1:])["verdict"] == "not measured"
+def test_sharp_transition_claim():
+    # width = m(0.5) / m_thr = 1 + 0.3 / (slope · m_thr)
+    assert verdicts(THRESHOLD, raw_runs(lambda t, d, s: d + 2, slope=0.1))[C.SHARP.id] == "agree"
+    assert verdicts(THRESHOLD, raw_runs(lambda t, d, s: d + 2, slope=0.012))[C.SHARP.id] == "disagree"
+    mixed = verdicts(THRESHOLD, pd.concat([raw_runs(lambda t, d, s: d + 2 if s < 2 else None, slope=0.1),
+                                           raw_runs(lambda t, d, s: d + 2 if s == 2 else None, slope=0.012)]))
+    assert mixed[C.SHARP.id] == "inconclusive"
+
+
+def test_mfc_le_qc_claim_is_paired_per_seed():
+    assert verdicts(THRESHOLD, raw_runs(lambda t, d, s: d + 6 - 3 * (t == "mfc") + s))[C.MFC_LE_QC.id] == "agree"
+    assert verdicts(THRESHOLD, raw_runs(lambda t, d, s: d + 6 + 3 * (t == "mfc")))[C.MFC_LE_QC.id] == "disagree"
+    gap = {0: -2.0, 1: 0.5, 2: 3.0}
+    assert verdicts(THRESHOLD, raw_runs(lambda t, d, s: d + 6 - gap[s] * (t == "mfc")))[C.MFC_LE_QC.id] == \
+        "inconclusive"
+    qc_only = raw_runs(lambda t, d, s: d + 6 if t == "qc" else None)
+    assert verdicts(THRESHOLD, qc_only)[C.MFC_LE_QC.id] == "not measured"
+
+
+def test_ood_claim_is_judged_on_nope_runs_only():
+    learned = raw_runs(lambda t, d, s: d + 4, ood=lambda acc, s: 0.0)
+    assert verdicts(OOD, learned)[C.OOD_LONG.id] == "not measured"  # guaranteed by the set-up: not judged
+
+    def nope(ood):
+        return pd.concat([learned, raw_runs(lambda t, d, s: d + 4, ood=ood, position="none", variant="bos_nope")])
+
+    assert verdicts(OOD, nope(lambda acc, s: 0.1 * acc))[C.OOD_LONG.id] == "agree"
+    assert verdicts(OOD, nope(lambda acc, s: 0.95 * acc))[C.OOD_LONG.id] == "disagree"
+    assert verdicts(OOD, nope(lambda acc, s: (0.1, 0.5, 0.9)[s] * acc))[C.OOD_LONG.id] == "inconclusive"
+
+
+def test_construction_claims():
+    sec = constructed.Section("c", "c")
+    constructed._judge(sec, C.HISTOGRAM_QC, [{"histogram": 1.0, "histogram_ood": 1.0}] * 3,
+                       ("histogram", "histogram_ood"), "none")
+    constructed._judge(sec, C.HISTOGRAM_MFC, [{"histogram": 1.0, "histogram_ood": 0.99}],
+                       ("histogram", "histogram_ood"), "none")
+    constructed._judge(sec, C.COUNT_ATTEND, [], ("count_attend",), "no evaluated QC cell with m ≥ d")
+    assert [r.verdict for r in sec.claims] == ["agree", "disagree", "not measured"]
+    assert "no evaluated QC cell with m ≥ d" in sec.claims[2].ours
+    # hand-wired models have no seeds: one cell decides (no 'inconclusive' for these rows)
+    assert C.HISTOGRAM_QC.min_seeds == 1
+
+
+def test_claims_are_data_with_numeric_thresholds():
+    ids = [c.id for e in (THRESHOLD, OOD, constructed.CONSTRUCTIONS) for c in e.claims]
+    assert len(ids) == len(set(ids)) == 10
+    assert C.AT_D_QC.test.thresholds() == {"low": pytest.approx(2 / 3), "high": pytest.approx(1.5)}
+    assert C.MTHR_LINEAR_QC.test.thresholds() == {"margin": 2.0}
+    assert "constant, sqrt, log, quadratic" in C.MTHR_LINEAR_QC.criterion
+    assert all(c.untested for e in (THRESHOLD, OOD, constructed.CONSTRUCTIONS) for c in e.claims)
 
 
 def test_docstring_examples():
     for module in (A, html_mod):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0 and result.attempted > 0, module.__name__
-
-
-def test_html_page_escapes_and_refuses_absolute_figures(tmp_path):
-    page = html_mod.Page("a <b> & c")
-    page.table(pd.DataFrame({"x": [1.23456, float("nan")], "verdict": ["agree", "<script>"]}),
-               highlight={"verdict": html_mod.VERDICT_CLASSES})
-    page.figure("fig.png", "caption")
-    with pytest.raises(ValueError, match="relative"):
-        page.figure("/abs/fig.png", "a figure")
-    text = page.write(tmp_path / "sub" / "index.html").read_text()
-    assert "a &lt;b&gt; &amp; c" in text and "&lt;script&gt;" in text and "<script>" not in text
-    assert 'class="good"' in text and "1.23" in text and "—" in text and 'src="fig.png"' in text

@@ -20,6 +20,9 @@ Tests (each names its numbers):
   > 0 (build the measure with :meth:`Measure.paired`);
 * :class:`Within` — a value inside a published range (a fitted exponent near the paper's);
 * :class:`Exists` — an existence claim: at least ``count`` runs of the published regime show the effect;
+* :class:`BestShape` — a shape claim ('grows linearly'): the claimed curve is clearly better supported than each
+  obvious rival (a constant, √x, log x, a parabola) by an information criterion
+  (:func:`limitlab.analysis.fits.shape_aicc`);
 * :class:`Predicts` — a prediction claim: the measured value inside the prediction interval, and that interval
   narrow enough to mean something.
 
@@ -48,8 +51,8 @@ import numpy as np
 UNBOUNDED = (-math.inf, math.inf)
 DIFFERENCE_OF_PROPORTIONS = (-1.0, 1.0)  # bounds of a paired difference of two accuracies
 
-__all__ = ["DIFFERENCE_OF_PROPORTIONS", "VERDICTS", "AtLeast", "AtMost", "Claim", "ClaimResult", "Exists", "Measure",
-           "Predicts", "Test", "Within", "fmt_number"]
+__all__ = ["DIFFERENCE_OF_PROPORTIONS", "VERDICTS", "AtLeast", "AtMost", "BestShape", "Claim", "ClaimResult", "Exists",
+           "Measure", "Predicts", "Test", "Within", "fmt_number"]
 
 Verdict = Literal["agree", "disagree", "inconclusive", "not measured"]
 VERDICTS: tuple[str, ...] = ("agree", "disagree", "inconclusive", "not measured")
@@ -227,6 +230,43 @@ class Exists(Test):
     def decide(self, m: Measure) -> Verdict:
         hits = sum((v >= self.threshold) if self.above else (v <= self.threshold) for v in m.values)
         return "agree" if hits >= self.count else "disagree"
+
+
+@dataclass(frozen=True)
+class BestShape(Test):
+    """A shape claim ('grows linearly'): the ``claimed`` curve is better supported than every one of ``rivals``.
+
+    The measure is the closest rival's information criterion minus the claimed curve's (e.g. AICc, see
+    :func:`limitlab.analysis.fits.shape_aicc`; a point value, no interval). Agree if it is at least ``margin``
+    (every rival is clearly worse); disagree if it is at most −``margin`` (some rival is clearly better); else
+    inconclusive — two shapes the data cannot tell apart.
+
+    >>> t = BestShape("linear", ("constant", "log", "quadratic"))
+    >>> t.criterion("AICc(closest rival) − AICc(line)")
+    'agree if AICc(closest rival) − AICc(line) ≥ 2 (the linear curve is clearly better supported than each of \
+constant, log, quadratic); disagree if it is ≤ -2 (a rival is clearly better supported); else inconclusive'
+    >>> nan = float("nan")
+    >>> [t.decide(Measure(v, nan, nan, 9)) for v in (3.1, -2.5, 0.4)]
+    ['agree', 'disagree', 'inconclusive']
+    """
+
+    claimed: str
+    rivals: tuple[str, ...]
+    margin: float = 2.0
+    kind = "best shape"
+
+    def criterion(self, quantity: str) -> str:
+        t = fmt_number(self.margin)
+        return (f"agree if {quantity} ≥ {t} (the {self.claimed} curve is clearly better supported than each of "
+                f"{', '.join(self.rivals)}); disagree if it is ≤ {fmt_number(-self.margin)} (a rival is clearly "
+                "better supported); else inconclusive")
+
+    def decide(self, m: Measure) -> Verdict:
+        if m.estimate >= self.margin:
+            return "agree"
+        if m.estimate <= -self.margin:
+            return "disagree"
+        return "inconclusive"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,12 @@
 ``scipy.stats.linregress``). A line needs ≥ ``min_points`` points (3 by default: with 2 there is no residual and
 so no interval) over ≥ 2 distinct x; otherwise ``status`` says 'too few points' and the numbers are None.
 
+**Shape comparison.** Is a line the right shape, or would √x, log x, a constant or a parabola do as well?
+:func:`shape_aicc` fits each candidate (least squares on a basis, :data:`BASES`) and scores it by the corrected
+Akaike criterion, which charges each extra parameter, so a parabola that only fits noise loses to the line;
+:func:`aicc_margin` is the closest rival's AICc minus the claimed shape's (≥ 2: the claimed shape is clearly better
+supported). On 3 seeds a leave-one-seed-out error has too few units to decide anything; AICc uses every point.
+
 **Curve.** ``y = f(x; θ)`` by ``scipy.optimize.curve_fit``; the interval of each parameter is the percentile
 interval over refits on points resampled with replacement (a case bootstrap: no assumption about the noise, and it
 works for a power law, a saturating exponential, anything ``f`` says). Replays where the fit fails or is degenerate
@@ -26,7 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-__all__ = ["CurveFit", "LinearFit", "curve_fit", "linear_fit", "linear_fits", "power_law_fit"]
+__all__ = ["BASES", "CurveFit", "LinearFit", "aicc_margin", "curve_fit", "linear_fit", "linear_fits",
+           "power_law_fit", "shape_aicc"]
 
 
 @dataclass(frozen=True)
@@ -185,3 +192,61 @@ def power_law_fit(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarr
     if (xa[~np.isnan(xa)] <= 0).any() or (ya[~np.isnan(ya)] <= 0).any():
         raise ValueError("power_law_fit needs x > 0 and y > 0 (it fits a line to log y over log x)")
     return linear_fit(np.log(xa), np.log(ya), confidence, min_points)
+
+
+
+BASES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "constant": lambda x: np.ones((len(x), 1)),
+    "linear": lambda x: np.column_stack([np.ones(len(x)), x]),
+    "sqrt": lambda x: np.column_stack([np.ones(len(x)), np.sqrt(x)]),
+    "log": lambda x: np.column_stack([np.ones(len(x)), np.log(x)]),
+    "quadratic": lambda x: np.column_stack([np.ones(len(x)), x, x ** 2]),
+}  # shape name -> design matrix of x (least squares); log and sqrt need x > 0
+
+
+def shape_aicc(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray,
+               shapes: Sequence[str] = tuple(BASES)) -> pd.DataFrame:
+    """Each shape of :data:`BASES` fitted to (x, y) by least squares and scored by the corrected Akaike
+    information criterion (Gaussian errors): ``AICc = n·log(RSS/n) + 2k + 2k(k+1)/(n−k−1)``, k = the shape's
+    coefficients + 1 (the noise variance). Lower is better; a difference of 2 or more is the usual mark of
+    clearly better support. Rows: shape, params, rss, aicc (NaN where n ≤ k + 1 or fewer distinct x than
+    coefficients). NaN pairs are dropped.
+
+    >>> x = [4, 8, 16] * 3; y = [5.2, 9.1, 16.8, 4.9, 8.8, 17.1, 5.0, 9.3, 17.0]     # about d + 1
+    >>> t = shape_aicc(x, y, ["linear", "sqrt", "constant"]).set_index("shape")
+    >>> bool(t.loc["sqrt", "aicc"] - t.loc["linear", "aicc"] > 2), int(t.loc["linear", "params"])
+    (True, 3)
+    """
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    unknown = [s for s in shapes if s not in BASES]
+    if unknown:
+        raise ValueError(f"unknown shape(s) {unknown}; allowed: {', '.join(BASES)}")
+    ok = ~(np.isnan(xa) | np.isnan(ya))
+    xa, ya = xa[ok], ya[ok]
+    n = len(xa)
+    rows = []
+    for shape in shapes:
+        design = BASES[shape](xa)
+        k = design.shape[1] + 1
+        rss = aicc = math.nan
+        if n > k + 1 and np.unique(xa).size >= design.shape[1]:
+            coef, *_ = np.linalg.lstsq(design, ya, rcond=None)
+            rss = max(float(((design @ coef - ya) ** 2).sum()), 1e-12 * max(float((ya ** 2).sum()), 1e-300))
+            aicc = n * math.log(rss / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
+        rows.append({"shape": shape, "params": k, "rss": rss, "aicc": aicc})
+    return pd.DataFrame(rows, columns=["shape", "params", "rss", "aicc"])
+
+
+def aicc_margin(table: pd.DataFrame, claimed: str, rivals: Sequence[str]) -> float:
+    """The closest rival's AICc minus the claimed shape's (> 0: the claimed shape is better supported); NaN when
+    any of them has no AICc.
+
+    >>> aicc_margin(pd.DataFrame({"shape": ["linear", "sqrt", "constant"], "aicc": [1.0, 4.5, 20.0]}),
+    ...             "linear", ["sqrt", "constant"])
+    3.5
+    """
+    a = dict(zip(table["shape"], table["aicc"]))
+    vals = [a.get(s, math.nan) for s in (claimed, *rivals)]
+    if any(math.isnan(v) for v in vals):
+        return math.nan
+    return float(min(vals[1:]) - vals[0])

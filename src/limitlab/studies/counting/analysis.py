@@ -1,27 +1,15 @@
-"""Counting analysis: the threshold vocabulary m_thr, its spread over seeds, the linear fit m_thr = a·d + b,
-transition sharpness and length generalisation. Thin wrappers around :mod:`limitlab.analysis` that name its
-columns for this study (m, accuracy, d, seed); the verdicts on the paper's claims live in :mod:`.claims`.
+"""Counting analysis: the threshold vocabulary m_thr, its spread over seeds, its shape in d, transition sharpness,
+MFC against QC, and length generalisation — per seed, so every claim gets an interval over seeds. Pure functions on
+pandas DataFrames; the shared layer (:mod:`limitlab.analysis`) does the crossings, intervals and fits.
 
 **m_thr.** For one learning curve (task, variant, d, seed) — test accuracy over the vocabulary grid m — m_thr is
-the first m at which accuracy falls to ``level`` (0.8): the first pair of neighbouring grid points with
-acc(m_i) ≥ level > acc(m_{i+1}), linearly interpolated between them
-(:func:`limitlab.analysis.first_crossing`). Censoring, never a made-up number:
-
-* accuracy ≥ level at every m: **right-censored**, m_thr > max m (label ``'> 24'``);
-* accuracy < level already at the smallest m: **left-censored**, m_thr < min m (label ``'< 4'``).
+the first m at which accuracy falls to ``level`` (0.8), linearly interpolated between neighbouring grid points
+(:func:`limitlab.analysis.first_crossing`). Censoring, never a made-up number: accuracy ≥ level at every m is
+**right-censored** (m_thr > max m, label ``'> 16'``); accuracy < level already at the smallest m is
+**left-censored** (``'< 3'``). Censored values are counted, shown as bounds, and left out of means and fits.
 
 Example: accuracy 1.0, 0.9, 0.7 at m = 5, 7, 9 crosses 0.8 halfway between 7 and 9, so m_thr = 8.0.
 
-**Spread.** Over seeds: mean, std (ddof=1) and a 95% Student-t interval of the *uncensored* seeds, clipped at 0
-(m_thr is a vocabulary size; with 2 seeds the raw interval reaches below 0) and flagged ``clipped``; censored seeds
-are counted and shown next to the mean (``'8 ± 0.4 (3 seeds); 1 seed > 24'``, or ``'8 [0, 20.7] (2 seeds)'`` when
-clipped), never averaged in.
-
-**Fit.** m_thr = a·d + b by least squares on the per-seed uncensored points (censored points are excluded and
-their number reported), with R², the slope's standard error and a 95% t-interval. A fit needs ≥ 3 points and ≥ 2
-distinct d; otherwise its status says 'too few points' and a, b, R² are None.
-
->>> import pandas as pd
 >>> df = pd.DataFrame({"task": "qc", "variant": "base", "d": 8, "seed": 0, "m": [5, 7, 9],
 ...                    "accuracy": [1.0, 0.9, 0.7]})
 >>> row = thresholds(df).iloc[0]
@@ -33,59 +21,47 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 
-from limitlab.analysis import NONNEGATIVE, Crossing, crossings, first_crossing, linear_fit, summarize_crossings
+from limitlab.analysis import NONNEGATIVE, Crossing, crossings, first_crossing, summarize_crossings
+from limitlab.analysis.fits import aicc_margin, shape_aicc
 from limitlab.analysis.frames import column, done
 
-__all__ = [
-    "CURVE",
-    "GROUP",
-    "LEVEL",
-    "Threshold",
-    "crossing",
-    "fit_lines",
-    "ood_summary",
-    "summarize_thresholds",
-    "thresholds",
-    "tidy",
-    "transition_points",
-]
+__all__ = ["CURVE", "GROUP", "LEVEL", "crossing", "main_variant", "ood_per_seed", "per_seed_mean", "shape_support",
+           "summarize_thresholds", "task_gap", "thresholds", "tidy", "transition_points"]
 
 LEVEL = 0.8
 GROUP = ["task", "variant", "d"]  # one m_thr summary per group
 CURVE = [*GROUP, "seed"]  # one learning curve (accuracy vs m) per key
-MIN_FIT_POINTS = 3
-Threshold = Crossing  # where one accuracy curve falls to the level: value, censored, bound, recovers, label
+TIDY_COLUMNS = ["run_id", "task", "variant", "position", "d", "m", "n", "seed", "accuracy", "ood_accuracy",
+                "train_loss"]
 
 
 def tidy(df: pd.DataFrame, statuses: Sequence[str] = ("done",)) -> pd.DataFrame:
     """The store's ``to_dataframe('counting')`` -> one row per run with the columns the analysis uses:
 
-    ``run_id, task, variant, d, m, n, seed, accuracy, ood_accuracy, train_loss`` (NaN where a result is missing).
-    Grid coordinates come from the spec (``task.kind``, ``model.d_model``, ``task.m``, ``seed``), the variant
-    from ``tags.variant`` ('untagged' when a run has none). Only runs whose status is in ``statuses``.
+    ``run_id, task, variant, position, d, m, n, seed, accuracy, ood_accuracy, train_loss`` (NaN where a result is
+    missing). Grid coordinates come from the spec, the variant from ``tags.variant`` ('untagged' without one).
 
     >>> raw = pd.DataFrame({"status": ["done", "failed"], "task.kind": "qc", "model.d_model": 8, "task.m": 3,
     ...                     "task.n": 12, "seed": 0, "result.test/accuracy": [0.5, None]})
-    >>> tidy(raw)[["task", "variant", "d", "m", "n", "accuracy"]].to_dict("records")
-    [{'task': 'qc', 'variant': 'untagged', 'd': 8, 'm': 3, 'n': 12, 'accuracy': 0.5}]
+    >>> tidy(raw)[["task", "variant", "position", "d", "m", "n", "accuracy"]].to_dict("records")
+    [{'task': 'qc', 'variant': 'untagged', 'position': 'learned', 'd': 8, 'm': 3, 'n': 12, 'accuracy': 0.5}]
     """
-    cols = ["run_id", "task", "variant", "d", "m", "n", "seed", "accuracy", "ood_accuracy", "train_loss"]
     if df.empty or "status" not in df:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=TIDY_COLUMNS)
     df = done(df, statuses)
     if df.empty:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=TIDY_COLUMNS)
     m = column(df, "task.m").astype(int)
     n = column(df, "task.n").where(column(df, "task.n").notna(), 10 * m)  # task default: n = 10·m
     variant = column(df, "tags.variant", None).where(column(df, "tags.variant", None).notna(), "untagged")
+    position = column(df, "model.position", None).where(column(df, "model.position", None).notna(), "learned")
     out = pd.DataFrame({
         "run_id": column(df, "run_id", None), "task": column(df, "task.kind", "qc"), "variant": variant.astype(str),
-        "d": column(df, "model.d_model").astype(int), "m": m, "n": n.astype(int),
-        "seed": column(df, "seed", 0).astype(int),
+        "position": position.astype(str), "d": column(df, "model.d_model").astype(int), "m": m,
+        "n": n.astype(int), "seed": column(df, "seed", 0).astype(int),
         "accuracy": pd.to_numeric(column(df, "result.test/accuracy"), errors="coerce"),
         "ood_accuracy": pd.to_numeric(column(df, "result.ood_long/accuracy"), errors="coerce"),
         "train_loss": pd.to_numeric(column(df, "result.train_loss"), errors="coerce"),
@@ -93,10 +69,22 @@ def tidy(df: pd.DataFrame, statuses: Sequence[str] = ("done",)) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def main_variant(runs: pd.DataFrame) -> str | None:
+    """The variant the claims are judged on: learned positions, 'base' if present, else 'bos', else the first
+    learned-position variant by name (None when there is none).
+
+    >>> main_variant(pd.DataFrame({"variant": ["bos_nope", "bos"], "position": ["none", "learned"]}))
+    'bos'
+    """
+    learned = sorted(set(runs.loc[runs["position"] == "learned", "variant"])) if len(runs) else []
+    for name in ("base", "bos"):
+        if name in learned:
+            return name
+    return learned[0] if learned else None
+
+
 def crossing(ms: Sequence[float], accs: Sequence[float], level: float = LEVEL) -> Crossing:
     """The first m at which accuracy falls from ≥ level to < level, linearly interpolated on the grid.
-
-    Repeated m values are averaged; NaN accuracies are dropped.
 
     >>> round(crossing([4, 6, 8, 10], [1.0, 0.95, 0.85, 0.75]).value, 9)   # 0.8 is halfway between m = 8 and 10
     9.0
@@ -107,70 +95,17 @@ def crossing(ms: Sequence[float], accs: Sequence[float], level: float = LEVEL) -
 
 
 def thresholds(df: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
-    """One row per curve (task, variant, d, seed): m_thr, censored, bound, label, recovers, points, m_min, m_max.
-
-    ``df`` needs columns task, variant, d, seed, m, accuracy (as from :func:`tidy`). m_thr is NaN when censored.
-
-    >>> df = pd.DataFrame({"task": "qc", "variant": "base", "d": 8, "seed": 0, "m": [3, 6],
-    ...                    "accuracy": [0.5, 0.2]})
-    >>> thresholds(df)[["m_thr", "censored", "bound", "label"]].to_dict("records")
-    [{'m_thr': nan, 'censored': 'left', 'bound': 3.0, 'label': '< 3'}]
-    """
+    """One row per curve (task, variant, d, seed): m_thr (NaN when censored), censored, bound, label, recovers,
+    points, m_min, m_max. ``df`` needs columns task, variant, d, seed, m, accuracy (as from :func:`tidy`)."""
     cr = crossings(df, CURVE, "m", "accuracy", level)
     return cr.rename(columns={"value": "m_thr", "x_min": "m_min", "x_max": "m_max"})
 
 
 def summarize_thresholds(thr: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, variant, d): seeds, n_exact / n_right / n_left censored, mean, std, ci_low, ci_high (95% t,
-    clipped at 0), clipped, the interval [lo, hi] every seed's m_thr lies in, and a label for tables.
-
-    >>> thr = pd.DataFrame({"task": "qc", "variant": "base", "d": 8, "seed": [0, 1, 2],
-    ...                     "m_thr": [7.0, 9.0, float("nan")], "censored": ["none", "none", "right"],
-    ...                     "bound": [float("nan"), float("nan"), 24.0]})
-    >>> summarize_thresholds(thr)[["mean", "n_exact", "n_right", "label"]].to_dict("records")
-    [{'mean': 8.0, 'n_exact': 2, 'n_right': 1, 'label': '8 [0, 20.7] (2 seeds); 1 seed > 24'}]
-    """
+    """Per (task, variant, d): seeds, n_exact / n_right / n_left, mean, std, ci_low, ci_high (95% t over the
+    uncensored seeds, clipped at 0), clipped, lo, hi (every seed's m_thr lies in [lo, hi]) and a table label."""
     s = summarize_crossings(thr.rename(columns={"m_thr": "value"}), GROUP, bounds=NONNEGATIVE, unit="seed")
     return s.rename(columns={"curves": "seeds"})
-
-
-def fit_lines(thr: pd.DataFrame, by: Sequence[str] = ("task", "variant"), min_points: int = MIN_FIT_POINTS
-              ) -> pd.DataFrame:
-    """m_thr = a·d + b per group, least squares on the per-seed uncensored points (censored ones excluded).
-
-    Columns: the ``by`` keys, status ('ok' | 'too few points'), reason, a, b, r2, a_stderr, a_ci_low, a_ci_high
-    (95% t), n_points, n_d, n_censored, censored (how they were treated).
-
-    >>> thr = pd.DataFrame({"task": "qc", "variant": "base", "d": [8, 16, 32], "seed": 0,
-    ...                     "m_thr": [10.0, 18.0, 34.0], "censored": "none"})
-    >>> row = fit_lines(thr).iloc[0]
-    >>> round(float(row["a"]), 6), round(float(row["b"]), 6), round(float(row["r2"]), 6), row["status"]
-    (1.0, 2.0, 1.0, 'ok')
-    """
-    by = list(by)
-    cols = [*by, "status", "reason", "a", "b", "r2", "a_stderr", "a_ci_low", "a_ci_high", "n_points", "n_d",
-            "n_censored", "censored"]
-    if thr.empty:
-        return pd.DataFrame(columns=cols)
-    rows = []
-    for key, g in thr.groupby(by, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        ok = g[g["censored"] == "none"]
-        n_cens = int((g["censored"] != "none").sum())
-        f = linear_fit(ok["d"].to_numpy(dtype=float), ok["m_thr"].to_numpy(dtype=float), min_points=min_points)
-        row: dict[str, Any] = {**dict(zip(by, key)), "status": f.status, "reason": f.reason, "a": f.slope,
-                               "b": f.intercept, "r2": f.r2, "a_stderr": f.slope_stderr,
-                               "a_ci_low": f.slope_ci[0] if f.slope_ci else None,
-                               "a_ci_high": f.slope_ci[1] if f.slope_ci else None, "n_points": f.n_points,
-                               "n_d": f.n_x, "n_censored": n_cens,
-                               "censored": f"{n_cens} censored point(s) excluded from the fit"}
-        if f.status != "ok":
-            row["reason"] = (f"{f.n_points} uncensored point(s) over {f.n_x} distinct d; a fit needs "
-                             f"≥ {min_points} points and ≥ 2 distinct d")
-        elif f.reason:
-            row["reason"] = "m_thr is the same at every point: R² undefined"
-        rows.append(row)
-    return pd.DataFrame(rows, columns=cols)
 
 
 def transition_points(df: pd.DataFrame, thr: pd.DataFrame, lower: float = 0.5) -> pd.DataFrame:
@@ -196,21 +131,64 @@ def transition_points(df: pd.DataFrame, thr: pd.DataFrame, lower: float = 0.5) -
     return pd.DataFrame(rows, columns=cols)
 
 
-def ood_summary(df: pd.DataFrame, learned: float = LEVEL) -> pd.DataFrame:
-    """Per (task, variant): runs, mean test and OOD accuracy over all runs, and over the runs that learned
-    in distribution (test accuracy ≥ ``learned``): n_learned, test_learned, ood_learned, ratio = ood / test."""
-    cols = ["task", "variant", "runs", "test_mean", "ood_mean", "n_learned", "test_learned", "ood_learned", "ratio"]
-    if df.empty:
+def per_seed_mean(frame: pd.DataFrame, value: str) -> dict[int, float]:
+    """{seed: mean of ``value`` over that seed's rows with a value} (seeds with none are left out).
+
+    >>> per_seed_mean(pd.DataFrame({"seed": [0, 0, 1, 2], "ratio": [1.0, 2.0, 1.5, float("nan")]}), "ratio")
+    {0: 1.5, 1: 1.5}
+    """
+    kept = frame[frame[value].notna()] if len(frame) else frame
+    return {int(s): float(g[value].mean()) for s, g in kept.groupby("seed")} if len(kept) else {}
+
+
+def shape_support(thr: pd.DataFrame, claimed: str, rivals: Sequence[str]) -> tuple[pd.DataFrame, float]:
+    """AICc of m_thr(d) for each shape (:func:`limitlab.analysis.fits.shape_aicc`) on the uncensored per-seed
+    points of ``thr`` (one task and variant), and the closest rival's AICc minus the claimed shape's.
+
+    >>> thr = pd.DataFrame({"d": [4, 8, 16] * 3, "seed": [0] * 3 + [1] * 3 + [2] * 3, "censored": "none",
+    ...                     "m_thr": [5.2, 9.1, 16.8, 4.9, 8.8, 17.1, 5.0, 9.3, 17.0]})
+    >>> table, margin = shape_support(thr, "linear", ["constant", "sqrt"]); margin > 2
+    True
+    """
+    ok = thr[thr["censored"] == "none"]
+    table = shape_aicc(ok["d"], ok["m_thr"], [claimed, *rivals])
+    return table, aicc_margin(table, claimed, rivals)
+
+
+def task_gap(thr: pd.DataFrame, variant: str, first: str = "qc", second: str = "mfc") -> tuple[dict, int, int]:
+    """Paired per (d, seed): m_thr(first) − m_thr(second), averaged over d per seed: ({seed: gap}, pairs used,
+    pairs left out because one of the two is censored).
+
+    >>> thr = pd.DataFrame({"task": ["qc", "mfc", "qc", "mfc"], "variant": "bos", "d": 8, "seed": [0, 0, 1, 1],
+    ...                     "m_thr": [9.0, 6.0, 8.0, float("nan")], "censored": ["none", "none", "none", "right"]})
+    >>> task_gap(thr, "bos")
+    ({0: 3.0}, 1, 1)
+    """
+    t = thr[thr["variant"] == variant]
+    a = t[t["task"] == first].set_index(["d", "seed"])
+    b = t[t["task"] == second].set_index(["d", "seed"])
+    both = a.index.intersection(b.index)
+    exact = [k for k in both if a.loc[k, "censored"] == "none" and b.loc[k, "censored"] == "none"]
+    gaps = pd.DataFrame([{"seed": k[1], "gap": a.loc[k, "m_thr"] - b.loc[k, "m_thr"]} for k in exact],
+                        columns=["seed", "gap"])
+    return per_seed_mean(gaps, "gap"), len(exact), len(both) - len(exact)
+
+
+def ood_per_seed(runs: pd.DataFrame, learned: float = LEVEL) -> pd.DataFrame:
+    """Per (task, variant, seed) over the runs that learned in distribution (test accuracy ≥ ``learned``): runs,
+    test, ood (mean accuracies) and retained = mean over those runs of ood / test accuracy.
+
+    >>> runs = pd.DataFrame({"task": "qc", "variant": "bos", "seed": [0, 0, 0], "accuracy": [1.0, 0.9, 0.3],
+    ...                      "ood_accuracy": [0.1, 0.45, 0.0]})
+    >>> ood_per_seed(runs)[["runs", "retained"]].round(3).to_dict("records")
+    [{'runs': 2, 'retained': 0.3}]
+    """
+    cols = ["task", "variant", "seed", "runs", "test", "ood", "retained"]
+    g = runs[runs["ood_accuracy"].notna() & (runs["accuracy"] >= learned)] if len(runs) else runs
+    if g.empty:
         return pd.DataFrame(columns=cols)
-    rows = []
-    for (task, variant), g in df.groupby(["task", "variant"], sort=True):
-        g = g[g["ood_accuracy"].notna() & g["accuracy"].notna()]
-        good = g[g["accuracy"] >= learned]
-        test_l = float(good["accuracy"].mean()) if len(good) else math.nan
-        ood_l = float(good["ood_accuracy"].mean()) if len(good) else math.nan
-        rows.append({"task": task, "variant": variant, "runs": len(g),
-                     "test_mean": float(g["accuracy"].mean()) if len(g) else math.nan,
-                     "ood_mean": float(g["ood_accuracy"].mean()) if len(g) else math.nan,
-                     "n_learned": len(good), "test_learned": test_l, "ood_learned": ood_l,
-                     "ratio": ood_l / test_l if len(good) else math.nan})
-    return pd.DataFrame(rows, columns=cols)
+    g = g.assign(retained=g["ood_accuracy"] / g["accuracy"])
+    out = g.groupby(["task", "variant", "seed"], sort=True).agg(
+        runs=("accuracy", "size"), test=("accuracy", "mean"), ood=("ood_accuracy", "mean"),
+        retained=("retained", "mean")).reset_index()
+    return out[cols]

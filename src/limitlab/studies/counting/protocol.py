@@ -1,5 +1,6 @@
 """The protocol table of the counting report: what the runs did, read from their stored specs, next to what the
-paper is reported to use. Nothing is assumed about the runs; items the sources do not state are 'paper unknown'."""
+paper is reported to use. Nothing is assumed about the runs; items the sources do not state are 'paper unknown'.
+:func:`protocol_rows` is the study's ``protocol=`` (the finished runs of the report's context)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,20 @@ import pandas as pd
 
 from limitlab.analysis.frames import distinct
 from limitlab.report.tables import ProtocolTable
-from limitlab.studies.counting.common import base_first
 from limitlab.studies.counting.study import PAPER_DS, PAPER_MS
 
-__all__ = ["protocol_table"]
+__all__ = ["protocol_rows", "protocol_table"]
+
+
+def base_first(variants: list) -> list:
+    """The variants sorted by name, 'base' first."""
+    return sorted(variants, key=lambda v: (v != "base", v))
+
+
+def protocol_rows(ctx: Any) -> list[dict[str, Any]]:
+    """The protocol rows of the finished runs in the report's context (none without runs)."""
+    raw = ctx.raw
+    return protocol_table(raw[raw["status"] == "done"] if "status" in raw else raw)
 
 
 def _readout(row: pd.Series) -> str:
@@ -83,4 +94,6 @@ def protocol_table(raw: pd.DataFrame) -> list[dict[str, Any]]:
     add("causal mask", "causal", "unknown", "", known=False)
     add("BOS token", "bos", "unknown", "", known=False)
     add("query / readout", "readout", "query = last token [R]; readout unknown", "", known=False)
+    add("Gemini 1.5 probe (MAE vs vocabulary, binary baseline)", None, "run [B]", known=True, same=False,
+        values=["not run: needs a pretrained LM; python -m limitlab.studies.counting.probe --help"])
     return table.rows

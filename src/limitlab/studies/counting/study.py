@@ -4,7 +4,9 @@ Paper protocol (Yehudai et al. 2024, as far as the reference notes know it): 2 l
 d ∈ {8, 16, 32, 64, 96, 128}, 20 vocabulary sizes 5..150, n = 10·m tokens, Adam lr 1e-4, batch 16,
 100k steps, 1,600 test sequences. Unknown in the paper and chosen here: causal decoder, learned absolute
 positions, pre-LN, GELU MLP of width 4d, the query is the last token, a linear head over count classes read at
-the last position. Variants (``study.variants``): ``base``; ``no_ln`` (no LayerNorm); ``bos`` (a BOS sink).
+the last position. Variants (``study.variants``): ``base``; ``no_ln`` (no LayerNorm); ``bos`` (a BOS sink);
+``bos_nope`` (a BOS sink and no position embedding: the model that can in principle count at 2·n tokens, the
+contrast for the length-generalisation claim — learned position rows beyond n are never trained).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from limitlab.spec import RunSpec
 
 PAPER_DS = (8, 16, 32, 64, 96, 128)
 PAPER_MS = tuple(int(round(x)) for x in np.linspace(5, 150, 20))  # 5, 13, 20, ..., 150
-VARIANTS = {"base": {}, "no_ln": {"model": {"norm": "none"}}, "bos": {"task": {"bos": True}}}
+VARIANTS = {"base": {}, "no_ln": {"model": {"norm": "none"}}, "bos": {"task": {"bos": True}},
+            "bos_nope": {"task": {"bos": True}, "model": {"position": "none"}}}
 
 
 def counting_specs(
@@ -58,10 +61,13 @@ def paper(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("base",), t
     return counting_specs(ds, ms, tasks, seeds, variants, steps=steps)
 
 
-def quick(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("bos",), tasks: Sequence[str] = ("qc",),
-          ds: Sequence[int] = (4, 8, 16), ms: Sequence[int] = (3, 4, 6, 8, 12, 16),
-          steps: int = 3000) -> list[RunSpec]:
-    """A CPU-sized grid that shows m_thr rising with d.
+def quick(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("bos",), tasks: Sequence[str] = ("qc", "mfc"),
+          ds: Sequence[int] = (4, 8, 16), ms: Sequence[int] = (3, 4, 6, 8, 12, 16), steps: int = 3000,
+          mfc_ms: Sequence[int] = (3, 4, 6, 8), nope_ds: Sequence[int] = (8,)) -> list[RunSpec]:
+    """A CPU-sized grid that shows m_thr rising with d, for QC (over ``ms``) and MFC (over ``mfc_ms``: MFC is
+    expected to fail no later than QC, so its grid stops two steps earlier; m_thr(MFC) > 8 reads as censored),
+    plus the NoPE contrast for length generalisation (variant ``bos_nope``, QC only, at ``nope_ds``;
+    ``study.nope_ds=[]`` leaves it out).
 
     Departures from the paper, chosen so that the models learn within minutes on a CPU: a BOS token, n = 5·m,
     Adam 3e-3, batch 32, one head, no LayerNorm, 3,000 steps, 400 test sequences. Measured while choosing
@@ -71,8 +77,14 @@ def quick(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("bos",), ta
     On the grid d ∈ {8, 16, 32}, m ∈ {4 … 24} (2 seeds, BOS) the 80% crossing sat at m ≈ 7.5 for both d = 16 and
     d = 32: at 3,000 steps the larger models had not converged, so the CPU grid uses d ∈ {4, 8, 16} instead.
     """
-    return counting_specs(ds, ms, tasks, seeds, variants, steps=steps, lr=3e-3, batch_size=32, eval_size=400,
-                          n_per_m=5, n_heads=1, norm="none")
+    recipe = {"steps": steps, "lr": 3e-3, "batch_size": 32, "eval_size": 400, "n_per_m": 5, "n_heads": 1,
+              "norm": "none"}
+    specs = []
+    for task in tasks:
+        specs += counting_specs(ds, mfc_ms if task == "mfc" else ms, (task,), seeds, variants, **recipe)
+    if nope_ds and "qc" in tasks and "bos_nope" not in variants:
+        specs += counting_specs(nope_ds, ms, ("qc",), seeds, ("bos_nope",), **recipe)
+    return specs
 
 
 def smoke(seeds: int | Sequence[int] = 1, variants: Sequence[str] = ("bos",), tasks: Sequence[str] = ("qc", "mfc"),
