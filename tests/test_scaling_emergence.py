@@ -90,14 +90,14 @@ def test_claims_on_synthetic_ladders():
     assert doctest.testmod(E).failed == 0
     linear = [0.05 * i for i in range(21)][1:]  # p rises by 0.05 a rung: smooth; EM = p^L
     v = _verdicts(linear, length=20)  # a long answer: p^20 covers most of its range in the last rungs
-    assert v == {"em_jumps": "agree", "token_smooth": "agree", "sharper": "agree", "p_to_the_L": "agree"}
+    assert v == {"em_jumps": "agree", "token_smooth": "agree", "sharper": "agree", "p_power_l": "agree"}
     v = _verdicts(linear, length=5)  # p^5 of a smooth p is not sharp enough on 20 rungs to jump
     assert v["em_jumps"] == "disagree" and v["token_smooth"] == "agree" and v["sharper"] == "agree"
     step = [0.33] * 10 + [1.0] * 10  # per-token accuracy jumps too: nothing is smooth
     v = _verdicts(step)
     assert v["token_smooth"] == "disagree" and v["em_jumps"] == "agree"
     v = _verdicts(linear, length=5, em=linear)  # exact match = p, far from p^5
-    assert v["p_to_the_L"] == "disagree"
+    assert v["p_power_l"] == "disagree"
     assert set(_verdicts(linear, length=20, seeds=2).values()) == {"inconclusive"}  # two seeds
     assert set(_verdicts([0.3 + 0.001 * i for i in range(20)]).values()) == {"not measured"}  # EM never rises
 
