@@ -38,7 +38,7 @@ GROKS = Claim(
     "reached ~100% (grokking)",
     f"delay ratio (first step with held-out accuracy ≥ {TEST_LEVEL} / first step with train accuracy ≥ "
     f"{TRAIN_LEVEL}; 0 if held-out never reaches {TEST_LEVEL})",
-    Exists(DELAY, count=3),
+    Exists(DELAY, count=1),
     untested="runs outside the published regime (p 97–113, 30–50% of pairs, ≤ 2 layers, AdamW weight decay 0.5–2, "
              "lr 3e-4–3e-3) are shown, not counted; the delay is measured at the evaluation interval; no weight "
              "norm, restricted or excluded loss (Nanda's progress measures) is recorded; a run that groks after its "
