@@ -214,7 +214,7 @@ def ladders(curve: pd.DataFrame) -> pd.DataFrame:
                      "counted": bool(len(g) >= MIN_RUNGS and rise >= MIN_RISE and g["L"].iloc[0] > 1),
                      **{f"J_{m}": jump_share(g[m].tolist()) for m in METRICS[:4]},
                      "pL_error": float((g["exact_match"] - g["predicted_em"]).abs().mean())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values(["task", "d", "seed"]).reset_index(drop=True) if rows else pd.DataFrame()
 
 
 def judge(sec: Section, table: pd.DataFrame) -> None:
@@ -234,21 +234,20 @@ def judge(sec: Section, table: pd.DataFrame) -> None:
 
 
 def _figure(curve: pd.DataFrame) -> Any:
-    tasks = sorted(curve["task"].unique())
-    fig = new_figure(11, 3.8 * len(tasks))
-    axes = fig.subplots(len(tasks), 2, squeeze=False)
-    for row, task in enumerate(tasks):
-        c = curve[curve["task"] == task]
+    """One row per (task, width): the scores against steps with seed bands; exact match against p with p^L."""
+    groups = list(curve.groupby(["task", "d"], sort=True))
+    fig = new_figure(11, 3.6 * len(groups))
+    axes = fig.subplots(len(groups), 2, squeeze=False)
+    for row, ((task, d), c) in enumerate(groups):
         ax = axes[row][0]
-        for d, cd in c.groupby("d"):
-            for i, m in enumerate(METRICS):
-                if task == "sparse_parity" and m in ("token_accuracy", "predicted_em", "edit_score"):
-                    continue  # one answer token: these equal exact match
-                band = seed_band(cd, [], "step", m)
-                plot_band(ax, band, "step", f"{LABELS[m]}, d={d} ({cd['seed'].nunique()} seeds)", COLORS[i],
-                          ":" if m == "predicted_em" else "-")
-        ax.set(xlabel="training step (compute C ∝ step)", ylabel="score (1 = perfect)", ylim=(-0.02, 1.02),
-               title=f"{task}: the same outputs, four scores (mean, 95% band over seeds)")
+        for i, m in enumerate(METRICS):
+            if task == "sparse_parity" and m in ("token_accuracy", "predicted_em", "edit_score"):
+                continue  # one answer token: these equal exact match
+            style = ":" if m == "predicted_em" else "-"
+            plot_band(ax, seed_band(c, [], "step", m), "step", LABELS[m], COLORS[i], style)
+        ax.set(xlabel="training step (compute ∝ step)", ylabel="score (1 = perfect)", ylim=(-0.02, 1.02),
+               title=f"{task}, d={d}: mean and 95% band over {c['seed'].nunique()} seeds")
+        ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
         ax = axes[row][1]
@@ -256,10 +255,11 @@ def _figure(curve: pd.DataFrame) -> Any:
             ax.plot(cs["token_accuracy"], cs["exact_match"], "o", ms=3, color=COLORS[i % len(COLORS)],
                     label=f"seed {seed}")
         p = np.linspace(0, 1, 101)
-        for length in sorted(c["L"].unique()):
-            ax.plot(p, p ** length, "k:", lw=1, label=f"p^{length}")
+        length = int(c["L"].iloc[0])
+        ax.plot(p, p ** length, "k:", lw=1, label=f"p^{length}")
         ax.set(xlabel="per-token accuracy p", ylabel="exact match", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02),
-               title=f"{task}: exact match vs per-token accuracy (every evaluation)")
+               title=f"{task}, d={d}: exact match vs p at every evaluation")
+        ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return fig

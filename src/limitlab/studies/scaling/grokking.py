@@ -119,7 +119,7 @@ def per_run(curve: pd.DataFrame, specs: dict[str, RunSpec]) -> pd.DataFrame:
                      "final_train_acc": float(g["train/accuracy"].iloc[-1]),
                      "final_test_acc": float(g["test/accuracy"].iloc[-1]),
                      "max_test_acc": float(g["test/accuracy"].max())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values(["setting", "seed"]).reset_index(drop=True)
 
 
 def _setting(spec: RunSpec) -> str:

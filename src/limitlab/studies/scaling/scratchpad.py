@@ -145,7 +145,7 @@ def per_run(curve: pd.DataFrame) -> pd.DataFrame:
                      "seed": int(g["seed"].iloc[0]), "reached": not censored,
                      "samples_to": step * g["batch"].iloc[0], "tokens_to": step * g["batch"].iloc[0] *
                      g["seq_len"].iloc[0], "final_exact_match": float(g["exact_match"].iloc[-1])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values(["d", "format", "seed"]).reset_index(drop=True)
 
 
 def log_ratio(runs: pd.DataFrame, fmt: str, base: str, column: str) -> dict[tuple[int, int], float]:
