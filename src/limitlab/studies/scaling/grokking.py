@@ -146,9 +146,11 @@ def _figure(curve: pd.DataFrame) -> Any:
             band = seed_band(g, [], "step", f"{split}/accuracy")
             name = "train" if split == "train" else "held-out"
             plot_band(ax, band, "step", f"{name}, {setting} ({seeds} seeds)", COLORS[i % len(COLORS)], ls)
+        for _, run in g.groupby("run_id"):  # each seed's held-out curve, thin
+            ax.plot(run["step"], run["test/accuracy"], color=COLORS[i % len(COLORS)], lw=0.6, alpha=0.5)
     ax.axhline(TEST_LEVEL, color="grey", ls=":", lw=1)
     ax.set(xlabel="training step", ylabel="accuracy", ylim=(-0.02, 1.02),
-           title="Grokking: train (dashed) vs held-out (solid) accuracy, mean and 95% band over seeds")
+           title="Train (dashed) vs held-out (solid) accuracy: mean, 95% band, each seed (thin)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
