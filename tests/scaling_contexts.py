@@ -34,7 +34,7 @@ def memory_context(specs: list[RunSpec], records: dict[str, list[dict]] | None =
     rows = []
     for s in specs:
         row: dict[str, Any] = {"run_id": s.run_id, "status": "done", "seed": s.seed, "model.d_model": s.model.d_model,
-                               **{f"tags.{k}": v for k, v in s.tags.items()}}
+                               "train.steps": s.train.steps, **{f"tags.{k}": v for k, v in s.tags.items()}}
         row.update({f"result.{k}": v for k, v in (results or {}).get(s.run_id, {}).items()})
         rows.append(row)
     frame = pd.DataFrame(rows)

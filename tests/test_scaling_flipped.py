@@ -134,6 +134,14 @@ def test_claims_on_synthetic_results():
     assert set(one.values()) == {"not measured"}  # one width: nothing to compare
 
 
+def test_runs_of_two_budgets_in_one_store():
+    specs, results = _results({8: [0.7, 0.75, 0.8], 64: [0.1, 0.05, 0.08]}, {8: [0.6] * 3, 64: [0.95] * 3})
+    smoke = F.smoke()  # d = 8 and 16, seeds 0-2: the same (width, seed) keys at another budget
+    results |= {s.run_id: {"flip100/prior_accuracy": 0.2, "sul/context_accuracy": 0.5} for s in smoke}
+    section = F.EXPERIMENT.run(memory_context(specs + smoke, results=results))
+    assert section.claims[0].verdict == "agree" and len(section.results["per_seed"]) == 6
+
+
 def test_smoke_preset_trains_into_a_section(tmp_path):
     specs = F.smoke()
     section = F.EXPERIMENT.run(trained_context(specs, tmp_path / "store"))

@@ -178,8 +178,14 @@ def _figure(rows: pd.DataFrame, seeds: pd.DataFrame) -> Any:
 def analyze(ctx: ReportContext) -> Section:
     """The section: accuracy vs flip rate with seed bands, SUL vs width, the per-width table, four claims."""
     sec = Section(NAME, "In-context learning with flipped labels")
-    runs = sec.uses(ctx.tagged(experiment=NAME))
-    rows = table(runs)
+    runs = ctx.tagged(experiment=NAME)
+    if len(runs) and "train.steps" in runs and runs["train.steps"].nunique() > 1:  # e.g. smoke and quick in one store
+        longest = runs["train.steps"].max()
+        sec.paragraph(f"This store holds flipped-label runs of several training budgets; the section analyses the "
+                      f"longest ({longest:,} steps) and leaves {int((runs['train.steps'] != longest).sum())} other "
+                      "run(s) out.", css="note")
+        runs = runs[runs["train.steps"] == longest]
+    rows = table(sec.uses(runs))
     if rows.empty:
         sec.paragraph("No finished flipped-label runs in this store.", css="note")
         for claim in CLAIMS:

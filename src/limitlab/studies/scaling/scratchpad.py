@@ -150,7 +150,7 @@ def per_run(curve: pd.DataFrame) -> pd.DataFrame:
 
 def log_ratio(runs: pd.DataFrame, fmt: str, base: str, column: str) -> dict[tuple[int, int], float]:
     """{(seed, d): log2(column of ``fmt`` / column of ``base``)}; NaN where neither run reached the level."""
-    by = runs.set_index(["format", "seed", "d"])
+    by = runs.drop_duplicates(["format", "seed", "d"], keep="last").set_index(["format", "seed", "d"])
     out = {}
     for seed, d in {(s, d) for s, d in zip(runs["seed"], runs["d"])}:
         if (fmt, seed, d) in by.index and (base, seed, d) in by.index:
