@@ -1,28 +1,20 @@
-"""Scaling study, emergence and grokking: the addition task's formats and metrics, the modular-addition split,
-the analysis helpers, and the smoke presets trained end to end into a report section."""
+"""Scaling study, emergence vs metric: the addition task's formats and metrics, the four claims on synthetic
+evaluation ladders (agree, disagree, inconclusive, not measured), and the smoke preset trained into a section."""
 
 from __future__ import annotations
 
 import doctest
-import json
 
-import pandas as pd
 import pytest
 import torch
 
-from limitlab.report.html import Page
-from limitlab.rng import TEST, StackRNG
-from limitlab.spec import RunSpec
-from limitlab.store import RunStore
+from limitlab.rng import StackRNG
 from limitlab.studies.scaling import emergence as E
-from limitlab.studies.scaling import grokking as G
 from limitlab.studies.scaling import scratchpad as S
-from limitlab.studies.scaling.report import runs_by_experiment, write_report
 from limitlab.tasks import arithmetic_digits as D
 from limitlab.tasks.arithmetic import ArithmeticTask
 from limitlab.tasks.base import TaskStack
-from limitlab.tasks.modular_addition import ModularAdditionTask, split_order
-from limitlab.train.trainer import train_runs
+from tests.scaling_contexts import figures_on_page, memory_context, trained_context
 
 
 def _task(digits: int, fmt: str = "reverse") -> ArithmeticTask:
@@ -76,88 +68,53 @@ def test_addition_metrics_on_perfect_and_one_wrong_outputs():
     assert m["digit_accuracy"][0].tolist() == [[16.0, 0.0, 16.0, 16.0]]
 
 
-def test_modular_addition_split_is_fixed_and_disjoint():
-    task = ModularAdditionTask(p=11, train_fraction=0.3)
-    order = split_order(torch.tensor([5, 6]), 11)
-    assert sorted(order[0].tolist()) == list(range(121)) and not torch.equal(order[0], order[1])
-    train_ids = set(order[0, : task.n_train].tolist())
-    assert task.n_train == 36
-    stack = TaskStack([task])
-    seen_train, seen_test = set(), set()
-    for step in range(30):
-        for rng, split, seen in ((StackRNG([5]), "train", seen_train), (StackRNG([5], TEST), "test", seen_test)):
-            b = stack.split(split).sample(rng, 64, step)
-            a, c = b.inputs[0, :, 0], b.inputs[0, :, 1]
-            assert torch.equal(b.targets[0, :, 0], (a + c) % 11) and (b.inputs[0, :, 2] == 11).all()
-            seen |= set((a * 11 + c).tolist())
-    assert seen_train == train_ids  # the training split is exactly the trained-on set, whatever the stream
-    assert not seen_test & train_ids and len(seen_test) > 60
-    assert set(task.splits()) == {"test", "train"}
+def _records(token_acc: list[float], length: int, em: list[float] | None = None) -> list[dict]:
+    """Evaluation records every 100 steps with per-token accuracy p, exact match p^L (or ``em``), CE = −log p."""
+    em = em if em is not None else [p ** length for p in token_acc]
+    return [{"step": 100 * (i + 1), "test/accuracy": e, "test/token_accuracy": p,
+             "test/loss": -float(torch.tensor(max(p, 1e-6)).log()), "test/edit_distance": (1 - p) * length}
+            for i, (p, e) in enumerate(zip(token_acc, em))]
 
 
-def test_analysis_helpers():
-    assert doctest.testmod(E).failed == 0 and doctest.testmod(G).failed == 0
-    runs = [{"p": 59, "lr": 3e-3, "seed": 0, "steps": 4000, "step_train": 200, "step_test": 2000, "censored": False,
-             "delay_ratio": 10.0, "final_test_acc": 1.0}]
-    assert G.claim(runs)["verdict"] == "agree"
-    runs[0].update(step_test=None, censored=True, delay_ratio=None, final_test_acc=0.02)
-    assert G.claim(runs)["verdict"] == "not measured"
-    assert G.claim([])["verdict"] == "not measured"
+def _verdicts(token_acc: list[float], length: int = 5, seeds: int = 3, em=None) -> dict[str, str]:
+    specs = E.emergence_specs([32], digits=length - 2, seeds=seeds, steps=2000, eval_every=100)
+    assert all(E.answer_len(s) == length for s in specs)
+    ctx = memory_context(specs, {s.run_id: _records([min(1.0, p + 0.002 * s.seed) for p in token_acc], length, em)
+                                 for s in specs})
+    section = E.EXPERIMENT.run(ctx)
+    assert figures_on_page(section)
+    return {r.claim.id.rsplit(".", 1)[1]: r.verdict for r in section.claims}
+
+
+def test_claims_on_synthetic_ladders():
+    assert doctest.testmod(E).failed == 0
+    linear = [0.05 * i for i in range(21)][1:]  # p rises by 0.05 a rung: smooth; EM = p^L
+    v = _verdicts(linear, length=20)  # a long answer: p^20 covers most of its range in the last rungs
+    assert v == {"em_jumps": "agree", "token_smooth": "agree", "sharper": "agree", "p_power_l": "agree"}
+    v = _verdicts(linear, length=5)  # p^5 of a smooth p is not sharp enough on 20 rungs to jump
+    assert v["em_jumps"] == "disagree" and v["token_smooth"] == "agree" and v["sharper"] == "agree"
+    step = [0.33] * 10 + [1.0] * 10  # per-token accuracy jumps too: nothing is smooth
+    v = _verdicts(step)
+    assert v["token_smooth"] == "disagree" and v["em_jumps"] == "agree"
+    v = _verdicts(linear, length=5, em=linear)  # exact match = p, far from p^5
+    assert v["p_power_l"] == "disagree"
+    assert set(_verdicts(linear, length=20, seeds=2).values()) == {"inconclusive"}  # two seeds
+    assert set(_verdicts([0.3 + 0.001 * i for i in range(20)]).values()) == {"not measured"}  # EM never rises
+
+
+def test_spec_checks():
     with pytest.raises(ValueError, match="widths"):
         E.emergence_specs([])
+    with pytest.raises(ValueError, match="10 evaluations"):
+        E.emergence_specs([8], steps=500, eval_every=100)
 
 
-def _ladder(token_acc: list[float], length: int = 5) -> pd.DataFrame:
-    rows = []
-    for i, p in enumerate(token_acc):
-        rows.append({"task": "addition", "d": 8 * (i + 1), "seed": 0, "N": 1000 * 4 ** i, "C": 1e9 * 4 ** i,
-                     "answer_len": length, "exact_match": p ** length, "token_accuracy": p,
-                     "token_probability": p * 0.9, "edit_score": p})
-    return pd.DataFrame(rows)
-
-
-def test_emergence_claim_on_synthetic_ladders():
-    smooth = E.analyze(_ladder([0.2, 0.35, 0.5, 0.65, 0.8, 0.95]))  # per-token linear: EM = p^5 is sharp
-    a = smooth["addition"]
-    assert a["exact_match_sharper"] and a["continuous_smooth"] and a["pL_mean_abs_error"] < 1e-9
-    assert E.claim(smooth)[0]["verdict"] == "agree"
-    both = E.analyze(_ladder([0.3, 0.3, 0.3, 0.3, 0.95, 1.0]))  # the per-token metric jumps too
-    assert not both["addition"]["continuous_smooth"] and E.claim(both)[0]["verdict"] == "disagree"
-    flat = E.analyze(_ladder([0.1, 0.12, 0.14]))  # exact match never moves: the ladder cannot decide
-    assert E.claim(flat)[0]["verdict"] == "not measured"
-
-
-def _train(specs: list[RunSpec], store: RunStore) -> None:
-    store.add(specs)
-    groups: dict[tuple, list[RunSpec]] = {}
-    for s in specs:
-        groups.setdefault((s.task.stack_key(), s.model.model_dump_json()), []).append(s)
-    for stack in groups.values():
-        train_runs(stack, store)
-
-
-def test_smoke_presets_train_and_report(tmp_path):
-    specs = E.smoke() + G.smoke()
-    assert all(s.tags["experiment"] in ("emergence", "grokking") for s in specs)
-    store = RunStore(tmp_path / "store")
-    _train(specs, store)
-    groups = runs_by_experiment(store)
-    page = Page("scaling")
-    em, em_figs, em_claims, em_render = E.report_section(groups["emergence"], tmp_path / "out")
-    gr, gr_figs, gr_claims, gr_render = G.report_section(groups["grokking"], tmp_path / "out")
-    em_render(page)
-    gr_render(page)
-    ladder = em["analysis"]["addition"]["ladder"]
-    assert [r["d"] for r in ladder] == [8, 16] and all(0 <= r["exact_match"] <= r["token_accuracy"] for r in ladder)
-    assert all((tmp_path / "out" / f).exists() for f in [*em_figs.values(), *gr_figs.values()])
-    assert set(em_figs) == {"metrics"} and set(gr_figs) == {"curves"}
-    run = gr["runs"][0]
-    assert run["steps"] == 120 and run["final_train_acc"] > run["chance"]  # p = 7: memorises past chance
-    assert "exact match" in page.render() and "held-out" in page.render()
-    assert set(em["analysis"]) == {"addition", "sparse_parity"} and len(em_claims) == 2
-    parity = em["analysis"]["sparse_parity"]["ladder"]
-    assert all(r["answer_len"] == 1 and r["exact_match"] == r["token_accuracy"] for r in parity)
-    assert {c["verdict"] for c in em_claims} <= {"agree", "disagree", "not measured"} and gr_claims[0]["intuition"]
-    index = write_report(store, tmp_path / "report")  # the study's frame calls the same sections
-    results = json.loads((index.parent / "results.json").read_text())
-    assert results["errors"] == {} and set(results["experiments"]) == {"emergence", "grokking"}
+def test_smoke_preset_trains_into_a_section(tmp_path):
+    specs = E.smoke()
+    assert {s.tags["task"] for s in specs} == {"addition", "sparse_parity"} and len({s.seed for s in specs}) == 3
+    section = E.EXPERIMENT.run(trained_context(specs, tmp_path / "store"))
+    ladders = section.results["ladders"]
+    assert len(ladders) == 6 and all(r["rungs"] == 10 for r in ladders)
+    assert not any(r["counted"] for r in ladders if r["task"] == "sparse_parity")  # one token: never counted
+    assert figures_on_page(section) and set(section.figures) == {"emergence_metrics.png"}
+    assert [r.claim for r in section.claims] == list(E.CLAIMS)

@@ -1,6 +1,7 @@
 """Scaling study, flipped-label ICL: the task's invariants (distinct exemplars, exact flip counts, consistent
-queries, a fixed balanced prior, unrelated labels), its metrics on oracle models, the smoke preset end to end, and
-the Hugging Face probe on a tiny random GPT-2 built in the test (skipped without transformers)."""
+queries, a fixed balanced prior, unrelated labels), its metrics on oracle models, the four claims on synthetic
+results (agree, disagree, inconclusive), the smoke preset trained into a section, and the Hugging Face probe on a
+tiny random GPT-2 built in the test (skipped without transformers)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,11 @@ import sys
 import pytest
 import torch
 
-from limitlab.report.html import Page
 from limitlab.rng import StackRNG
-from limitlab.store import RunStore
 from limitlab.studies.scaling import flipped as F
-from limitlab.studies.scaling.report import runs_by_experiment
 from limitlab.tasks.base import TaskStack
 from limitlab.tasks.flipped_icl import FlippedICLTask, prior_labels
-from limitlab.train.trainer import train_runs
+from tests.scaling_contexts import figures_on_page, memory_context, trained_context
 
 TASK = FlippedICLTask(n_symbols=20, n_labels=2, k=8, n_queries=4)
 
@@ -101,21 +99,59 @@ def test_bad_config_is_refused():
         F.flip_prompts(flip=2)
 
 
-def test_smoke_preset_trains_and_reports(tmp_path):
+def _results(flip100: dict[int, list[float]], sul: dict[int, list[float]]) -> tuple[list, dict]:
+    """Final results per run: accuracy vs the prior falling linearly to ``flip100`` at 100% flipped (1 at 0%),
+    SUL accuracy ``sul``; per width, one value per seed."""
+    specs = F.flipped_specs(sorted(flip100), seeds=len(next(iter(flip100.values()))))
+    results = {}
+    for s in specs:
+        end, sul_acc = flip100[s.model.d_model][s.seed], sul[s.model.d_model][s.seed]
+        res = {f"{split}/prior_accuracy": 1 - (1 - end) * int(split[4:]) / 100 for split in F.SPLITS}
+        res |= {f"{split}/{m}": 0.0 for split in F.SPLITS for m in ("invalid_rate", "context_accuracy")}
+        res |= {"flip100/flip_follow": 1 - end, "sul/prior_accuracy": 0.5, "sul/context_accuracy": sul_acc,
+                "sul/invalid_rate": 0.0}
+        results[s.run_id] = res
+    return specs, results
+
+
+def _verdicts(flip100, sul) -> dict[str, str]:
+    specs, results = _results(flip100, sul)
+    section = F.EXPERIMENT.run(memory_context(specs, results=results))
+    assert figures_on_page(section)
+    return {r.claim.id.rsplit(".", 1)[1]: r.verdict for r in section.claims}
+
+
+def test_claims_on_synthetic_results():
+    wei = _verdicts({8: [0.7, 0.75, 0.8], 64: [0.1, 0.05, 0.08]}, {8: [0.6, 0.65, 0.6], 64: [0.95, 0.97, 0.98]})
+    assert wei == {"override": "agree", "small_keeps_prior": "agree", "by_size": "agree", "sul": "agree"}
+    flat = _verdicts({8: [0.9, 0.92, 0.95], 64: [0.8, 0.85, 0.9]}, {8: [0.99, 0.98, 0.99], 64: [0.9, 0.92, 0.91]})
+    assert flat == {"override": "disagree", "small_keeps_prior": "agree", "by_size": "agree", "sul": "disagree"}
+    mixed = _verdicts({8: [0.2, 0.9, 0.5], 64: [0.1, 0.9, 0.4]}, {8: [0.6, 0.9, 0.7], 64: [0.7, 0.8, 0.7]})
+    assert mixed["override"] == mixed["small_keeps_prior"] == "inconclusive"
+    two = _verdicts({8: [0.7, 0.75], 64: [0.1, 0.05]}, {8: [0.6, 0.65], 64: [0.95, 0.97]})
+    assert set(two.values()) == {"inconclusive"}  # two seeds: fewer than the claims need
+    one = _verdicts({8: [0.7, 0.75, 0.8]}, {8: [0.6, 0.65, 0.6]})
+    assert set(one.values()) == {"not measured"}  # one width: nothing to compare
+
+
+def test_runs_of_two_budgets_in_one_store():
+    specs, results = _results({8: [0.7, 0.75, 0.8], 64: [0.1, 0.05, 0.08]}, {8: [0.6] * 3, 64: [0.95] * 3})
+    smoke = F.smoke()  # d = 8 and 16, seeds 0-2: the same (width, seed) keys at another budget
+    results |= {s.run_id: {"flip100/prior_accuracy": 0.2, "sul/context_accuracy": 0.5} for s in smoke}
+    section = F.EXPERIMENT.run(memory_context(specs + smoke, results=results))
+    assert section.claims[0].verdict == "agree" and len(section.results["per_seed"]) == 6
+
+
+def test_smoke_preset_trains_into_a_section(tmp_path):
     specs = F.smoke()
-    store = RunStore(tmp_path / "store")
-    store.add(specs)
-    for d in (8, 16):
-        train_runs([s for s in specs if s.model.d_model == d], store)
-    page = Page("scaling")
-    out, figures, claims, render = F.report_section(runs_by_experiment(store)["flipped"], tmp_path / "out")
-    render(page)
-    assert [r["d"] for r in out["ladder"]] == [8, 16]
-    for r in out["ladder"]:
+    section = F.EXPERIMENT.run(trained_context(specs, tmp_path / "store"))
+    seeds = section.results["per_seed"]
+    assert sorted({(r["d"], r["seed"]) for r in seeds}) == [(d, s) for d in (8, 16) for s in range(3)]
+    for r in seeds:
         assert all(0 <= r[f"prior_acc_{s}"] <= 1 for s in F.SPLITS) and 0 <= r["invalid_rate"] <= 1
-    assert r["test_accuracy"] > 0.55  # past chance (0.5) on the pretraining mixture after 150 steps
-    assert (tmp_path / "out" / figures["accuracy"]).exists() and "flipped" in page.render()
-    assert {c["verdict"] for c in claims} <= {"agree", "disagree"} and len(claims) == 2
+    assert max(r["test_accuracy"] for r in seeds) > 0.55  # past chance (0.5) on the pretraining mixture
+    assert figures_on_page(section) and set(section.figures) == {"flipped_accuracy.png"}
+    assert [r.claim for r in section.claims] == list(F.CLAIMS)
 
 
 def test_flip_prompts():

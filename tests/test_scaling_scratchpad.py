@@ -1,15 +1,14 @@
-"""Scaling study, time to think: equal-compute specs per format, the claim's logic, and the smoke preset trained
-end to end into a report section."""
+"""Scaling study, time to think: equal-compute specs per format, the three paired claims on synthetic curves
+(agree, disagree, inconclusive), and the smoke preset trained into a section."""
 
 from __future__ import annotations
 
+import doctest
+
 import pytest
 
-from limitlab.report.html import Page
-from limitlab.store import RunStore
 from limitlab.studies.scaling import scratchpad as S
-from limitlab.studies.scaling.report import runs_by_experiment
-from limitlab.train.trainer import train_runs
+from tests.scaling_contexts import figures_on_page, memory_context, trained_context
 
 
 def test_equal_tokens_fewer_samples_for_longer_formats():
@@ -26,34 +25,40 @@ def test_equal_tokens_fewer_samples_for_longer_formats():
         S.scratchpad_specs([16], formats=["cot"])
 
 
-def test_claim_logic():
-    final = [{"format": f, "d": d, "exact_match": em} for f, d, em in
-             (("plain", 16, 0.0), ("scratchpad", 16, 0.0), ("plain", 32, 1.0), ("scratchpad", 32, 1.0))]
-    reach = [{"format": "plain", "d": 16, "tokens_to_0.5": float("nan")},
-             {"format": "scratchpad", "d": 16, "tokens_to_0.5": float("nan")},
-             {"format": "plain", "d": 32, "tokens_to_0.5": 1.0e6}, {"format": "scratchpad", "d": 32,
-                                                                    "tokens_to_0.5": 0.7e6}]
-    assert S.claim({"final": final, "samples_to_half": reach})["verdict"] == "agree"
-    reach[3]["tokens_to_0.5"] = 0.9e6  # no more tokens, but not clearly fewer: not better anywhere
-    assert S.claim({"final": final, "samples_to_half": reach})["verdict"] == "disagree"
-    reach[3]["tokens_to_0.5"] = float("nan")  # plain gets there, the scratchpad never does
-    assert S.claim({"final": final, "samples_to_half": reach})["verdict"] == "disagree"
-    assert S.claim({"final": final[:1]})["verdict"] == "not measured"
+def _verdicts(reach: dict[str, list[float | None]]) -> dict[str, str]:
+    """Exact match rises linearly from 0 to 1 over ``reach[format][seed]`` samples (None: stays at 0.1)."""
+    specs = S.scratchpad_specs([32], digits=3, token_budget=1_000_000, seeds=len(reach["plain"]), n_evals=20)
+    records = {}
+    for s in specs:
+        end, batch = reach[s.tags["format"]][s.seed], s.train.batch_size
+        every = s.train.eval_every
+        records[s.run_id] = [{"step": k, "test/accuracy": 0.1 if end is None else min(1.0, k * batch / end),
+                              "test/token_accuracy": 0.5} for k in range(every, s.train.steps + 1, every)]
+    section = S.EXPERIMENT.run(memory_context(specs, records))
+    assert figures_on_page(section)
+    return {r.claim.id.rsplit(".", 1)[1]: r.verdict for r in section.claims}
 
 
-def test_smoke_preset_trains_and_reports(tmp_path):
+def test_claims_on_synthetic_curves():
+    assert doctest.testmod(S).failed == 0
+    lee = _verdicts({"plain": [60_000, 70_000, 65_000], "reverse": [30_000, 35_000, 32_000],
+                     "scratchpad": [10_000, 12_000, 11_000]})
+    assert lee == {"samples": "agree", "compute": "agree", "reverse": "agree"}  # 25 vs 11 tokens a sample
+    costly = _verdicts({"plain": [30_000, 35_000, 32_000], "reverse": [60_000, 70_000, 65_000],
+                        "scratchpad": [20_000, 25_000, 22_000]})  # fewer samples, but more tokens than plain
+    assert costly == {"samples": "agree", "compute": "disagree", "reverse": "disagree"}
+    noisy = _verdicts({"plain": [30_000, 60_000, 20_000], "reverse": [30_000, 60_000, 20_000],
+                       "scratchpad": [20_000, 70_000, 19_000]})
+    assert noisy["samples"] == "inconclusive"
+    never = _verdicts({"plain": [None] * 3, "reverse": [None] * 3, "scratchpad": [None] * 3})
+    assert set(never.values()) == {"not measured"}  # no run reached the level: no pair to compare
+
+
+def test_smoke_preset_trains_into_a_section(tmp_path):
     specs = S.smoke()
-    store = RunStore(tmp_path / "store")
-    store.add(specs)
-    for fmt in S.FORMATS:
-        train_runs([s for s in specs if s.tags["format"] == fmt], store)
-    page = Page("scaling")
-    out, figures, claims, render = S.report_section(runs_by_experiment(store)["scratchpad"], tmp_path / "out")
-    render(page)
-    final = out["final"]
-    assert sorted(r["format"] for r in final) == sorted(S.FORMATS)
-    assert all(0 <= r["exact_match"] <= r["token_accuracy"] <= 1 for r in final)
-    assert (tmp_path / "out" / figures["exact_match"]).exists() and "scratchpad" in page.render()
-    assert claims[0]["verdict"] in ("agree", "disagree")
-    curve = S.curves(specs, {s.run_id: store.metrics(s.run_id) for s in specs})
-    assert set(curve["format"]) == set(S.FORMATS) and (curve.groupby("run_id").size() >= 2).all()
+    section = S.EXPERIMENT.run(trained_context(specs, tmp_path / "store"))
+    runs = section.results["runs"]
+    assert sorted(r["format"] for r in runs) == sorted(S.FORMATS * 3)
+    assert all(0 <= r["final_exact_match"] <= 1 for r in runs)
+    assert figures_on_page(section) and set(section.figures) == {"scratchpad_exact_match.png"}
+    assert [r.claim for r in section.claims] == list(S.CLAIMS)

@@ -29,41 +29,66 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from limitlab.report.figures import save_figure
+from limitlab.claims import AtLeast, AtMost, Claim, Measure
+from limitlab.report.figures import COLORS, new_figure
+from limitlab.report.sections import Experiment, ReportContext, Section
+from limitlab.report.tables import ProtocolTable
 from limitlab.spec import RunSpec
-from limitlab.studies.scaling.emergence import collect, model_config
+from limitlab.studies.scaling.emergence import model_config
+from limitlab.studies.scaling.evals import plot_band, seed_band
 from limitlab.tasks.flipped_icl import FLIP_RATES
 
-EXPERIMENT = "flipped"
+NAME = "flipped"
 SPLITS = tuple(f"flip{round(100 * p)}" for p in FLIP_RATES)
+_PAPER = "Wei et al. 2023 (ICL differently)"
+_UNTESTED = ("models trained here on a synthetic prior-vs-context task, not pretrained LMs; size = width at a fixed "
+             "depth; the smallest and largest widths of the ladder stand for 'small' and 'large'")
+
+OVERRIDE = Claim(
+    "scaling.flipped.override", _PAPER, "Sec. 3, Fig. 1 and 3",
+    "Large models override semantic priors: with all exemplar labels flipped, accuracy against the prior falls "
+    "below chance",
+    "accuracy against the prior at 100% flipped, largest width, per seed", AtMost(0.5, strict=True),
+    untested=_UNTESTED)
+KEEPS = Claim(
+    "scaling.flipped.small_keeps_prior", _PAPER, "Sec. 3, Fig. 3",
+    "Small models keep their semantic prior: with all exemplar labels flipped, accuracy does not fall below chance",
+    "accuracy against the prior at 100% flipped, smallest width, per seed", AtLeast(0.5), untested=_UNTESTED)
+BY_SIZE = Claim(
+    "scaling.flipped.by_size", _PAPER, "Sec. 3, Fig. 3",
+    "Overriding priors with flipped labels grows with model size",
+    "paired per-seed difference of accuracy against the prior at 100% flipped, smallest − largest width",
+    AtLeast(0.0, strict=True), untested=_UNTESTED)
+SUL = Claim(
+    "scaling.flipped.sul", _PAPER, "Sec. 4, Fig. 4",
+    "With semantically unrelated labels, small models lose more accuracy than large ones",
+    "paired per-seed difference of the drop (accuracy with semantic labels, 0% flipped − SUL accuracy), smallest − "
+    "largest width", AtLeast(0.0, strict=True), untested=_UNTESTED)
+CLAIMS = (OVERRIDE, KEEPS, BY_SIZE, SUL)
 
 
 def flipped_specs(widths: Sequence[int], steps: int = 3000, batch_size: int = 64, lr: float = 3e-3,
-                  seeds: int | Sequence[int] = 1, n_layers: int = 2, eval_size: int = 512,
+                  seeds: int | Sequence[int] = 3, n_layers: int = 2, eval_size: int = 512,
                   **task: Any) -> list[RunSpec]:
     """A width ladder on the flipped-label ICL task; ``task`` overrides its fields (k, prior_fraction, …)."""
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    out = []
-    for d in widths:
-        for seed in seed_list:
-            out.append(RunSpec(
-                study="scaling", seed=seed, task={"name": "flipped_icl", **task},
-                model=model_config(d, n_layers), optim={"optimizer": "adamw", "lr": lr, "weight_decay": 0.01,
-                                                        "schedule": "cosine", "warmup_steps": min(100, steps // 10)},
-                train={"steps": steps, "batch_size": batch_size, "eval_size": eval_size},
-                tags={"experiment": EXPERIMENT, "d": d, "seed": seed},
-            ))
-    return out
+    return [RunSpec(
+        study="scaling", seed=seed, task={"name": "flipped_icl", **task},
+        model=model_config(d, n_layers), optim={"optimizer": "adamw", "lr": lr, "weight_decay": 0.01,
+                                                "schedule": "cosine", "warmup_steps": min(100, steps // 10)},
+        train={"steps": steps, "batch_size": batch_size, "eval_size": eval_size},
+        tags={"experiment": NAME, "d": d, "seed": seed},
+    ) for d in widths for seed in seed_list]
 
 
 def smoke() -> list[RunSpec]:
-    """Seconds: two widths, 150 steps."""
+    """Seconds: two widths, 3 seeds, 150 steps."""
     return flipped_specs([8, 16], steps=150, batch_size=32, eval_size=128, n_symbols=16, k=6)
 
 
-def quick(seeds: int = 1) -> list[RunSpec]:
-    """CPU: widths 8 … 64, 2 layers, 2,000 steps of batch 64."""
-    return flipped_specs([8, 16, 32, 64], steps=2000, seeds=seeds)
+def quick(seeds: int = 3) -> list[RunSpec]:
+    """CPU: widths 8, 16, 32, 2 layers, 2,000 steps of batch 64, 3 seeds."""
+    return flipped_specs([8, 16, 32], steps=2000, seeds=seeds)
 
 
 def paper(seeds: int = 3) -> list[RunSpec]:
@@ -77,124 +102,134 @@ PRESETS = {"smoke": smoke, "quick": quick, "paper": paper}
 
 # ---- analysis ----------------------------------------------------------------------------------------------------
 
-def table(specs: Sequence[RunSpec], results: dict[str, dict]) -> pd.DataFrame:
-    """One row per (run, split): d, N, seed, flip rate (NaN for sul/test) and the split's metrics."""
-    from limitlab.costs import nonembedding_params
-
+def table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, split) from the runs' final results: d, seed, flip rate (NaN for sul / test) and the
+    split's metrics."""
     rows = []
-    for spec in specs:
-        res = results.get(spec.run_id) or {}
+    for r in runs.to_dict("records"):
         for split in (*SPLITS, "sul", "test"):
-            if f"{split}/prior_accuracy" not in res:
+            if f"result.{split}/prior_accuracy" not in r or r[f"result.{split}/prior_accuracy"] != \
+                    r[f"result.{split}/prior_accuracy"]:
                 continue
-            rows.append({"run_id": spec.run_id, "d": spec.model.d_model, "N": nonembedding_params(spec),
-                         "seed": spec.seed, "split": split,
+            rows.append({"run_id": r["run_id"], "d": int(r["model.d_model"]), "seed": int(r["seed"]), "split": split,
                          "flip": int(split[4:]) / 100 if split.startswith("flip") else math.nan,
-                         "prior_accuracy": res[f"{split}/prior_accuracy"],
-                         "context_accuracy": res[f"{split}/context_accuracy"],
-                         "flip_follow": res.get(f"{split}/flip_follow", math.nan),
-                         "invalid_rate": res[f"{split}/invalid_rate"]})
-    return pd.DataFrame(rows)
+                         **{m: r.get(f"result.{split}/{m}", math.nan)
+                            for m in ("prior_accuracy", "context_accuracy", "flip_follow", "invalid_rate")}})
+    return pd.DataFrame(rows, columns=["run_id", "d", "seed", "split", "flip", "prior_accuracy", "context_accuracy",
+                                       "flip_follow", "invalid_rate"])
 
 
-def analyze(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per width (mean over seeds): accuracy vs prior at each flip rate, flip-follow at 100%, invalid, SUL."""
+def per_seed(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (width, seed): accuracy vs the prior per flip rate, flip-follow at 100%, invalid rate over the
+    flip splits, SUL and in-distribution accuracy, and the SUL drop."""
     out = []
-    if rows.empty:
-        return out
-    for d, g in rows.groupby("d"):
-        mean = g.groupby("split").mean(numeric_only=True)
-        rec: dict[str, Any] = {"d": int(d), "N": int(g["N"].iloc[0]), "seeds": int(g["seed"].nunique())}
+    for (d, seed), g in rows.groupby(["d", "seed"]):
+        by = g.set_index("split")
+        rec: dict[str, Any] = {"d": int(d), "seed": int(seed)}
         for split in SPLITS:
-            rec[f"prior_acc_{split}"] = float(mean.loc[split, "prior_accuracy"]) if split in mean.index else math.nan
-        rec["flip_follow_100"] = float(mean.loc["flip100", "flip_follow"]) if "flip100" in mean.index else math.nan
-        rec["invalid_rate"] = float(mean.loc[list(set(SPLITS) & set(mean.index)), "invalid_rate"].mean())
-        rec["sul_accuracy"] = float(mean.loc["sul", "context_accuracy"]) if "sul" in mean.index else math.nan
-        rec["test_accuracy"] = float(mean.loc["test", "context_accuracy"]) if "test" in mean.index else math.nan
+            rec[f"prior_acc_{split}"] = float(by.loc[split, "prior_accuracy"]) if split in by.index else math.nan
+        rec["flip_follow_100"] = float(by.loc["flip100", "flip_follow"]) if "flip100" in by.index else math.nan
+        rec["invalid_rate"] = float(by.loc[[s for s in SPLITS if s in by.index], "invalid_rate"].mean())
+        rec["sul_accuracy"] = float(by.loc["sul", "context_accuracy"]) if "sul" in by.index else math.nan
+        rec["test_accuracy"] = float(by.loc["test", "context_accuracy"]) if "test" in by.index else math.nan
+        rec["sul_drop"] = rec["prior_acc_flip0"] - rec["sul_accuracy"]
         out.append(rec)
-    return out
+    return pd.DataFrame(out)
 
 
-def claim(ladder: list[dict[str, Any]]) -> dict[str, str]:
-    row = {"claim": "Larger models override semantic priors with flipped in-context labels; small ones do not",
-           "intuition": "ICL with flipped labels: only large models override semantic priors (Wei et al. 2023)",
-           "criterion": "accuracy vs the prior at 100% flipped falls below 0.5 for the largest width and stays "
-                        "above 0.5 for the smallest; flip-follow rises with width"}
-    if len(ladder) < 2:
-        return {**row, "ours": "fewer than two widths finished", "verdict": "not measured"}
-    small, large = ladder[0], ladder[-1]
-    follow = [r["flip_follow_100"] for r in ladder]
-    ours = (f"prior acc at 100% flipped: d={small['d']} {small['prior_acc_flip100']:.2f}, d={large['d']} "
-            f"{large['prior_acc_flip100']:.2f}; flip-follow over widths " + ", ".join(f"{x:.2f}" for x in follow))
-    ok = (large["prior_acc_flip100"] < 0.5 < small["prior_acc_flip100"]) and follow[-1] > follow[0]
-    return {**row, "ours": ours, "verdict": "agree" if ok else "disagree"}
+def judge(sec: Section, seeds: pd.DataFrame) -> None:
+    """The four claims: the smallest and the largest width, per seed (paired by seed for the comparisons)."""
+    widths = sorted(seeds["d"].unique()) if not seeds.empty else []
+    if len(widths) < 2:
+        for claim in CLAIMS:
+            sec.not_measured(claim, "fewer than two widths finished")
+        return
+    small = seeds[seeds["d"] == widths[0]].set_index("seed")
+    large = seeds[seeds["d"] == widths[-1]].set_index("seed")
+    sec.judge(OVERRIDE, Measure.of(large["prior_acc_flip100"], (0, 1)), note=f"largest width d={widths[-1]}")
+    sec.judge(KEEPS, Measure.of(small["prior_acc_flip100"], (0, 1)), note=f"smallest width d={widths[0]}")
+    sec.judge(BY_SIZE, Measure.paired(small["prior_acc_flip100"].to_dict(), large["prior_acc_flip100"].to_dict()),
+              note=f"d={widths[0]} − d={widths[-1]}")
+    sec.judge(SUL, Measure.paired(small["sul_drop"].to_dict(), large["sul_drop"].to_dict()),
+              note=f"d={widths[0]} − d={widths[-1]}")
 
 
-def claim_sul(ladder: list[dict[str, Any]]) -> dict[str, str]:
-    row = {"claim": "With semantically unrelated labels, small models lose more accuracy than large ones",
-           "intuition": "semantically unrelated labels: small models lean on priors more (Wei et al. 2023)",
-           "criterion": "SUL accuracy rises with width and the drop from flip0 to SUL shrinks"}
-    if len(ladder) < 2:
-        return {**row, "ours": "fewer than two widths finished", "verdict": "not measured"}
-    drops = [r["prior_acc_flip0"] - r["sul_accuracy"] for r in ladder]
-    ours = ", ".join(f"d={r['d']}: SUL {r['sul_accuracy']:.2f} (drop {dr:+.2f})" for r, dr in zip(ladder, drops))
-    ok = ladder[-1]["sul_accuracy"] > ladder[0]["sul_accuracy"] and drops[-1] < drops[0]
-    return {**row, "ours": ours, "verdict": "agree" if ok else "disagree"}
-
-
-def figure(rows: pd.DataFrame, path: Path) -> Path | None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    flips = rows[rows["split"].isin(SPLITS)] if not rows.empty else rows
-    if flips.empty:
-        return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for d, g in flips.groupby("d"):
-        m = g.groupby("flip", as_index=False).mean(numeric_only=True)
-        axes[0].plot(100 * m["flip"], m["prior_accuracy"], marker="o", label=f"d={d}")
-        axes[1].plot(100 * m["flip"], m["invalid_rate"], marker="o", label=f"d={d}")
-    axes[0].axhline(0.5, color="grey", ls=":", lw=1)
-    axes[0].set(xlabel="% exemplar labels flipped", ylabel="accuracy vs the prior", ylim=(-0.02, 1.02),
-                title="Flipped labels: accuracy against the prior")
-    axes[1].set(xlabel="% exemplar labels flipped", ylabel="invalid-label rate", ylim=(-0.02, 1.02),
-                title="Answers outside the label set")
-    for ax in axes:
+def _figure(rows: pd.DataFrame, seeds: pd.DataFrame) -> Any:
+    fig = new_figure(11, 4.2)
+    left, right = fig.subplots(1, 2)
+    flips = rows[rows["split"].isin(SPLITS)]
+    for i, (d, g) in enumerate(flips.groupby("d")):
+        band = seed_band(g.assign(flip=100 * g["flip"]), [], "flip", "prior_accuracy")
+        plot_band(left, band, "flip", f"d={d} ({g['seed'].nunique()} seeds)", COLORS[i % len(COLORS)])
+    left.axhline(0.5, color="grey", ls=":", lw=1)
+    left.set(xlabel="% exemplar labels flipped", ylabel="accuracy against the prior", ylim=(-0.02, 1.02),
+             title="Flipped labels: a model that follows the context scores 1 − p")
+    for i, (m, name) in enumerate((("prior_acc_flip0", "semantic labels, 0% flipped"),
+                                   ("sul_accuracy", "semantically unrelated labels"))):
+        plot_band(right, seed_band(seeds, [], "d", m), "d", name, COLORS[i])
+    right.set(xscale="log", xlabel="width d", ylabel="accuracy", ylim=(-0.02, 1.02),
+              title="Semantic vs unrelated labels (SUL), per width")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return save_figure(fig, path)
+    return fig
 
 
-def report_section(runs: pd.DataFrame, out_dir: str | Path) -> tuple[dict, dict, list, Any]:
-    """The frame's contract (see :mod:`limitlab.studies.scaling`): (results, figures, claims, render)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    specs, results, _ = collect(runs)
-    rows = table(specs, results)
-    ladder = analyze(rows)
-    figures = {}
-    if figure(rows, out_dir / "flipped_accuracy.png"):
-        figures["accuracy"] = "flipped_accuracy.png"
+def analyze(ctx: ReportContext) -> Section:
+    """The section: accuracy vs flip rate with seed bands, SUL vs width, the per-width table, four claims."""
+    sec = Section(NAME, "In-context learning with flipped labels")
+    runs = ctx.tagged(experiment=NAME)
+    if len(runs) and "train.steps" in runs and runs["train.steps"].nunique() > 1:  # e.g. smoke and quick in one store
+        longest = runs["train.steps"].max()
+        sec.paragraph(f"This store holds flipped-label runs of several training budgets; the section analyses the "
+                      f"longest ({longest:,} steps) and leaves {int((runs['train.steps'] != longest).sum())} other "
+                      "run(s) out.", css="note")
+        runs = runs[runs["train.steps"] == longest]
+    rows = table(sec.uses(runs))
+    if rows.empty:
+        sec.paragraph("No finished flipped-label runs in this store.", css="note")
+        for claim in CLAIMS:
+            sec.not_measured(claim, "no finished flipped-label runs")
+        return sec
+    t = ctx.store.spec(str(runs["run_id"].iloc[0])).task
+    sec.paragraph(f"{t.k} exemplars with distinct symbols (of {t.n_symbols}), {t.n_queries} queries that repeat "
+                  f"exemplar symbols; pretraining: {t.prior_fraction:.0%} of sequences labelled by the fixed prior, "
+                  f"the rest by a per-sequence map ({t.alt_fraction:.0%} of those with unrelated label tokens). At "
+                  "test round(p·k) exemplar labels are flipped; accuracy is against the prior, so a model that follows "
+                  "the context scores 1 − p and one that keeps its prior stays at 1. Comparisons pair the smallest "
+                  "and the largest width by seed.")
+    seeds = per_seed(rows)
+    sec.figure("flipped_accuracy.png", _figure(rows, seeds), "Left: accuracy against the prior vs the share of "
+               "flipped exemplar labels, per width (mean and 95% band over seeds). Right: accuracy with semantic "
+               "labels (0% flipped) and with unrelated labels (SUL) vs width")
+    mean = seeds.groupby("d", as_index=False).mean(numeric_only=True).drop(columns=["seed"])
+    mean.insert(1, "seeds", seeds.groupby("d")["seed"].nunique().to_numpy())
+    sec.table(mean.to_dict("records"), caption="Per width, mean over seeds: accuracy vs the prior per flip rate, "
+                                               "flip-follow at 100%, invalid-label rate, SUL and in-distribution "
+                                               "accuracy, SUL drop")
+    sec.paragraph("The same protocol on a local Hugging Face causal LM: python -m limitlab.studies.scaling.flipped "
+                  "PATH (needs the probe extra; nothing is downloaded).")
+    sec.results["per_seed"] = seeds.to_dict("records")
+    judge(sec, seeds)
+    return sec
 
-    def render(page) -> None:
-        if not specs:
-            page.paragraph("No finished flipped-label runs in this store.", css="note")
-            return
-        t = specs[0].task
-        page.paragraph(f"{t.k} exemplars with distinct symbols (of {t.n_symbols}), {t.n_queries} queries that repeat "
-                       f"exemplar symbols; pretraining: {t.prior_fraction:.0%} of sequences labelled by the fixed "
-                       f"prior, the rest by a per-sequence map ({t.alt_fraction:.0%} of those with unrelated label "
-                       "tokens). At test round(p·k) exemplar labels are flipped; accuracy is against the prior, so a "
-                       "model that follows the context scores 1 - p and one that keeps its prior stays at 1.")
-        if "accuracy" in figures:
-            page.figure(figures["accuracy"], "Accuracy against the prior (left) and invalid-label rate (right) vs "
-                                             "the share of flipped exemplar labels, per width")
-        page.table(ladder, caption="Per width (mean over seeds): accuracy vs the prior per flip rate, flip-follow "
-                                   "at 100%, invalid-label rate, SUL and in-distribution accuracy")
-        page.paragraph("The same protocol on a local Hugging Face causal LM: python -m "
-                       "limitlab.studies.scaling.flipped PATH (needs the probe extra; nothing is downloaded).")
 
-    return {"ladder": ladder}, figures, [claim(ladder), claim_sul(ladder)], render
+def protocol(ctx: ReportContext) -> list[dict[str, Any]]:
+    """Wei et al. 2023 vs ours, read from the stored specs."""
+    runs = ctx.tagged(experiment=NAME)
+    if runs.empty:
+        return []
+    table = ProtocolTable(runs, group=None)
+    table.add("models", None, "pretrained LMs (GPT-3, InstructGPT, PaLM 8B–540B)", "[Wei]", same=False,
+              values=["transformers trained here on a prior-vs-context task"])
+    table.add("exemplars", "task.k", "16 per class", "[Wei]", same=False)
+    table.add("flip rates", None, "0, 25, 50, 75, 100%", "[Wei]", same=True,
+              values=[f"{100 * p:g}%" for p in FLIP_RATES])
+    table.add("width", "model.d_model", "—", known=False)
+    return table.rows
+
+
+EXPERIMENT = Experiment(NAME, "In-context learning with flipped labels", CLAIMS, analyze)
 
 
 # ---- the same protocol on a Hugging Face causal LM ---------------------------------------------------------------

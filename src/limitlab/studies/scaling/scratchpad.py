@@ -15,23 +15,48 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from limitlab.report.figures import save_figure
+from limitlab.claims import AtMost, Claim, Measure
+from limitlab.report.figures import COLORS, new_figure
+from limitlab.report.sections import Experiment, ReportContext, Section
+from limitlab.report.tables import ProtocolTable
 from limitlab.spec import RunSpec
-from limitlab.studies.scaling.emergence import ADDITION_FORMATS, addition_task, collect, model_config
+from limitlab.studies.scaling.emergence import ADDITION_FORMATS, addition_task, model_config
+from limitlab.studies.scaling.evals import eval_curves, experiment_runs, plot_band, seed_band
 from limitlab.tasks.arithmetic import ArithmeticTask
 
-EXPERIMENT = "scratchpad"
+NAME = "scratchpad"
 FORMATS = tuple(ADDITION_FORMATS)  # plain, reverse, scratchpad (tags.format; the task's formats in emergence)
+LEVEL = 0.5  # exact match a run must reach; where it crosses, interpolated between evaluations
+_UNTESTED = ("addition only, trained from scratch (no prompting); one level of exact match (0.5); a run that never "
+             "reaches it counts at its whole budget (conservative for the format that does reach it); pairs are "
+             "(seed, width)")
+
+SAMPLES = Claim(
+    "scaling.scratchpad.samples", "Lee et al. 2023; Nye et al. 2021", "Lee Sec. 5 (chain-of-thought data)",
+    "Writing intermediate steps (a scratchpad) makes addition learnable from fewer training samples than the plain "
+    "answer", f"paired per-seed log2(training samples to exact match {LEVEL}: scratchpad / plain)",
+    AtMost(0.0, strict=True), untested=_UNTESTED)
+COMPUTE = Claim(
+    "scaling.scratchpad.compute", "Wei 2023 (time to think); Nye et al. 2021", "Wei: 'give the model time to think'",
+    "Spending more tokens on intermediate steps pays for itself: at equal training tokens the scratchpad learns "
+    "addition with less compute than the plain answer",
+    f"paired per-seed log2(training tokens to exact match {LEVEL}: scratchpad / plain)", AtMost(0.0, strict=True),
+    untested=_UNTESTED)
+REVERSE = Claim(
+    "scaling.scratchpad.reverse", "Lee et al. 2023", "Lee Sec. 4 (reversed output)",
+    "Writing the answer least significant digit first makes addition learnable from fewer samples than the plain "
+    "answer", f"paired per-seed log2(training samples to exact match {LEVEL}: reversed / plain)",
+    AtMost(0.0, strict=True), untested=_UNTESTED)
+CLAIMS = (SAMPLES, COMPUTE, REVERSE)
 
 
 def scratchpad_specs(widths: Sequence[int], digits: int = 3, token_budget: int = 2_000_000, batch_size: int = 64,
-                     formats: Sequence[str] = FORMATS, lr: float = 3e-3, seeds: int | Sequence[int] = 1,
-                     n_layers: int = 2, n_evals: int = 8, eval_size: int = 512) -> list[RunSpec]:
+                     formats: Sequence[str] = FORMATS, lr: float = 3e-3, seeds: int | Sequence[int] = 3,
+                     n_layers: int = 2, n_evals: int = 20, eval_size: int = 512) -> list[RunSpec]:
     """(format × width × seed) runs with ``token_budget`` training tokens each; tags carry samples and tokens."""
     for f in formats:
         if f not in FORMATS:
@@ -51,20 +76,20 @@ def scratchpad_specs(widths: Sequence[int], digits: int = 3, token_budget: int =
                            "warmup_steps": min(100, steps // 10)},
                     train={"steps": steps, "batch_size": batch_size, "eval_every": max(1, steps // n_evals),
                            "eval_size": eval_size},
-                    tags={"experiment": EXPERIMENT, "format": fmt, "d": d, "seed": seed,
+                    tags={"experiment": NAME, "format": fmt, "d": d, "seed": seed,
                           "samples": steps * batch_size, "tokens": steps * batch_size * task.seq_len()},
                 ))
     return out
 
 
 def smoke() -> list[RunSpec]:
-    """Seconds: 2-digit addition, one width, the three formats, 30k tokens each."""
+    """Seconds: 2-digit addition, one width, the three formats, 3 seeds, 30k tokens each."""
     return scratchpad_specs([16], digits=2, token_budget=30_000, batch_size=32, n_evals=2, eval_size=128)
 
 
-def quick(seeds: int = 1) -> list[RunSpec]:
-    """CPU: 3-digit addition, widths 16/32/64, 2M tokens per run."""
-    return scratchpad_specs([16, 32, 64], digits=3, token_budget=2_000_000, seeds=seeds)
+def quick(seeds: int = 3) -> list[RunSpec]:
+    """CPU: 3-digit addition, width 32, 3 seeds, 2M tokens per run, 20 evaluations each."""
+    return scratchpad_specs([32], digits=3, token_budget=2_000_000, seeds=seeds)
 
 
 def paper(seeds: int = 3) -> list[RunSpec]:
@@ -78,141 +103,132 @@ PRESETS = {"smoke": smoke, "quick": quick, "paper": paper}
 
 # ---- analysis ----------------------------------------------------------------------------------------------------
 
-def curves(specs: Sequence[RunSpec], records: dict[str, list[dict]]) -> pd.DataFrame:
-    """One row per (run, eval step): format, d, seed, samples and tokens seen, exact match, token accuracy."""
+def curves(store: Any, specs: dict[str, RunSpec]) -> pd.DataFrame:
+    """One row per (run, evaluation): format, d, seed, step, samples and tokens seen, exact match, token accuracy."""
+    def columns(spec: RunSpec) -> dict[str, Any]:
+        return {"format": spec.tags["format"], "d": spec.model.d_model, "batch": spec.train.batch_size,
+                "seq_len": spec.task.seq_len(), "budget_steps": spec.train.steps}
+
+    curve = eval_curves(store, specs, columns)
+    if curve.empty:
+        return curve
+    curve["samples"] = curve["step"] * curve["batch"]
+    curve["tokens"] = curve["samples"] * curve["seq_len"]
+    return curve.rename(columns={"test/accuracy": "exact_match", "test/token_accuracy": "token_accuracy"})
+
+
+def crossing(steps: Sequence[float], values: Sequence[float], level: float = LEVEL) -> float:
+    """The step where a curve first reaches ``level``, linearly interpolated between evaluations (the curve starts
+    at step 0 from 0); NaN if never.
+
+    >>> crossing([100, 200, 300], [0.2, 0.4, 0.8]), crossing([100, 200], [0.1, 0.2])
+    (225.0, nan)
+    """
+    prev_s, prev_v = 0.0, 0.0
+    for s, v in zip(steps, values):
+        if v >= level:
+            return float(prev_s + (s - prev_s) * (level - prev_v) / (v - prev_v)) if v > prev_v else float(s)
+        prev_s, prev_v = float(s), float(v)
+    return math.nan
+
+
+def per_run(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per run: the step where exact match reaches :data:`LEVEL` (censored at the budget), as samples and tokens,
+    and final exact match."""
     rows = []
-    for spec in specs:
-        for rec in records.get(spec.run_id, []):
-            if "test/accuracy" not in rec:
-                continue
-            step = rec["step"]
-            rows.append({"run_id": spec.run_id, "format": spec.tags["format"], "d": spec.model.d_model,
-                         "seed": spec.seed, "step": step, "samples": step * spec.train.batch_size,
-                         "tokens": step * spec.train.batch_size * spec.task.seq_len(),
-                         "exact_match": rec["test/accuracy"], "token_accuracy": rec["test/token_accuracy"]})
-    cols = ["run_id", "format", "d", "seed", "step", "samples", "tokens", "exact_match", "token_accuracy"]
-    return pd.DataFrame(rows, columns=cols).drop_duplicates(["run_id", "step"], keep="last")
+    for run_id, g in curve.groupby("run_id", sort=False):
+        g = g.sort_values("step")
+        step = crossing(g["step"], g["exact_match"])
+        censored = step != step
+        step = float(g["budget_steps"].iloc[0]) if censored else step
+        rows.append({"run_id": run_id, "format": g["format"].iloc[0], "d": int(g["d"].iloc[0]),
+                     "seed": int(g["seed"].iloc[0]), "reached": not censored,
+                     "samples_to": step * g["batch"].iloc[0], "tokens_to": step * g["batch"].iloc[0] *
+                     g["seq_len"].iloc[0], "final_exact_match": float(g["exact_match"].iloc[-1])})
+    return pd.DataFrame(rows).sort_values(["d", "format", "seed"]).reset_index(drop=True)
 
 
-def final_table(specs: Sequence[RunSpec], results: dict[str, dict]) -> pd.DataFrame:
-    rows = []
-    for spec in specs:
-        res = results.get(spec.run_id)
-        if res:
-            rows.append({"format": spec.tags["format"], "d": spec.model.d_model, "seed": spec.seed,
-                         "samples": spec.tags.get("samples"), "tokens": spec.tags.get("tokens"),
-                         "exact_match": res["test/accuracy"], "token_accuracy": res["test/token_accuracy"]})
-    return pd.DataFrame(rows, columns=["format", "d", "seed", "samples", "tokens", "exact_match", "token_accuracy"])
+def log_ratio(runs: pd.DataFrame, fmt: str, base: str, column: str) -> dict[tuple[int, int], float]:
+    """{(seed, d): log2(column of ``fmt`` / column of ``base``)}; NaN where neither run reached the level."""
+    by = runs.drop_duplicates(["format", "seed", "d"], keep="last").set_index(["format", "seed", "d"])
+    out = {}
+    for seed, d in {(s, d) for s, d in zip(runs["seed"], runs["d"])}:
+        if (fmt, seed, d) in by.index and (base, seed, d) in by.index:
+            a, b = by.loc[(fmt, seed, d)], by.loc[(base, seed, d)]
+            out[(seed, d)] = math.log2(a[column] / b[column]) if (a["reached"] or b["reached"]) else math.nan
+    return out
 
 
-def samples_to(curve: pd.DataFrame, level: float = 0.5) -> pd.DataFrame:
-    """Per (format, d): the first evaluation at which mean exact match ≥ level, as training samples seen and as
-    tokens processed (NaN: never reached)."""
-    rows = []
-    for (fmt, d), g in curve.groupby(["format", "d"]):
-        m = g.groupby("step", as_index=False)[["samples", "tokens", "exact_match"]].mean().sort_values("step")
-        hit = m[m["exact_match"] >= level]
-        first = hit.iloc[0] if len(hit) else None
-        rows.append({"format": fmt, "d": d,
-                     f"samples_to_{level:g}": float(first["samples"]) if first is not None else math.nan,
-                     f"tokens_to_{level:g}": float(first["tokens"]) if first is not None else math.nan})
-    return pd.DataFrame(rows, columns=["format", "d", f"samples_to_{level:g}", f"tokens_to_{level:g}"])
+def judge(sec: Section, runs: pd.DataFrame) -> None:
+    for claim, fmt, column in ((SAMPLES, "scratchpad", "samples_to"), (COMPUTE, "scratchpad", "tokens_to"),
+                               (REVERSE, "reverse", "samples_to")):
+        ratios = log_ratio(runs, fmt, "plain", column) if not runs.empty else {}
+        if not ratios:
+            sec.not_measured(claim, f"{fmt} and plain runs not both finished")
+            continue
+        if all(v != v for v in ratios.values()):
+            sec.not_measured(claim, f"neither {fmt} nor plain reached exact match {LEVEL} in its budget")
+            continue
+        zeros = dict.fromkeys(ratios, 0.0)
+        sec.judge(claim, Measure.paired(ratios, zeros))
 
 
-def analyze(final: pd.DataFrame, curve: pd.DataFrame) -> dict[str, Any]:
-    if final.empty:
-        return {"final": [], "samples_to_half": []}
-    mean = final.groupby(["format", "d"], as_index=False).agg(
-        seeds=("seed", "nunique"), samples=("samples", "first"), tokens=("tokens", "first"),
-        exact_match=("exact_match", "mean"), token_accuracy=("token_accuracy", "mean"))
-    return {"final": mean.to_dict("records"), "samples_to_half": samples_to(curve).to_dict("records")}
+def _figure(curve: pd.DataFrame) -> Any:
+    fig = new_figure(11, 4.2)
+    axes = fig.subplots(1, 2)
+    for ax, x, name in ((axes[0], "samples", "training samples seen"), (axes[1], "tokens", "training tokens")):
+        for i, fmt in enumerate(FORMATS):
+            for d, g in curve[curve["format"] == fmt].groupby("d"):
+                band = seed_band(g, [], x, "exact_match")
+                plot_band(ax, band, x, f"{fmt}, d={d} ({g['seed'].nunique()} seeds)", COLORS[i])
+        ax.axhline(LEVEL, color="grey", ls=":", lw=1)
+        ax.set(xscale="log", xlabel=name, ylabel="exact match", ylim=(-0.02, 1.02),
+               title=f"Exact match vs {name} (equal tokens per run)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
 
 
-def claim(analysis: dict[str, Any]) -> dict[str, str]:
-    """Scratchpad vs plain at equal tokens: reaching exact match 0.5 with no more tokens, and better somewhere.
-
-    Per width: tokens processed until exact match ≥ 0.5 (from the evaluation curve) and final exact match. Agree
-    when, at every width where plain reaches 0.5, the scratchpad reaches it with no more tokens, and at some width
-    the scratchpad needs ≤ 0.75× plain's tokens or ends ≥ 0.1 higher."""
-    row = {"claim": "Time to think: at equal compute, writing intermediate steps (a scratchpad) beats the plain "
-                    "answer",
-           "intuition": "time to think: intermediate steps help (chain of thought; Nye 2021, Lee 2023)",
-           "criterion": "at every width where plain reaches exact match 0.5, the scratchpad does with ≤ its tokens; "
-                        "and at some width with ≤ 0.75× the tokens or a final exact match ≥ plain + 0.1"}
-    final = pd.DataFrame(analysis.get("final", []))
-    if final.empty or not {"plain", "scratchpad"} <= set(final["format"]):
-        return {**row, "ours": "plain and scratchpad runs not both finished", "verdict": "not measured"}
-    em = final.set_index(["format", "d"])["exact_match"]
-    reach = pd.DataFrame(analysis.get("samples_to_half", []))
-    tok = reach.set_index(["format", "d"])["tokens_to_0.5"] if not reach.empty else pd.Series(dtype=float)
-    widths = sorted(set(final.loc[final["format"] == "plain", "d"]) & set(final.loc[final["format"] == "scratchpad",
-                                                                                     "d"]))
-    parts, never_worse, better = [], True, False
-    for d in widths:
-        tp, ts = tok.get(("plain", d), math.nan), tok.get(("scratchpad", d), math.nan)
-        ep, es = em[("plain", d)], em[("scratchpad", d)]
-        parts.append(f"d={d}: final EM plain {ep:.2f} / scratchpad {es:.2f}, tokens to EM 0.5 "
-                     f"{_tokens(tp)} / {_tokens(ts)}")
-        if tp == tp and not (ts == ts and ts <= tp):
-            never_worse = False
-        if (tp == tp and ts == ts and ts <= 0.75 * tp) or (tp != tp and ts == ts) or es >= ep + 0.1:
-            better = True
-    verdict = "agree" if never_worse and better else "disagree"
-    return {**row, "ours": "; ".join(parts), "verdict": verdict}
+def analyze(ctx: ReportContext) -> Section:
+    """The section: exact match vs samples and tokens with seed bands, per-run crossings, three paired claims."""
+    sec = Section(NAME, "Time to think: plain, reversed and scratchpad addition")
+    runs, specs = experiment_runs(ctx, NAME)
+    sec.uses(runs)
+    curve = curves(ctx.store, specs)
+    if curve.empty:
+        sec.paragraph("No finished scratchpad runs with evaluations in this store.", css="note")
+        for claim in CLAIMS:
+            sec.not_measured(claim, "no finished scratchpad runs")
+        return sec
+    first = next(iter(specs.values()))
+    tokens = first.train.steps * first.train.batch_size * first.task.seq_len()
+    sec.paragraph(f"{first.task.width}-digit addition; every run processes the same number of training tokens "
+                  f"(about {tokens:,}), so longer formats see fewer samples. Exact match covers everything the model "
+                  f"writes (scratchpad included). Where exact match first reaches {LEVEL} is interpolated between "
+                  "evaluations; comparisons pair runs of the same seed and width.")
+    sec.figure("scratchpad_exact_match.png", _figure(curve), "Exact match vs training samples seen (left) and vs "
+               "training tokens (right), per format: mean and 95% band over seeds")
+    table = per_run(curve)
+    sec.table(table.drop(columns=["run_id"]).to_dict("records"),
+              caption=f"Per run: samples and tokens until exact match ≥ {LEVEL} (the whole budget when never "
+                      "reached), final exact match")
+    sec.results["runs"] = table.drop(columns=["run_id"]).to_dict("records")
+    judge(sec, table)
+    return sec
 
 
-def _tokens(x: float) -> str:
-    return "never" if x != x else f"{x / 1e6:.2f}M"
+def protocol(ctx: ReportContext) -> list[dict[str, Any]]:
+    """Lee et al. 2023 vs ours, read from the stored specs."""
+    runs = ctx.tagged(experiment=NAME)
+    if runs.empty:
+        return []
+    table = ProtocolTable(runs, group=None)
+    table.add("operand digits", "task.width", 3, "[Lee]")
+    table.add("layers", "model.n_layers", 6, "[Lee]")
+    table.add("d_model", "model.d_model", 384, "[Lee]")
+    table.add("training data", None, "10k balanced examples, 10k iterations of batch 256", "[Lee]", same=False,
+              values=["fresh samples, equal tokens per format"])
+    return table.rows
 
 
-def figure(final: pd.DataFrame, curve: pd.DataFrame, path: Path) -> Path | None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if final.empty:
-        return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for i, fmt in enumerate(FORMATS):
-        c = curve[curve["format"] == fmt]
-        for j, (d, g) in enumerate(c.groupby("d")):
-            m = g.groupby("samples", as_index=False)["exact_match"].mean()
-            axes[0].plot(m["samples"], m["exact_match"], color=f"C{i}", alpha=0.4 + 0.6 * (j + 1) / c["d"].nunique(),
-                         label=f"{fmt}, d={d}")
-        f = final[final["format"] == fmt].groupby("d", as_index=False)["exact_match"].mean()
-        axes[1].plot(f["d"], f["exact_match"], marker="o", color=f"C{i}", label=fmt)
-    axes[0].set(xscale="log", xlabel="training samples seen", ylabel="exact match", ylim=(-0.02, 1.02),
-                title="Exact match vs samples (equal tokens per run)")
-    axes[1].set(xscale="log", xlabel="model width d", ylabel="exact match (end of training)", ylim=(-0.02, 1.02),
-                title="Exact match vs model size at equal compute")
-    axes[0].legend(fontsize=6, ncol=2)
-    axes[1].legend(fontsize=8)
-    return save_figure(fig, path)
-
-
-def report_section(runs: pd.DataFrame, out_dir: str | Path) -> tuple[dict, dict, list, Any]:
-    """The frame's contract (see :mod:`limitlab.studies.scaling`): (results, figures, claims, render)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    specs, results, records = collect(runs)
-    final, curve = final_table(specs, results), curves(specs, records)
-    analysis = analyze(final, curve)
-    figures = {}
-    if figure(final, curve, out_dir / "scratchpad_exact_match.png"):
-        figures["exact_match"] = "scratchpad_exact_match.png"
-
-    def render(page) -> None:
-        if not specs:
-            page.paragraph("No finished scratchpad runs in this store.", css="note")
-            return
-        page.paragraph(f"{specs[0].task.width}-digit addition; every run processes the same number of training "
-                       f"tokens ({specs[0].tags.get('tokens'):,} for the first), so longer formats see fewer "
-                       "samples. Exact match covers everything the model writes (scratchpad included).")
-        if "exact_match" in figures:
-            page.figure(figures["exact_match"], "Exact match vs samples seen (left) and vs width (right), per format")
-        page.table(analysis["final"], caption="End of training, mean over seeds")
-        page.table(analysis["samples_to_half"], caption="First evaluation with exact match ≥ 0.5: training samples "
-                                                        "seen and tokens processed (— never; evaluations every "
-                                                        "1/8 of the budget in quick)")
-
-    return analysis, figures, [claim(analysis)], render
+EXPERIMENT = Experiment(NAME, "Time to think: plain, reversed and scratchpad addition", CLAIMS, analyze)
