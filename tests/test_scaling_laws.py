@@ -133,7 +133,7 @@ def test_frame_presets_and_contract():
         S.check_specs("multitask", specs)
     with pytest.raises(ValueError, match="study.nope"):
         study.specs("laws-quick", {"study.nope": 1})
-    assert len(study.specs("laws-quick", {"study.corpora": ["markov"]})) == 32  # 8 sizes × 4 budgets
+    assert len(study.specs("laws-quick", {"study.corpora": ["markov"]})) == 96  # 8 sizes × 4 budgets × 3 seeds
 
 
 def test_every_listed_experiment_exists_and_meets_the_contract():

@@ -139,7 +139,7 @@ def _claims(corpus: str, label: str) -> tuple[Claim, ...]:
               "than the obvious alternatives",
               "held-out log-loss error of the best alternative (log-linear a − b·log C, or exponential "
               "E + A·exp(−k·C/C_fit)) minus that of the power law, each fitted on a seed's frontier cells with "
-              "C ≤ C_max/100 and scored (RMS |log predicted/measured|) on its frontier cells above; paired over seeds",
+              "C ≤ C_max/100 and scored (RMS relative error) on its frontier cells above; paired over seeds",
               AtLeast(0.0, strict=True),
               untested="the exponent's value (Kaplan's α_C ≈ 0.05 belongs to WebText2), other alternatives "
                        "(e.g. a broken power law), non-frontier cells"),

@@ -10,7 +10,7 @@ fit is made **per seed** and every claim's interval is over seeds:
    (measured − predicted)/measured per seed gives the prediction's 95% interval over seeds.
 3. **Power law vs the alternatives**: the same cheap frontier cells also fit a log-linear law a − b·log C and an
    exponential E + A·exp(−k·C/C_fit); each law predicts the seed's frontier cells above the cut, scored by the RMS
-   of |log(predicted / measured)|; the claim is the paired per-seed margin of the best alternative over the power
+   of its relative error; the claim is the paired per-seed margin of the best alternative over the power
    law.
 
 Figures and tables show the mean over seeds per cell with its 95% interval, and the laws fitted on those means.
@@ -37,6 +37,7 @@ from limitlab.studies.scaling.fit import Fit, fit_chinchilla, fit_exponential, f
 from limitlab.studies.scaling.laws import CLAIMS
 
 HOLDOUT_RATIO = 100.0  # fit on cells with at most 1/HOLDOUT_RATIO of the held-out compute
+MIN_SIZES, MIN_BUDGETS = 4, 3  # a ladder smaller than this (a half-finished sweep) decides no claim
 LOSS = "result.test/loss"
 COLUMNS = ["corpus", "seed", "size", "steps", "N", "D", "C", "loss", "floor", "d_model", "n_layers"]
 
@@ -83,11 +84,11 @@ def _try(fn: Any, *args: Any) -> Fit | None:
         return None
 
 
-def _log_error(law: Any, x: np.ndarray, measured: np.ndarray) -> float:
-    """RMS of |log(predicted / measured)|; NaN when the law predicts a non-positive loss anywhere."""
+def _rel_error(law: Any, x: np.ndarray, measured: np.ndarray) -> float:
+    """RMS of the relative error (predicted − measured)/measured (finite even where a law predicts a loss ≤ 0)."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         pred = np.asarray(law.predict(x), dtype=float)
-        return float(np.sqrt(np.mean(np.log(pred / measured) ** 2))) if np.all(pred > 0) else math.nan
+        return float(np.sqrt(np.mean(((pred - measured) / measured) ** 2)))
 
 
 def replicate(c: pd.DataFrame) -> dict[str, Any]:
@@ -117,7 +118,7 @@ def replicate(c: pd.DataFrame) -> dict[str, Any]:
         laws["exponential"] = fit_exponential(front_cheap["C"], front_cheap["loss"])
     out["alternatives"] = laws
     x, y = front_above["C"].to_numpy(float), front_above["loss"].to_numpy(float)
-    out["heldout_error"] = {k: _log_error(v, x, y) if v is not None and not getattr(v, "error", "") and len(x)
+    out["heldout_error"] = {k: _rel_error(v, x, y) if v is not None and not getattr(v, "error", "") and len(x)
                             else math.nan for k, v in laws.items()}
     alt = [v for k, v in out["heldout_error"].items() if k != "power law" and math.isfinite(v)]
     out["best_alternative_error"] = min(alt) if len(alt) == 2 else math.nan
@@ -195,9 +196,19 @@ def analyze(ctx: ReportContext) -> Section:
         label = str(c["corpus"].iloc[0])
         r = analyze_corpus(c)
         m = r["measures"]
+        sizes, budgets = c["size"].nunique(), c["steps"].nunique()
+        fit_cells = min(x["n_fit_cells"] for x in r["per_seed"].values())
         for claim in claims:
             what = claim.id.split(f"{kind}_", 1)[1]
             measure = m.get(what)
+            if sizes < MIN_SIZES or budgets < MIN_BUDGETS:
+                sec.not_measured(claim, f"the finished {label} runs span {sizes} sizes × {budgets} budgets; the "
+                                        f"fits need ≥ {MIN_SIZES} × {MIN_BUDGETS}")
+                continue
+            if measure is None or measure.n == 0:
+                sec.not_measured(claim, f"no seed's fit succeeded ({fit_cells} cells with ≤ 1/{HOLDOUT_RATIO:.0f} "
+                                        "of the held-out compute in the poorest seed)")
+                continue
             if what.startswith("predict") or what == "floor":
                 measure = Measure(measure.estimate, measure.low, measure.high, measure.n, measure.values,
                                   _percent(measure))
@@ -237,8 +248,8 @@ def _render_corpus(sec: Section, label: str, r: dict[str, Any], figs: dict[str, 
                      "L(C) predicts": x["pred_lc"], "L(N, D) predicts": x["pred_lnd"],
                      "fit cells": x["n_fit_cells"], "compute ratio": x["compute_ratio"],
                      **{f"held-out error: {k}": v for k, v in x["heldout_error"].items()}})
-    sec.table(rows, caption=f"{label}: per seed — the fits behind the claims (held-out error: RMS |log predicted/"
-                            f"measured| over the frontier cells with more than 1/{HOLDOUT_RATIO:.0f} of the held-out "
+    sec.table(rows, caption=f"{label}: per seed — the fits behind the claims (held-out error: RMS relative "
+                            f"error over the frontier cells with more than 1/{HOLDOUT_RATIO:.0f} of the held-out "
                             "compute)")
     captions = {"loss_vs_N": "test loss vs N per budget (mean over seeds, band: 95% interval); dashed: L(N, D) "
                              "fit; star: held-out run, error bar: its prediction's 95% interval over seeds",

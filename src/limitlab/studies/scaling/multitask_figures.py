@@ -32,20 +32,21 @@ def figures(runs: list[dict[str, Any]], curves: dict[str, pd.DataFrame]) -> dict
     fig = new_figure(3.2 * len(sizes) + 1, 3.4)
     axes = fig.subplots(1, len(sizes), squeeze=False, sharey=True)[0]
     for ax, s in zip(axes, sizes):
-        mine = [r for r in runs if r["size"] == s]
+        mine = sorted((r for r in runs if r["size"] == s), key=lambda r: r["seed"])
         frames = [curves[r["run_id"]] for r in mine]
+        first = frames[0]  # a mean over seeds would smear each run's jumps: one seed's subtask curves
         for j in range(K):
-            b = _band(frames, f"loss_{j}")
-            line_with_band(ax, b["step"], b["mean"], b["ci_low"], b["ci_high"], color=colours[j], marker=None,
-                           label=f"subtask {j}", alpha=0.12)
+            if f"loss_{j}" in first:
+                ax.plot(first["step"], first[f"loss_{j}"], color=colours[j], lw=1, label=f"subtask {j}")
         b = _band(frames, "loss")
         line_with_band(ax, b["step"], b["mean"], b["ci_low"], b["ci_high"], color="black", marker=None,
                        label="overall (mixture)")
         ax.set(title=f"N = {mine[0]['n_params']:,}", xlabel="step")
     axes[0].set_ylabel("test loss (nats)")
     axes[-1].legend(fontsize=6, ncol=2)
-    out["curves"] = (fig, f"loss over steps per model size, mean over {n_seeds} seed(s) with 95% bands: colour = "
-                          "per subtask (uniform split, 0 most frequent), black = overall (training mixture)")
+    out["curves"] = (fig, "loss over steps per model size: colour = per subtask in the lowest seed's run (uniform "
+                          "split, 0 most frequent; a mean over seeds would smear each run's jumps), black = overall "
+                          f"loss on the training mixture, mean over {n_seeds} seed(s) with its 95% band")
 
     fig = new_figure(5.5, 3.8)
     ax = fig.add_subplot()
