@@ -29,7 +29,9 @@ The contract an experiment module ``limitlab.studies.scaling.<name>`` must meet
     ``result.<split>/<metric>`` columns), reads a run's evaluation curve with ``ctx.store.metrics(run_id)``, and
     must work on any subset (a smoke store, a half-finished sweep: say "too few runs" rather than raise). Figure
     file names start with ``<name>_`` so experiments never collide. The one generic writer
-    (:mod:`limitlab.report.study_report`) renders every section and the claims table.
+    (:mod:`limitlab.report.study_report`) renders every section and the claims table. A module still on the old
+    ``report_section(runs, out_dir)`` contract is wrapped by :func:`.legacy.adapt` until it defines
+    ``EXPERIMENT`` (its old claim rows are shown inside its section, not in the claims table).
 
 ``protocol(ctx) -> list[dict]`` (optional)
     Paper-vs-ours rows ``{item, paper, ours, status, note}`` of this experiment; the study's protocol table lists
