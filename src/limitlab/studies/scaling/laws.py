@@ -141,21 +141,24 @@ def _claims(corpus: str, label: str) -> tuple[Claim, ...]:
               "E + A·exp(−k·C/C_fit)) minus that of the power law, each fitted on a seed's frontier cells with "
               "C ≤ C_max/100 and scored (RMS relative error) on its frontier cells above; paired over seeds",
               AtLeast(0.0, strict=True),
+              preset="laws-quick",
               untested="the exponent's value (Kaplan's α_C ≈ 0.05 belongs to WebText2), other alternatives "
                        "(e.g. a broken power law), non-frontier cells"),
         Claim(f"scaling.laws.{corpus}_predict_lc", GPT4, "Section 3.1, Figure 1",
               f"[{label}] the final loss of the largest run is predicted by L(C) = a·C^b + c fitted on runs with "
               "far less compute",
               f"relative error (measured − predicted)/measured of frontier L(C): {HOLDOUT}", Predicts(0.05),
+              preset="laws-quick",
               untested="GPT-4's 1,000–10,000× extrapolation (ours is ≥ 100×); capabilities (HumanEval pass rate)"),
         Claim(f"scaling.laws.{corpus}_predict_lnd", HOFFMANN, "Section 3.3 (Approach 3)",
               f"[{label}] L(N, D) = E + A/N^α + B/D^β fitted on small runs predicts the loss of a larger one",
               f"relative error (measured − predicted)/measured of L(N, D): {HOLDOUT}", Predicts(0.05),
+              preset="laws-quick",
               untested="Hoffmann's 400-run scale; prediction at a size × data combination inside the ladder"),
         Claim(f"scaling.laws.{corpus}_n_opt", HOFFMANN, "Table 2, Section 3.3",
               f"[{label}] compute-optimal model size grows as N_opt ∝ C^a with a ≈ 0.5 (Kaplan: 0.73)",
               "a = β/(α+β) of L(N, D) fitted on all of a seed's cells, mean over seeds",
-              Within(0.4, 0.6),
+              Within(0.4, 0.6), preset="laws-quick",
               untested="IsoFLOP profiles (Approaches 1–2); the window [0.4, 0.6] separates 0.5 from Kaplan's 0.73, "
                        "an interval holding both is inconclusive"),
     ]
@@ -165,6 +168,7 @@ def _claims(corpus: str, label: str) -> tuple[Claim, ...]:
             f"[{label}] the fitted irreducible loss E of L(N, D) is the data's entropy (here the language's "
             "entropy rate H, known in closed form)",
             "(E − H)/H with E from L(N, D) fitted on all of a seed's cells, mean over seeds", Within(-0.05, 0.05),
+            preset="laws-quick",
             untested="natural text (its entropy is unknown); E from L(C)"))
     return tuple(rows)
 

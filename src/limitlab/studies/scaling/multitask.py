@@ -94,20 +94,21 @@ CLAIMS = (
           "each subtask's loss drops abruptly while the mean loss over the mixture falls smoothly",
           "per seed: median over its runs' subtask loss curves of the largest share of the total drop made between "
           "two consecutive evaluations, divided by the same median for the overall loss curves",
-          AtLeast(ABRUPT_SHARE, strict=True), untested=UNTESTED),
+          AtLeast(ABRUPT_SHARE, strict=True), preset="multitask-quick", untested=UNTESTED),
     Claim("scaling.multitask.abrupt_width", MICHAUD, "Section 4, Figure 3",
           "each subtask is learned in a short window of training, the mean loss over a long one",
           "per seed: median 10→90% drop width of the subtask loss curves divided by the median width of the "
-          "overall loss curves", AtMost(ABRUPT_WIDTH, strict=True), untested=UNTESTED),
+          "overall loss curves", AtMost(ABRUPT_WIDTH, strict=True), preset="multitask-quick", untested=UNTESTED),
     Claim("scaling.multitask.order_steps", MICHAUD, "Section 4, Figure 4",
           "more frequent subtasks are learned earlier in training",
           "per seed: Spearman ρ between a subtask's frequency rank and the step at which the largest model's "
           "accuracy on it first reaches 90% (never: ranked last)", AtLeast(ORDER_RHO, strict=True),
-          untested=UNTESTED),
+          preset="multitask-quick", untested=UNTESTED),
     Claim("scaling.multitask.order_size", MICHAUD, "Section 4, Figure 4",
           "more frequent subtasks are learned by smaller models",
           "per seed: Spearman ρ between a subtask's frequency rank and the smallest model whose final accuracy on it "
-          "reaches 90% (none: ranked last)", AtLeast(ORDER_RHO, strict=True), untested=UNTESTED),
+          "reaches 90% (none: ranked last)", AtLeast(ORDER_RHO, strict=True), preset="multitask-quick",
+          untested=UNTESTED),
 )
 
 
