@@ -20,27 +20,22 @@ The contract an experiment module ``limitlab.studies.scaling.<name>`` must meet
     experiment's own presets) and returns RunSpecs with ``study == "scaling"`` and ``tags["experiment"] == <name>``
     (checked when the preset expands; a wrong tag is a ValueError). Other tags are free (the report reads them
     back as ``tags.<key>`` columns). ``smoke``: seconds on a CPU (the integration tests train it); ``quick``:
-    shows the effect in under 10 minutes on 2 CPU cores, train and report; ``paper``: sized for one GPU.
+    ≥ 3 seeds, shows the effect in under 10 minutes on 2 CPU cores, train and report; ``paper``: sized for one GPU.
 
-``report_section(runs: pandas.DataFrame, out_dir: pathlib.Path) -> Section`` (or a plain 4-tuple in that order)
-    ``runs`` holds one row per stored run of this experiment, every status (pending, running, done, failed):
-    the columns of :meth:`RunStore.to_dataframe` (``run_id``, ``status``, the spec's dotted fields such as
-    ``model.d_model`` and ``tags.<key>``, ``result.<split>/<metric>`` for finished runs) plus ``metrics``: the
-    list of records of the run's ``metrics.jsonl`` (``{"step", "train_loss"}`` and ``{"step", "test/<metric>",
-    ...}`` dicts; ``[]`` for a run not started). It must work on any subset (a smoke store, a half-finished
-    sweep: say "too few runs" rather than raise) and returns:
+``EXPERIMENT: limitlab.report.sections.Experiment``
+    ``Experiment(key=<name>, title, claims=(...), analyze)``: the claims it tests (:class:`limitlab.claims.Claim`
+    rows declared at module level, ids ``scaling.<name>.<what>``) and ``analyze(ctx) -> Section``. ``analyze``
+    selects its runs with ``ctx.tagged(experiment=<name>)`` (finished runs: flattened spec, ``tags.<key>`` and
+    ``result.<split>/<metric>`` columns), reads a run's evaluation curve with ``ctx.store.metrics(run_id)``, and
+    must work on any subset (a smoke store, a half-finished sweep: say "too few runs" rather than raise). Figure
+    file names start with ``<name>_`` so experiments never collide. The one generic writer
+    (:mod:`limitlab.report.study_report`) renders every section and the claims table. A module still on the old
+    ``report_section(runs, out_dir)`` contract is wrapped by :func:`.legacy.adapt` until it defines
+    ``EXPERIMENT`` (its old claim rows are shown inside its section, not in the claims table).
 
-    * ``results`` — a JSON-able dict (NaN allowed; written as null) of every number the section shows.
-    * ``figures`` — ``{key: file name}`` of the PNGs it wrote into ``out_dir``; file names start with
-      ``<name>_`` so experiments never overwrite each other.
-    * ``claims`` — rows ``{"intuition", "claim", "ours", "criterion", "verdict"}`` (``verdict``: ``agree``,
-      ``disagree`` or ``not measured``; ``ours`` quotes our numbers). The frame adds ``experiment``.
-    * ``render`` — either a callable ``render(page: limitlab.report.html.Page) -> None`` that appends the
-      section's body (headings at level 3 or deeper, paragraphs, tables, ``page.figure(file name, caption)``),
-      or a string holding an already-escaped HTML fragment.
-
-    The frame writes the experiment's level-2 heading, calls ``render``, and collects ``results``, ``figures``
-    and ``claims`` into ``results.json`` and the page's claims table (see :mod:`.report`).
+``protocol(ctx) -> list[dict]`` (optional)
+    Paper-vs-ours rows ``{item, paper, ours, status, note}`` of this experiment; the study's protocol table lists
+    every module's rows, each item prefixed with the experiment's name.
 
 Presets of the study
 --------------------
@@ -57,8 +52,9 @@ import importlib.util
 import inspect
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
+from limitlab.report.sections import Experiment, ReportContext
 from limitlab.spec import RunSpec
 from limitlab.studies.base import Study
 from limitlab.studies.scaling.labels import DESIGN, LABELS
@@ -74,15 +70,6 @@ TITLES = {
     "flipped": "In-context learning with flipped labels",
     "scratchpad": "Time to think: plain, reversed and scratchpad addition",
 }
-
-
-class Section(NamedTuple):
-    """What an experiment's ``report_section`` returns (a plain 4-tuple in this order works too)."""
-
-    results: dict[str, Any]
-    figures: dict[str, str]
-    claims: list[dict[str, Any]]
-    render: Callable[[Any], None] | str
 
 
 def module_name(experiment: str) -> str:
@@ -106,9 +93,23 @@ def load(experiment: str) -> ModuleType:
     if not isinstance(presets, dict) or set(presets) != set(LEVELS):
         got = sorted(presets) if isinstance(presets, dict) else type(presets).__name__
         raise ValueError(f"{module.__name__}.PRESETS must be a dict with keys {list(LEVELS)}; got {got}")
-    if not callable(getattr(module, "report_section", None)):
-        raise ValueError(f"{module.__name__} has no report_section(runs, out_dir) function")
+    if experiment_of(module).key != experiment:
+        raise ValueError(f"{module.__name__}.EXPERIMENT must be an Experiment with key {experiment!r}; got "
+                         f"{experiment_of(module).key!r}")
     return module
+
+
+def experiment_of(module: ModuleType) -> Experiment:
+    """A module's ``EXPERIMENT``; for a module still on the old ``report_section`` contract, its adapter."""
+    found = getattr(module, "EXPERIMENT", None)
+    if isinstance(found, Experiment):
+        return found
+    if callable(getattr(module, "report_section", None)):
+        from limitlab.studies.scaling.legacy import adapt  # a module not yet on the contract
+
+        name = module.__name__.rsplit(".", 1)[1]
+        return adapt(name, TITLES[name], module.report_section)
+    raise ValueError(f"{module.__name__} defines no EXPERIMENT (a limitlab.report.sections.Experiment)")
 
 
 def present() -> list[str]:
@@ -187,10 +188,14 @@ def _presets() -> tuple[dict[str, Callable[..., list[RunSpec]]], dict[str, str]]
     return presets, notes
 
 
-def _report(store, out_dir):
-    from limitlab.studies.scaling.report import write_report
-
-    return write_report(store, out_dir)
+def protocol(ctx: ReportContext) -> list[dict[str, Any]]:
+    """Every experiment's paper-vs-ours rows (a module's optional ``protocol(ctx)``), items prefixed by its name."""
+    rows = []
+    for experiment in present():
+        fn = getattr(load(experiment), "protocol", None)
+        if fn is not None:
+            rows += [{**row, "item": f"{experiment}: {row['item']}"} for row in fn(ctx)]
+    return rows
 
 
 _PRESETS, _NOTES = _presets()
@@ -202,7 +207,8 @@ STUDY = Study(
     reproduces="J. Wei 2023, 'Some intuitions about large language models' (with Hoffmann 2022, Michaud 2023, "
                "Schaeffer 2023, Power 2022, Wei 2023 ICL, Nye 2021)",
     presets=_PRESETS,
-    report=_report,
+    experiments=tuple(experiment_of(load(e)) for e in present()),
+    protocol=protocol,
     preset_notes=_NOTES,
     labels=LABELS,
     design=DESIGN,

@@ -228,3 +228,71 @@ def compute_optimal(fit: Fit, C: Any, flops_per_param_token: float = 6.0) -> tup
     budget = np.asarray(C, dtype=np.float64) / flops_per_param_token
     n_opt = G * budget ** (b / (a + b))
     return n_opt, budget / n_opt
+
+
+# ---- the obvious alternatives to a power law in compute, for the model comparison of the laws experiment -----------
+
+@dataclass
+class Curve:
+    """A fitted one-variable law with ``predict(x)``: the alternatives :func:`fit_log_linear` and
+    :func:`fit_exponential` (``params`` unrounded; ``error`` says why there is no fit)."""
+
+    kind: str
+    params: dict[str, float]
+    x_ref: float = 1.0
+    error: str = ""
+
+    def predict(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        p = self.params
+        if self.error:
+            return np.full(x.shape, math.nan)
+        if self.kind == "log-linear":
+            return p["a"] - p["b"] * np.log(x)
+        return p["E"] + p["A"] * np.exp(-p["k"] * x / self.x_ref)
+
+
+def fit_log_linear(x: Any, L: Any) -> Curve:
+    """L = a − b·log x by least squares: the straight line on a log-x plot, with no floor.
+
+    >>> round(fit_log_linear([1, 10, 100], [3.0, 2.0, 1.0]).params["b"], 4)
+    0.4343
+    """
+    lx, y = np.log(np.asarray(x, dtype=np.float64)), np.asarray(L, dtype=np.float64)
+    if len(y) < 3:
+        return Curve("log-linear", {}, error=f"{len(y)} points for a 2-parameter line; need 3")
+    slope, intercept = np.polyfit(lx, y, 1)
+    return Curve("log-linear", {"a": float(intercept), "b": float(-slope)})
+
+
+def fit_exponential(x: Any, L: Any) -> Curve:
+    """L = E + A·exp(−k·x/x_max) (E, A, k ≥ 0, x_max the largest x fitted), least squares on log L from a few
+    starting rates k ∈ {0.3, 3, 30, 300}; the best end point wins.
+
+    >>> x = np.array([1.0, 2, 4, 8, 16]); fit = fit_exponential(x, 1 + 2 * np.exp(-4 * x / 16))
+    >>> round(fit.params["k"], 3), round(fit.params["E"], 3)
+    (4.0, 1.0)
+    """
+    xa, y = np.asarray(x, dtype=np.float64), np.asarray(L, dtype=np.float64)
+    if len(y) < 4:
+        return Curve("exponential", {}, error=f"{len(y)} points for a 3-parameter law; need 4")
+    ref = float(xa.max())
+
+    def log_law(u: np.ndarray, E: float, A: float, k: float) -> np.ndarray:
+        return np.log(E + A * np.exp(-k * u))
+
+    best, best_sse = None, math.inf
+    for k0 in (0.3, 3.0, 30.0, 300.0):
+        p0 = [float(y.min()) * 0.9, max(float(y.max() - y.min()), 1e-3) * math.exp(min(k0 * xa.min() / ref, 50)),
+              k0]
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                popt, _ = optimize.curve_fit(log_law, xa / ref, np.log(y), p0=p0, bounds=(1e-9, np.inf), maxfev=20000)
+        except (RuntimeError, ValueError):
+            continue
+        sse = float(np.sum((log_law(xa / ref, *popt) - np.log(y)) ** 2))
+        if sse < best_sse:
+            best, best_sse = popt, sse
+    if best is None:
+        return Curve("exponential", {}, error="the fit did not converge")
+    return Curve("exponential", {"E": float(best[0]), "A": float(best[1]), "k": float(best[2])}, ref)

@@ -23,15 +23,17 @@ C = (6·N + 12·n_layers·T·d_model)·D, N without the token embedding and the 
 with the output head. Runs tagged before this convention was shared used 6·N'·D + 6·n_layers·T·d_model·D with
 N' = N + the position table; their stored tags keep those numbers.
 
-The analysis and the report section are in :mod:`.laws_report`.
+The claims are declared below (:data:`CLAIMS`); the analysis and the report section are in :mod:`.laws_report`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from limitlab.claims import AtLeast, Claim, Predicts, Within
 from limitlab.costs import counts, train_flops_per_token
 from limitlab.nn.model import ModelConfig
+from limitlab.report.sections import Experiment, ReportContext, Section
 from limitlab.spec import RunSpec
 from limitlab.tasks.markov_lm import MarkovLMTask
 from limitlab.tasks.text_lm import TextLMTask
@@ -98,8 +100,9 @@ def smoke(steps: Sequence[int] = (20, 60)) -> list[RunSpec]:
 
 
 def quick(steps: Sequence[int] = (20, 60, 180, 540), stdlib_steps: Sequence[int] = (20, 60, 180, 540),
-          corpora: Sequence[str] = CORPORA, seeds: int = 1) -> list[RunSpec]:
-    """8 sizes (1k–80k parameters) × 4 budgets (27× apart) per corpus, batch 32 × 32 tokens, AdamW 1e-2 cosine.
+          corpora: Sequence[str] = CORPORA, seeds: int = 3) -> list[RunSpec]:
+    """8 sizes (1k–80k parameters) × 4 budgets (27× apart) × 3 seeds per corpus, batch 32 × 32 tokens, AdamW 1e-2
+    cosine. Each seed trains the whole ladder, so every fit can be repeated per seed (the claims' intervals).
 
     The 20-step budget costs ~4% of the ladder and puts more cells below 1/100 of the largest run's compute: with
     budgets (60, 180, 540) only 4 stdlib cells were that cheap, too few for the 5-parameter L(N, D)."""
@@ -121,8 +124,84 @@ def paper(steps: Sequence[int] = (2000, 6000, 18000, 54000), corpora: Sequence[s
 
 PRESETS = {"smoke": smoke, "quick": quick, "paper": paper}
 
+# ---- claims: written from the papers' statements before the runs ---------------------------------------------------
 
-def report_section(runs, out_dir):  # noqa: ANN001, ANN201 - the contract of limitlab.studies.scaling
-    from limitlab.studies.scaling.laws_report import report_section as section
+KAPLAN, HOFFMANN, GPT4 = "Kaplan et al. 2020", "Hoffmann et al. 2022 (Chinchilla)", "OpenAI 2023 (GPT-4 report)"
+HOLDOUT = ("the run with the most compute, predicted from each seed's runs with ≥ 100× less compute (C ≤ C_max/100)"
+           "; 95% t-interval of the mean over seeds")
 
-    return section(runs, out_dir)
+
+def _claims(corpus: str, label: str) -> tuple[Claim, ...]:
+    """The claims of one corpus (``label``: the ``tags.corpus`` value its runs carry)."""
+    rows = [
+        Claim(f"scaling.laws.{corpus}_power_law", KAPLAN, "Section 3, Figure 1",
+              f"[{label}] loss on the compute frontier follows a power law in compute, L(C) = E + A·C^(−α), better "
+              "than the obvious alternatives",
+              "held-out log-loss error of the best alternative (log-linear a − b·log C, or exponential "
+              "E + A·exp(−k·C/C_fit)) minus that of the power law, each fitted on a seed's frontier cells with "
+              "C ≤ C_max/100 and scored (RMS relative error) on its frontier cells above; paired over seeds",
+              AtLeast(0.0, strict=True),
+              preset="laws-quick",
+              untested="the exponent's value (Kaplan's α_C ≈ 0.05 belongs to WebText2), other alternatives "
+                       "(e.g. a broken power law), non-frontier cells"),
+        Claim(f"scaling.laws.{corpus}_predict_lc", GPT4, "Section 3.1, Figure 1",
+              f"[{label}] the final loss of the largest run is predicted by L(C) = a·C^b + c fitted on runs with "
+              "far less compute",
+              f"relative error (measured − predicted)/measured of frontier L(C): {HOLDOUT}", Predicts(0.05),
+              preset="laws-quick",
+              untested="GPT-4's 1,000–10,000× extrapolation (ours is ≥ 100×); capabilities (HumanEval pass rate)"),
+        Claim(f"scaling.laws.{corpus}_predict_lnd", HOFFMANN, "Section 3.3 (Approach 3)",
+              f"[{label}] L(N, D) = E + A/N^α + B/D^β fitted on small runs predicts the loss of a larger one",
+              f"relative error (measured − predicted)/measured of L(N, D): {HOLDOUT}", Predicts(0.05),
+              preset="laws-quick",
+              untested="Hoffmann's 400-run scale; prediction at a size × data combination inside the ladder"),
+        Claim(f"scaling.laws.{corpus}_n_opt", HOFFMANN, "Table 2, Section 3.3",
+              f"[{label}] compute-optimal model size grows as N_opt ∝ C^a with a ≈ 0.5 (Kaplan: 0.73)",
+              "a = β/(α+β) of L(N, D) fitted on all of a seed's cells, mean over seeds",
+              Within(0.4, 0.6), preset="laws-quick",
+              untested="IsoFLOP profiles (Approaches 1–2); the window [0.4, 0.6] separates 0.5 from Kaplan's 0.73, "
+                       "an interval holding both is inconclusive"),
+    ]
+    if corpus == "markov":
+        rows.append(Claim(
+            "scaling.laws.markov_floor", HOFFMANN, "Section 3.3 (the E term)",
+            f"[{label}] the fitted irreducible loss E of L(N, D) is the data's entropy (here the language's "
+            "entropy rate H, known in closed form)",
+            "(E − H)/H with E from L(N, D) fitted on all of a seed's cells, mean over seeds", Within(-0.05, 0.05),
+            preset="laws-quick",
+            untested="natural text (its entropy is unknown); E from L(C)"))
+    return tuple(rows)
+
+
+CLAIMS: dict[str, tuple[Claim, ...]] = {"markov": _claims("markov", "markov-order1"), "stdlib": _claims("stdlib",
+                                                                                                      "stdlib")}
+
+
+def protocol(ctx: ReportContext) -> list[dict]:
+    """Paper vs ours for the runs of this store (values read from their specs)."""
+    from limitlab.report.tables import ProtocolTable
+
+    runs = ctx.tagged(experiment="laws")
+    if runs.empty:
+        return []
+    t = ProtocolTable(runs, group="tags.corpus")
+    t.add("parameters N (all, embeddings included)", None, "70M–16B (Hoffmann)", same=False,
+          values=[f"{runs['tags.n_params'].min():,.0f}–{runs['tags.n_params'].max():,.0f}"],
+          note="Pearce & Song 2024: count embeddings at small scale")
+    t.add("runs per (size, budget) cell", None, "1", same=False, values=[runs.groupby(["tags.corpus", "tags.size",
+          "tags.steps"]).size().max()], note="seeds replicate the ladder: intervals over seeds")
+    t.add("schedule", "optim.schedule", "cosine to the run's own budget (Hoffmann)", same=True)
+    t.add("fit", None, "Huber δ = 1e-3 on log L, summed; LSE; L-BFGS multi-start (Besiroglu)", same=True,
+          values=["same"])
+    t.add("held-out compute ratio", None, "1,000–10,000× (GPT-4 report)", same=False, values=["≥ 100×"])
+    return t.rows
+
+
+def _analyze(ctx: ReportContext) -> Section:
+    from limitlab.studies.scaling.laws_report import analyze
+
+    return analyze(ctx)
+
+
+EXPERIMENT = Experiment("laws", "Scaling laws that predict", tuple(c for rows in CLAIMS.values() for c in rows),
+                        _analyze)

@@ -1,52 +1,69 @@
-"""Analysis, figures and report section of the scaling-laws experiment (per corpus).
+"""Analysis and report section of the scaling-laws experiment (claims: :data:`.laws.CLAIMS`).
 
-From the finished runs (test loss in nats per token, mean over seeds per (size, budget) cell):
+Each seed is one replicate of the whole ladder (every (size, budget) cell is its own run per seed), so every
+fit is made **per seed** and every claim's interval is over seeds:
 
-1. **Full fit** L(N, D) = E + A/N^α + B/D^β on every cell, with bootstrap intervals; on the Markov corpus the
-   fitted E is compared with the known entropy floor H.
-2. **L(N)** at the largest budget and **L(C)** = E + A·C^(−α) on the compute frontier (cells no cheaper cell
-   beats), i.e. L(C) = a·C^b + c with b = −α.
-3. **Held-out prediction** (GPT-4 style): the cell with the most compute is held out; L(N, D) and the frontier
-   L(C) are fitted on the cells with ≥ 100× less compute and their predictions for the held-out cell (with
-   bootstrap intervals, which carry the fit's uncertainty, not seed noise) are compared with its measured loss.
-4. **Compute-optimal frontier** N_opt(C) = G·(C/6)^(β/(α+β)) from the full fit.
+1. **Full fit** L(N, D) = E + A/N^α + B/D^β on all of a seed's cells: the compute-optimal exponent
+   a = β/(α+β) (N_opt ∝ C^a) and, on the Markov corpus, E against the known entropy rate H.
+2. **Held-out prediction** (GPT-4 style): the cell with the most compute is held out; L(N, D) on the cells with
+   ≥ 100× less compute and L(C) = E + A·C^(−α) on their compute frontier predict its loss; the relative error
+   (measured − predicted)/measured per seed gives the prediction's 95% interval over seeds.
+3. **Power law vs the alternatives**: the same cheap frontier cells also fit a log-linear law a − b·log C and an
+   exponential E + A·exp(−k·C/C_fit); each law predicts the seed's frontier cells above the cut, scored by the RMS
+   of its relative error; the claim is the paired per-seed margin of the best alternative over the power
+   law.
+
+Figures and tables show the mean over seeds per cell with its 95% interval, and the laws fitted on those means.
+
+>>> import pandas as pd
+>>> from limitlab.report.sections import ReportContext
+>>> sec = analyze(ReportContext(None, None, pd.DataFrame(), pd.DataFrame()))
+>>> [r.verdict for r in sec.claims][:2]
+['not measured', 'not measured']
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from limitlab.studies.scaling.fit import Fit, compute_optimal, fit_chinchilla, fit_power_law
+from limitlab.analysis.intervals import aggregate
+from limitlab.claims import Measure
+from limitlab.report.sections import ReportContext, Section
+from limitlab.studies.scaling.fit import Fit, fit_chinchilla, fit_exponential, fit_log_linear, fit_power_law
+from limitlab.studies.scaling.laws import CLAIMS
 
-N_BOOT = 40  # bootstrap refits per fit (the tests lower it)
 HOLDOUT_RATIO = 100.0  # fit on cells with at most 1/HOLDOUT_RATIO of the held-out compute
-PREDICTION_TOLERANCE = 0.05  # relative error that counts as "predicted" in the claims table
+MIN_SIZES, MIN_BUDGETS = 4, 3  # a ladder smaller than this (a half-finished sweep) decides no claim
 LOSS = "result.test/loss"
+COLUMNS = ["corpus", "seed", "size", "steps", "N", "D", "C", "loss", "floor", "d_model", "n_layers"]
 
 
 def cells(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (corpus, size, steps) of the finished runs: N, D, C, mean loss, seeds, floor."""
-    done = runs[runs["status"] == "done"]
-    if done.empty or LOSS not in done.columns:
-        return pd.DataFrame(columns=["corpus", "size", "steps", "N", "D", "C", "loss", "loss_std", "seeds"])
+    """One row per finished run: corpus, seed, size, steps, N (all parameters), D (tokens), C (FLOPs), test loss."""
+    if runs.empty or LOSS not in runs:
+        return pd.DataFrame(columns=COLUMNS)
+    floor = pd.to_numeric(runs["tags.entropy_floor"], errors="coerce") if "tags.entropy_floor" in runs else np.nan
     frame = pd.DataFrame({
-        "corpus": done["tags.corpus"], "size": done["tags.size"].astype(int), "steps": done["tags.steps"].astype(int),
-        "N": done["tags.n_params"].astype(float), "D": done["tags.tokens"].astype(float),
-        "C": done["tags.flops"].astype(float), "loss": done[LOSS].astype(float),
-        "floor": pd.to_numeric(done["tags.entropy_floor"], errors="coerce") if "tags.entropy_floor" in done
-        else np.nan,
-        "d_model": done["tags.d_model"], "n_layers": done["tags.n_layers"],
-    })
-    frame = frame[np.isfinite(frame["loss"])]
-    out = frame.groupby(["corpus", "size", "steps"], as_index=False).agg(
-        N=("N", "first"), D=("D", "first"), C=("C", "first"), loss=("loss", "mean"), loss_std=("loss", "std"),
-        seeds=("loss", "size"), floor=("floor", "first"), d_model=("d_model", "first"), n_layers=("n_layers", "first"))
-    return out.sort_values(["corpus", "C"]).reset_index(drop=True)
+        "corpus": runs["tags.corpus"], "seed": runs["seed"].astype(int), "size": runs["tags.size"].astype(int),
+        "steps": runs["tags.steps"].astype(int), "N": runs["tags.n_params"].astype(float),
+        "D": runs["tags.tokens"].astype(float), "C": runs["tags.flops"].astype(float),
+        "loss": pd.to_numeric(runs[LOSS], errors="coerce"), "floor": floor, "d_model": runs["tags.d_model"],
+        "n_layers": runs["tags.n_layers"]})
+    return frame[np.isfinite(frame["loss"])].sort_values(["corpus", "C", "seed"]).reset_index(drop=True)
+
+
+def means(c: pd.DataFrame) -> pd.DataFrame:
+    """One row per (size, steps): N, D, C, the mean loss over seeds with its 95% interval (``low``, ``high``)."""
+    agg = aggregate(c, ["size", "steps"], "loss", bounds=(0.0, math.inf))
+    first = c.groupby(["size", "steps"], as_index=False)[["N", "D", "C", "d_model", "n_layers"]].first()
+    out = first.merge(agg.rename(columns={"mean": "loss", "ci_low": "low", "ci_high": "high", "n": "seeds"}),
+                      on=["size", "steps"])
+    return out[["size", "steps", "n_layers", "d_model", "N", "D", "C", "loss", "low", "high", "seeds"]].sort_values(
+        "C").reset_index(drop=True)
 
 
 def frontier(c: pd.DataFrame) -> pd.DataFrame:
@@ -60,209 +77,188 @@ def frontier(c: pd.DataFrame) -> pd.DataFrame:
     return c.loc[keep]
 
 
-def _try(fn: Any, *args: Any, **kw: Any) -> tuple[Fit | None, str]:
+def _try(fn: Any, *args: Any) -> Fit | None:
     try:
-        return fn(*args, **kw), ""
-    except ValueError as exc:
-        return None, str(exc)
+        return fn(*args)
+    except ValueError:
+        return None
 
 
-def analyze_corpus(c: pd.DataFrame, n_boot: int | None = None) -> dict[str, Any]:
-    """Every number of one corpus's section (see the module docstring); fits are None with a reason when they
-    cannot be made. Private Fit objects are kept under '_fits' for the figures."""
-    n_boot = N_BOOT if n_boot is None else n_boot
-    out: dict[str, Any] = {"cells": c.to_dict("records"), "n_cells": len(c)}
-    floor = c["floor"].dropna()
-    out["entropy_floor"] = float(floor.iloc[0]) if len(floor) else None
-    fits: dict[str, Fit | None] = {}
-    fits["full"], why = _try(fit_chinchilla, c["N"], c["D"], c["loss"], n_boot=n_boot)
-    out["full_fit"] = fits["full"].to_dict() if fits["full"] else {"error": why}
-    top = c[c["steps"] == c["steps"].max()] if len(c) else c
-    fits["L_N"], why = _try(fit_power_law, top["N"], top["loss"], n_boot=n_boot)
-    out["L_N_fit"] = {**fits["L_N"].to_dict(), "steps": int(top["steps"].iloc[0])} if fits["L_N"] else {"error": why}
-    front = frontier(c) if len(c) else c
-    out["frontier"] = front[["size", "steps", "N", "D", "C", "loss"]].to_dict("records")
-    fits["L_C"], why = _try(fit_power_law, front["C"], front["loss"], n_boot=n_boot)
-    out["L_C_fit"] = fits["L_C"].to_dict() if fits["L_C"] else {"error": why}
-    out["holdout"] = _holdout(c, fits, n_boot)
-    out["compute_optimal"] = _optimal(c, fits["full"])
-    if out["entropy_floor"] is not None and fits["full"] is not None:
-        e, floor_h = fits["full"].params["E"], out["entropy_floor"]
-        out["E_vs_floor"] = {"E": e, "E_ci95": fits["full"].ci.get("E"), "floor": floor_h,
-                             "relative_error": (e - floor_h) / floor_h}
-    out["_fits"] = fits
+def _rel_error(law: Any, x: np.ndarray, measured: np.ndarray) -> float:
+    """RMS of the relative error (predicted − measured)/measured (finite even where a law predicts a loss ≤ 0)."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        pred = np.asarray(law.predict(x), dtype=float)
+        return float(np.sqrt(np.mean(((pred - measured) / measured) ** 2)))
+
+
+def replicate(c: pd.DataFrame) -> dict[str, Any]:
+    """Every fit of one seed's ladder (or of the mean cells): the numbers the claims and tables use."""
+    out: dict[str, Any] = {"n_cells": len(c)}
+    full = _try(fit_chinchilla, c["N"], c["D"], c["loss"])
+    out["full"] = full
+    out["a_opt"] = full.params["a_opt"] if full else math.nan
+    out["E"] = full.params["E"] if full else math.nan
+    held = c.loc[c["C"].idxmax()]
+    cut = held["C"] / HOLDOUT_RATIO
+    cheap = c[c["C"] <= cut]
+    front_cheap, front_above = frontier(cheap), frontier(c)
+    front_above = front_above[front_above["C"] > cut]
+    out.update(held_C=float(held["C"]), held_loss=float(held["loss"]), n_fit_cells=len(cheap),
+               n_frontier_cells=len(front_cheap), n_scored_cells=len(front_above),
+               compute_ratio=float(held["C"] / cheap["C"].max()) if len(cheap) else math.nan)
+    out["held_nd"] = _try(fit_chinchilla, cheap["N"], cheap["D"], cheap["loss"])
+    out["held_c"] = _try(fit_power_law, front_cheap["C"], front_cheap["loss"])
+    for key, fit, x in (("lnd", out["held_nd"], (held["N"], held["D"])), ("lc", out["held_c"], (held["C"],))):
+        pred = float(fit.predict(*x)[0]) if fit else math.nan
+        out[f"pred_{key}"] = pred
+        out[f"err_{key}"] = (held["loss"] - pred) / held["loss"]  # (measured − predicted) / measured
+    laws = {"power law": out["held_c"]}
+    if len(front_cheap):
+        laws["log-linear"] = fit_log_linear(front_cheap["C"], front_cheap["loss"])
+        laws["exponential"] = fit_exponential(front_cheap["C"], front_cheap["loss"])
+    out["alternatives"] = laws
+    x, y = front_above["C"].to_numpy(float), front_above["loss"].to_numpy(float)
+    out["heldout_error"] = {k: _rel_error(v, x, y) if v is not None and not getattr(v, "error", "") and len(x)
+                            else math.nan for k, v in laws.items()}
+    alt = [v for k, v in out["heldout_error"].items() if k != "power law" and math.isfinite(v)]
+    out["best_alternative_error"] = min(alt) if len(alt) == 2 else math.nan
     return out
 
 
-def _holdout(c: pd.DataFrame, fits: dict[str, Fit | None], n_boot: int) -> dict[str, Any]:
-    if len(c) < 2:
-        return {"error": "fewer than 2 cells"}
-    held = c.loc[c["C"].idxmax()]
-    train = c[c["C"] <= held["C"] / HOLDOUT_RATIO]
-    res: dict[str, Any] = {"held": {k: _py(held[k]) for k in ("size", "steps", "N", "D", "C", "loss")},
-                           "n_fit_cells": len(train),
-                           "max_fit_compute": float(train["C"].max()) if len(train) else None,
-                           "compute_ratio": float(held["C"] / train["C"].max()) if len(train) else None}
-    fit_nd, why = _try(fit_chinchilla, train["N"], train["D"], train["loss"], n_boot=n_boot)
-    fits["held_nd"] = fit_nd
-    res["L_ND"] = _prediction(fit_nd, why, held["loss"], held["N"], held["D"])
-    front = frontier(train) if len(train) else train
-    fit_c, why = _try(fit_power_law, front["C"], front["loss"], n_boot=n_boot)
-    fits["held_c"] = fit_c
-    res["L_C"] = _prediction(fit_c, why, held["loss"], held["C"])
-    res["L_C"]["n_frontier_cells"] = len(front)
-    return res
+def _public(r: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-able numbers of :func:`replicate` (fits as their parameters)."""
+    out = {k: v for k, v in r.items() if not isinstance(v, (Fit, dict)) and v is not None}
+    for key in ("full", "held_nd", "held_c"):
+        out[key] = r[key].params if r[key] is not None else None
+    out["heldout_error"] = r["heldout_error"]
+    out["alternatives"] = {k: getattr(v, "params", None) for k, v in r["alternatives"].items() if v is not None}
+    return out
 
 
-def _prediction(fit: Fit | None, why: str, measured: float, *x: float) -> dict[str, Any]:
-    if fit is None:
-        return {"error": why}
-    pred = float(fit.predict(*x)[0])
-    lo, hi = (float(v[0]) for v in fit.predict_interval(*x))
-    return {"fit": fit.to_dict(), "predicted": pred, "ci95": [lo, hi], "measured": float(measured),
-            "abs_error": pred - float(measured), "relative_error": (pred - float(measured)) / float(measured),
-            "inside_ci": bool(lo <= measured <= hi) if math.isfinite(lo) else None}
+def analyze_corpus(c: pd.DataFrame) -> dict[str, Any]:
+    """Per-seed replicates, the mean-cell fits, and one :class:`Measure` per claim of one corpus's runs."""
+    seeds = sorted(c["seed"].unique())
+    per_seed = {int(s): replicate(c[c["seed"] == s].reset_index(drop=True)) for s in seeds}
+    mean_cells = means(c)
+    mean_fit = replicate(mean_cells)
+    top = mean_cells[mean_cells["steps"] == mean_cells["steps"].max()]
+    mean_fit["L_N"] = _try(fit_power_law, top["N"], top["loss"])
+    mean_fit["L_C"] = _try(fit_power_law, frontier(mean_cells)["C"], frontier(mean_cells)["loss"])
+    floor = c["floor"].dropna()
+    H = float(floor.iloc[0]) if len(floor) else None
+    by = {k: {s: r[k] for s, r in per_seed.items()} for k in ("err_lc", "err_lnd", "a_opt", "E",
+                                                               "best_alternative_error")}
+    power = {s: r["heldout_error"]["power law"] for s, r in per_seed.items()}
+    measures = {
+        "power_law": Measure.paired(by["best_alternative_error"], power),
+        "predict_lc": Measure.of(list(by["err_lc"].values())),
+        "predict_lnd": Measure.of(list(by["err_lnd"].values())),
+        "n_opt": Measure.of(list(by["a_opt"].values()), bounds=(0.0, 1.0)),
+    }
+    if H is not None:
+        measures["floor"] = Measure.of([(e - H) / H for e in by["E"].values()], bounds=(-1.0, math.inf))
+    return {"per_seed": per_seed, "mean_cells": mean_cells, "mean_fit": mean_fit, "floor": H, "measures": measures,
+            "cells": c}
 
 
-def _optimal(c: pd.DataFrame, fit: Fit | None) -> dict[str, Any]:
-    if fit is None or not len(c):
-        return {"error": "no L(N, D) fit"}
-    budgets = np.geomspace(c["C"].min(), c["C"].max() * 100, 6)
-    n_opt, d_opt = compute_optimal(fit, budgets)
-    exps = []
-    if fit.boot_thetas is not None:
-        for t in fit.boot_thetas:
-            a, b = t[2], t[4]
-            exps.append(b / (a + b) if a + b else math.nan)
-    q = [float(np.nanquantile(exps, 0.025)), float(np.nanquantile(exps, 0.975))] if exps else None
-    return {"exponent_a": fit.params["a_opt"], "exponent_ci95": q,
-            "table": [{"C": float(C), "N_opt": float(n), "D_opt": float(d)} for C, n, d in zip(budgets, n_opt, d_opt)],
-            "note": "N_opt ∝ C^a with a = β/(α+β); Chinchilla ≈ 0.5, Kaplan ≈ 0.73"}
+def _percent(m: Measure) -> str:
+    return (f"{100 * m.estimate:+.1f}% [{100 * m.low:+.1f}%, {100 * m.high:+.1f}%] over {m.n} seeds"
+            if m.n and math.isfinite(m.low) else "")
 
 
-def _py(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
+def analyze(ctx: ReportContext) -> Section:
+    """The laws section: per corpus, the claims, the fits, the held-out predictions and the figures."""
+    from limitlab.studies.scaling.laws_figures import figures
 
-
-def claims(corpus: str, r: dict[str, Any]) -> list[dict[str, Any]]:
-    """The claims-table rows of one corpus."""
-    rows = []
-    lc = r["L_C_fit"]
-    if "error" in lc:
-        ours, verdict = f"no L(C) fit: {lc['error']}", "not measured"
-    else:
-        p, ci = lc["params"], lc["ci95"].get("alpha")
-        ours = f"b = −{p['alpha']:.3g}" + (f" (95% CI −{ci[1]:.3g}…−{ci[0]:.3g})" if ci else "") + \
-            f", c = {p['E']:.3g} nats on {lc['n_points']} frontier cells"
-        verdict = "agree" if p["alpha"] > 0 and (not ci or ci[0] > 0) else "disagree"
-    rows.append({"intuition": "Scaling compute predictably lowers loss", "claim": f"[{corpus}] L(C) = a·C^b + c "
-                 "with b < 0 on the compute frontier", "ours": ours,
-                 "criterion": "fitted b < 0 with its bootstrap interval excluding 0", "verdict": verdict})
-    h = r["holdout"]
-    for form in ("L_ND", "L_C"):
-        pred = h.get(form, {})
-        if "error" in h or "error" in pred:
-            ours, verdict = f"no prediction: {h.get('error') or pred.get('error')}", "not measured"
-        else:
-            ours = (f"predicted {pred['predicted']:.4g} [{pred['ci95'][0]:.4g}, {pred['ci95'][1]:.4g}] vs measured "
-                    f"{pred['measured']:.4g} ({100 * pred['relative_error']:+.1f}%), from {h['n_fit_cells']} cells "
-                    f"with ≥ {h['compute_ratio']:.0f}× less compute")
-            verdict = "agree" if abs(pred["relative_error"]) <= PREDICTION_TOLERANCE else "disagree"
-        name = "L(N, D)" if form == "L_ND" else "frontier L(C)"
-        rows.append({"intuition": "Predict big from small (GPT-4 report)", "claim": f"[{corpus}] the largest run's "
-                     f"loss follows from {name} fitted on runs with ≥ 100× less compute", "ours": ours,
-                     "criterion": f"|relative error| ≤ {PREDICTION_TOLERANCE:.0%}", "verdict": verdict})
-    if r.get("E_vs_floor"):
-        e = r["E_vs_floor"]
-        ci = e["E_ci95"]
-        inside = ci is not None and ci[0] <= e["floor"] <= ci[1]
-        rows.append({"intuition": "Loss has an irreducible part (the data's entropy)", "claim": f"[{corpus}] the "
-                     "fitted E of L(N, D) is the language's entropy rate H",
-                     "ours": f"E = {e['E']:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "") +
-                     f" vs H = {e['floor']:.4g} ({100 * e['relative_error']:+.1f}%)",
-                     "criterion": "H inside E's bootstrap interval, or |E − H| ≤ 5% of H",
-                     "verdict": "agree" if inside or abs(e["relative_error"]) <= 0.05 else "disagree"})
-    opt = r["compute_optimal"]
-    if "error" not in opt:
-        ci = opt["exponent_ci95"]
-        ours = f"a = {opt['exponent_a']:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
-        verdict = "not measured" if not ci else "agree" if ci[0] <= 0.5 <= ci[1] else "disagree"
-        rows.append({"intuition": "Scale size and data together (Chinchilla)", "claim": f"[{corpus}] N_opt ∝ C^a "
-                     "with a ≈ 0.5", "ours": ours, "criterion": "0.5 inside a's bootstrap interval",
-                     "verdict": verdict})
-    return rows
-
-
-def report_section(runs: pd.DataFrame, out_dir: Path) -> tuple[dict, dict, list, Any]:
-    """The laws section (contract: limitlab.studies.scaling)."""
-    from limitlab.studies.scaling.laws_figures import write_figures
-
+    sec = Section("laws", "Scaling laws that predict")
+    runs = sec.uses(ctx.tagged(experiment="laws"))
     table = cells(runs)
-    results: dict[str, Any] = {"runs": {k: int(v) for k, v in runs["status"].value_counts().items()},
-                               "holdout_ratio": HOLDOUT_RATIO, "n_boot": N_BOOT, "corpora": {}}
-    figures: dict[str, str] = {}
-    rows: list[dict[str, Any]] = []
-    for corpus, c in table.groupby("corpus", sort=True):
-        r = analyze_corpus(c.reset_index(drop=True))
-        figures.update(write_figures(corpus, c, r, Path(out_dir)))
-        r.pop("_fits")
-        results["corpora"][corpus] = r
-        rows += claims(corpus, r)
+    sec.paragraph("A ladder of model sizes × token budgets, one run per (size, budget, seed) with a cosine schedule "
+                  "ending at its budget. N counts all parameters (embeddings included), D the scored training "
+                  "tokens, C = (6·N_matmul + 12·n_layers·T·d)·D FLOPs. Fits: Huber (δ = 1e-3) on log L, summed, "
+                  "log-sum-exp parameterisation, L-BFGS from the best points of a start grid; parameters unrounded. "
+                  "Each seed is a replicate of the whole ladder: every fit is made per seed and every claim's "
+                  "interval is a 95% t-interval over seeds.")
+    sec.results = {"holdout_ratio": HOLDOUT_RATIO, "corpora": {}}
+    found: dict[str, pd.DataFrame] = {}
+    for label, c in table.groupby("corpus", sort=True):
+        kind = "markov" if str(label).startswith("markov") else str(label)
+        if kind in CLAIMS and kind not in found:
+            found[kind] = c.reset_index(drop=True)
+        elif kind in found:
+            sec.warnings.append(f"laws: runs of a second {kind} language ({label}) are left out of the claims")
+    for kind, claims in CLAIMS.items():
+        if kind not in found:
+            for claim in claims:
+                sec.not_measured(claim, f"no finished {kind} laws runs")
+            continue
+        c = found[kind]
+        label = str(c["corpus"].iloc[0])
+        r = analyze_corpus(c)
+        m = r["measures"]
+        sizes, budgets = c["size"].nunique(), c["steps"].nunique()
+        fit_cells = min(x["n_fit_cells"] for x in r["per_seed"].values())
+        for claim in claims:
+            what = claim.id.split(f"{kind}_", 1)[1]
+            measure = m.get(what)
+            if sizes < MIN_SIZES or budgets < MIN_BUDGETS:
+                sec.not_measured(claim, f"the finished {label} runs span {sizes} sizes × {budgets} budgets; the "
+                                        f"fits need ≥ {MIN_SIZES} × {MIN_BUDGETS}")
+                continue
+            if measure is None or measure.n == 0:
+                sec.not_measured(claim, f"no seed's fit succeeded ({fit_cells} cells with ≤ 1/{HOLDOUT_RATIO:.0f} "
+                                        "of the held-out compute in the poorest seed)")
+                continue
+            if what.startswith("predict") or what == "floor":
+                measure = Measure(measure.estimate, measure.low, measure.high, measure.n, measure.values,
+                                  _percent(measure))
+            sec.judge(claim, measure)
+        sec.heading(f"Corpus: {label}")
+        _render_corpus(sec, label, r, figures(label, r))
+        sec.results["corpora"][label] = _results(r)
+    return sec
 
-    def render(page: Any) -> None:
-        _render(page, results, figures)
 
-    return results, figures, rows, render
-
-
-def _fit_row(name: str, f: dict[str, Any]) -> dict[str, Any]:
-    if "error" in f:
-        return {"fit": name, "note": f["error"]}
-    row: dict[str, Any] = {"fit": name, "points": f["n_points"]}
-    for k, v in f["params"].items():
-        ci = f["ci95"].get(k)
-        row[k] = f"{v:.6g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
-    return row
+def _results(r: dict[str, Any]) -> dict[str, Any]:
+    return {"entropy_floor": r["floor"], "per_seed": {s: _public(x) for s, x in r["per_seed"].items()},
+            "mean_fit": {**_public(r["mean_fit"]), **{k: (r["mean_fit"][k].params if r["mean_fit"][k] else None)
+                                                      for k in ("L_N", "L_C")}},
+            "mean_cells": r["mean_cells"].to_dict("records"),
+            "measures": {k: {"estimate": v.estimate, "low": v.low, "high": v.high, "n": v.n, "values": v.values}
+                         for k, v in r["measures"].items()}}
 
 
-def _render(page: Any, results: dict[str, Any], figures: dict[str, str]) -> None:
-    page.paragraph("A ladder of model sizes × token budgets, one run per cell with a cosine schedule ending at its "
-                   "budget. N counts all parameters (embeddings included), D the scored training tokens, "
-                   "C = 6·N_matmul·D + 6·n_layers·T·d·D FLOPs. Fits: Huber (δ = 1e-3) on log L, summed, log-sum-exp "
-                   "parameterisation, L-BFGS from the best points of a start grid, "
-                   f"{results['n_boot']} bootstrap refits for the 95% intervals; parameters unrounded.")
-    if not results["corpora"]:
-        page.paragraph("No finished laws runs yet.", css="error")
-    for corpus, r in results["corpora"].items():
-        page.heading(f"Corpus: {corpus}", level=3)
-        if r["entropy_floor"] is not None:
-            page.paragraph(f"Known entropy floor H = {r['entropy_floor']:.6g} nats/token (closed form).")
-        page.table([_fit_row("L(N, D) all cells", r["full_fit"]),
-                    _fit_row(f"L(N) at {r['L_N_fit'].get('steps', '?')} steps", r["L_N_fit"]),
-                    _fit_row("L(C) frontier (c = E, b = −alpha, a = A)", r["L_C_fit"])],
-                   caption=f"{corpus}: fitted laws (value [95% CI])")
-        h = r["holdout"]
-        if "error" not in h:
-            rows = []
-            for form, name in (("L_ND", "L(N, D)"), ("L_C", "frontier L(C)")):
-                p = h[form]
-                rows.append({"law": name, "predicted": p.get("predicted"), "95% CI": p.get("ci95"),
-                             "measured": p.get("measured"), "relative error": p.get("relative_error"),
-                             "inside CI": p.get("inside_ci"), "note": p.get("error")})
-            page.table(rows, caption=f"{corpus}: held-out largest run (N = {h['held']['N']:.4g}, D = "
-                                     f"{h['held']['D']:.4g}, C = {h['held']['C']:.3g}) predicted from "
-                                     f"{h['n_fit_cells']} cells with ≥ {h['compute_ratio'] or math.nan:.0f}× "
-                                     "less compute")
-        for key, caption in (("loss_vs_N", "test loss vs N per budget; dashed: L(N, D) fit; star: held-out run, "
-                                           "error bar: its prediction from ≥ 100× less compute"),
-                             ("loss_vs_D", "test loss vs training tokens per model size; dashed: L(N, D) fit"),
-                             ("loss_vs_C", "test loss vs compute; line: frontier L(C) fit on the cheap cells, "
-                                           "extrapolated to the held-out run"),
-                             ("nopt", "compute-optimal N_opt(C) from the L(N, D) fit (band: bootstrap)")):
-            if f"{corpus}/{key}" in figures:
-                page.figure(figures[f"{corpus}/{key}"], f"{corpus}: {caption}")
-        opt = r["compute_optimal"]
-        if "error" not in opt:
-            page.table(opt["table"], caption=f"{corpus}: N_opt(C) (a = {opt['exponent_a']:.4g}; {opt['note']})")
-        page.table(pd.DataFrame(r["cells"])[["size", "n_layers", "d_model", "steps", "N", "D", "C", "loss",
-                                             "seeds"]], caption=f"{corpus}: measured cells (mean test loss, nats)")
+def _fit_row(name: str, fit: Fit | None, n: int) -> dict[str, Any]:
+    if fit is None:
+        return {"fit": name, "points": n, "note": "too few points"}
+    return {"fit": name, "points": fit.n_points, **{k: f"{v:.5g}" for k, v in fit.params.items()}}
+
+
+def _render_corpus(sec: Section, label: str, r: dict[str, Any], figs: dict[str, Any]) -> None:
+    mf, mc = r["mean_fit"], r["mean_cells"]
+    if r["floor"] is not None:
+        sec.paragraph(f"Known entropy floor H = {r['floor']:.6g} nats/token (closed form).")
+    sec.table([_fit_row("L(N, D), all cells", mf["full"], len(mc)),
+               _fit_row("L(N) at the largest budget", mf["L_N"], 0),
+               _fit_row("L(C) on the frontier (c = E, b = −alpha, a = A)", mf["L_C"], 0)],
+              caption=f"{label}: laws fitted on the mean over seeds of each cell (figures' dashed lines)")
+    rows = []
+    for s, x in r["per_seed"].items():
+        rows.append({"seed": s, "E": x["E"], "a = β/(α+β)": x["a_opt"], "held-out loss": x["held_loss"],
+                     "L(C) predicts": x["pred_lc"], "L(N, D) predicts": x["pred_lnd"],
+                     "fit cells": x["n_fit_cells"], "compute ratio": x["compute_ratio"],
+                     **{f"held-out error: {k}": v for k, v in x["heldout_error"].items()}})
+    sec.table(rows, caption=f"{label}: per seed — the fits behind the claims (held-out error: RMS relative "
+                            f"error over the frontier cells with more than 1/{HOLDOUT_RATIO:.0f} of the held-out "
+                            "compute)")
+    captions = {"loss_vs_N": "test loss vs N per budget (mean over seeds, band: 95% interval); dashed: L(N, D) "
+                             "fit; star: held-out run, error bar: its prediction's 95% interval over seeds",
+                "loss_vs_D": "test loss vs training tokens per model size (mean over seeds, band: 95% interval); "
+                             "dashed: L(N, D) fit",
+                "loss_vs_C": "test loss vs compute; the three laws fitted on the cheap frontier (C ≤ C_max/100), "
+                             "extrapolated to the held-out frontier cells",
+                "nopt": "compute-optimal N_opt(C) from the L(N, D) fit of the mean cells; band: range of the "
+                        "per-seed fits"}
+    for key, fig in figs.items():
+        sec.figure(f"laws_{label}_{key}.png", fig, f"{label}: {captions[key]}")
+    sec.table(mc, caption=f"{label}: measured cells (mean test loss over seeds, nats, with its 95% interval)")

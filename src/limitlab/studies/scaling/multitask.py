@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from limitlab.claims import AtLeast, AtMost, Claim
 from limitlab.costs import param_counts
 from limitlab.nn.model import ModelConfig
+from limitlab.report.sections import Experiment, ReportContext, Section
 from limitlab.spec import RunSpec
 from limitlab.tasks.sparse_parity import SparseParityTask
 
@@ -65,8 +67,9 @@ def smoke(steps: int = 60) -> list[RunSpec]:
     return multitask_specs(QUICK_SIZES[:2], steps, task, eval_every=20, eval_size=96, batch_size=32)
 
 
-def quick(steps: int = 1500, seeds: int = 1, sizes: Sequence[Size] = QUICK_SIZES) -> list[RunSpec]:
-    """A CPU-sized mixture (see QUICK_TASK) over 3 sizes, evaluated every 100 steps on 256 sequences per split."""
+def quick(steps: int = 1500, seeds: int = 3, sizes: Sequence[Size] = QUICK_SIZES) -> list[RunSpec]:
+    """A CPU-sized mixture (see QUICK_TASK) over 3 sizes × 3 seeds (each seed trains the whole ladder: the claims'
+    intervals are over seeds), evaluated every 100 steps on 256 sequences per split."""
     return multitask_specs(sizes, steps, QUICK_TASK, seeds, eval_size=256)
 
 
@@ -79,8 +82,56 @@ def paper(steps: int = 50_000, seeds: int = 3) -> list[RunSpec]:
 
 PRESETS = {"smoke": smoke, "quick": quick, "paper": paper}
 
+# ---- claims: written from the paper's statements before the runs ---------------------------------------------------
 
-def report_section(runs, out_dir):  # noqa: ANN001, ANN201 - the contract of limitlab.studies.scaling
-    from limitlab.studies.scaling.multitask_report import report_section as section
+MICHAUD = "Michaud et al. 2023 (quantization model)"
+ABRUPT_SHARE = 1.5  # subtasks' largest one-interval share of their drop, as a multiple of the overall loss's
+ABRUPT_WIDTH = 0.5  # subtasks' 10→90% drop width, as a fraction of the overall loss's
+ORDER_RHO = 0.5  # Spearman ρ between frequency rank and learning step (or size) that counts as "in order"
+UNTESTED = "the quanta model's link between the Zipf exponent and the loss's power-law exponent; natural text"
+CLAIMS = (
+    Claim("scaling.multitask.abrupt_share", MICHAUD, "Section 4, Figure 3",
+          "each subtask's loss drops abruptly while the mean loss over the mixture falls smoothly",
+          "per seed: median over its runs' subtask loss curves of the largest share of the total drop made between "
+          "two consecutive evaluations, divided by the same median for the overall loss curves",
+          AtLeast(ABRUPT_SHARE, strict=True), preset="multitask-quick", untested=UNTESTED),
+    Claim("scaling.multitask.abrupt_width", MICHAUD, "Section 4, Figure 3",
+          "each subtask is learned in a short window of training, the mean loss over a long one",
+          "per seed: median 10→90% drop width of the subtask loss curves divided by the median width of the "
+          "overall loss curves", AtMost(ABRUPT_WIDTH, strict=True), preset="multitask-quick", untested=UNTESTED),
+    Claim("scaling.multitask.order_steps", MICHAUD, "Section 4, Figure 4",
+          "more frequent subtasks are learned earlier in training",
+          "per seed: Spearman ρ between a subtask's frequency rank and the step at which the largest model's "
+          "accuracy on it first reaches 90% (never: ranked last)", AtLeast(ORDER_RHO, strict=True),
+          preset="multitask-quick", untested=UNTESTED),
+    Claim("scaling.multitask.order_size", MICHAUD, "Section 4, Figure 4",
+          "more frequent subtasks are learned by smaller models",
+          "per seed: Spearman ρ between a subtask's frequency rank and the smallest model whose final accuracy on it "
+          "reaches 90% (none: ranked last)", AtLeast(ORDER_RHO, strict=True), preset="multitask-quick",
+          untested=UNTESTED),
+)
 
-    return section(runs, out_dir)
+
+def protocol(ctx: ReportContext) -> list[dict]:
+    """Paper vs ours for the runs of this store (values read from their specs)."""
+    from limitlab.report.tables import ProtocolTable
+
+    runs = ctx.tagged(experiment="multitask")
+    if runs.empty:
+        return []
+    t = ProtocolTable(runs, group=None)
+    t.add("task", None, "multitask sparse parity (Michaud)", same=True, values=["multitask sparse parity"])
+    for item, column in (("bits n", "task.n_bits"), ("parity size k", "task.k"), ("subtasks", "task.subtasks"),
+                         ("Zipf exponent of the subtask frequencies", "task.zipf"), ("steps", "train.steps")):
+        t.add(item, column, "see the paper", known=False)
+    t.add("seeds per size", None, "—", known=False, values=[runs.groupby("tags.size").size().max()])
+    return t.rows
+
+
+def _analyze(ctx: ReportContext) -> Section:
+    from limitlab.studies.scaling.multitask_report import analyze
+
+    return analyze(ctx)
+
+
+EXPERIMENT = Experiment("multitask", "Multitask next-token prediction (multitask sparse parity)", CLAIMS, _analyze)

@@ -1,52 +1,70 @@
-"""Figures of the multitask section: per-subtask loss curves over steps (one panel per size, first seed) and the
-final per-subtask loss against model size. Files ``multitask_curves.png`` and ``multitask_by_size.png``."""
+"""Figures of the multitask section: per-subtask loss curves over steps (one panel per size; mean over seeds with
+a 95% band) and the final per-subtask loss against model size (mean over seeds with a band). Returns
+``{name: (Figure, caption)}``; the section names the files ``multitask_<name>.png``."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
 from typing import Any
 
-import numpy as np
+import pandas as pd
 
-from limitlab.studies.scaling.laws_figures import new_figure
+from limitlab.analysis.intervals import aggregate
+from limitlab.report.figures import line_with_band, new_figure
 
 
-def write_figures(runs: list[dict[str, Any]], out: Path) -> dict[str, str]:
+def _band(frames: list[pd.DataFrame], column: str) -> pd.DataFrame:
+    """Mean over seeds of ``column`` per step, with its 95% t-interval (steps every seed evaluated)."""
+    long = pd.concat([f[["step", column]].assign(seed=i) for i, f in enumerate(frames) if column in f])
+    return aggregate(long, ["step"], column, bounds=(0.0, math.inf))
+
+
+def figures(runs: list[dict[str, Any]], curves: dict[str, pd.DataFrame]) -> dict[str, tuple[Any, str]]:
     import matplotlib
 
-    out.mkdir(parents=True, exist_ok=True)
     sizes = sorted({r["size"] for r in runs})
-    first = {s: min((r for r in runs if r["size"] == s), key=lambda r: r["seed"]) for s in sizes}
     K = len(runs[0]["subtasks"])
     cmap = matplotlib.colormaps["plasma"]
     colours = [cmap(j / max(K - 1, 1) * 0.85) for j in range(K)]
-    figures = {}
+    n_seeds = len({r["seed"] for r in runs})
+    out: dict[str, tuple[Any, str]] = {}
 
     fig = new_figure(3.2 * len(sizes) + 1, 3.4)
     axes = fig.subplots(1, len(sizes), squeeze=False, sharey=True)[0]
     for ax, s in zip(axes, sizes):
-        r = first[s]
-        c = r["_curves"]
+        mine = sorted((r for r in runs if r["size"] == s), key=lambda r: r["seed"])
+        frames = [curves[r["run_id"]] for r in mine]
+        first = frames[0]  # a mean over seeds would smear each run's jumps: one seed's subtask curves
         for j in range(K):
-            if f"loss_{j}" in c:
-                ax.plot(c["step"], c[f"loss_{j}"], color=colours[j], lw=1, label=f"subtask {j}")
-        ax.plot(c["step"], c["loss"], color="black", lw=2.2, label="overall (mixture)")
-        ax.set(title=f"N = {r['n_params']:,}", xlabel="step")
+            if f"loss_{j}" in first:
+                ax.plot(first["step"], first[f"loss_{j}"], color=colours[j], lw=1, label=f"subtask {j}")
+        b = _band(frames, "loss")
+        line_with_band(ax, b["step"], b["mean"], b["ci_low"], b["ci_high"], color="black", marker=None,
+                       label="overall (mixture)")
+        ax.set(title=f"N = {mine[0]['n_params']:,}", xlabel="step")
     axes[0].set_ylabel("test loss (nats)")
-    axes[-1].legend(fontsize=7)
-    fig.savefig(out / "multitask_curves.png")
-    figures["curves"] = "multitask_curves.png"
+    axes[-1].legend(fontsize=6, ncol=2)
+    out["curves"] = (fig, "loss over steps per model size: colour = per subtask in the lowest seed's run (uniform "
+                          "split, 0 most frequent; a mean over seeds would smear each run's jumps), black = overall "
+                          f"loss on the training mixture, mean over {n_seeds} seed(s) with its 95% band")
 
     fig = new_figure(5.5, 3.8)
     ax = fig.add_subplot()
-    ns = [first[s]["n_params"] for s in sizes]
-    for j in range(K):
-        ys = [np.mean([x["subtasks"][j].get("final_loss", np.nan) for x in runs if x["size"] == s]) for s in sizes]
-        ax.plot(ns, ys, "o-", color=colours[j], lw=1, label=f"subtask {j}")
-    ax.plot(ns, [np.mean([x["final_loss"] for x in runs if x["size"] == s]) for s in sizes], "s-", color="black",
-            lw=2, label="overall")
+    ns = [next(r["n_params"] for r in runs if r["size"] == s) for s in sizes]
+    final = pd.DataFrame([{"size": r["size"], "subtask": x["subtask"], "loss": x.get("final_loss", math.nan)}
+                          for r in runs for x in r["subtasks"]] +
+                         [{"size": r["size"], "subtask": -1, "loss": r["final_loss"]} for r in runs])
+    agg = aggregate(final, ["subtask", "size"], "loss", bounds=(0.0, math.inf))
+    for j in range(-1, K):
+        a = agg[agg["subtask"] == j].sort_values("size")
+        x = [ns[sizes.index(s)] for s in a["size"]]
+        line_with_band(ax, x, a["mean"], a["ci_low"], a["ci_high"], color="black" if j < 0 else colours[j],
+                       label="overall" if j < 0 else f"subtask {j}", alpha=0.12)
     ax.set(xscale="log", xlabel="N (parameters)", ylabel="final test loss (nats)", title="loss vs model size")
-    ax.legend(fontsize=7)
-    fig.savefig(out / "multitask_by_size.png")
-    figures["by_size"] = "multitask_by_size.png"
-    return figures
+    ax.legend(fontsize=6, ncol=2)
+    out["by_size"] = (fig, f"final per-subtask loss vs model size (mean over {n_seeds} seed(s), band: 95% "
+                           "interval) and the overall loss (black)")
+    return out
+
+
+
