@@ -29,9 +29,7 @@ The contract an experiment module ``limitlab.studies.scaling.<name>`` must meet
     ``result.<split>/<metric>`` columns), reads a run's evaluation curve with ``ctx.store.metrics(run_id)``, and
     must work on any subset (a smoke store, a half-finished sweep: say "too few runs" rather than raise). Figure
     file names start with ``<name>_`` so experiments never collide. The one generic writer
-    (:mod:`limitlab.report.study_report`) renders every section and the claims table. A module still on the old
-    ``report_section(runs, out_dir)`` contract is wrapped by :func:`.legacy.adapt` until it defines
-    ``EXPERIMENT`` (its old claim rows are shown inside its section, not in the claims table).
+    (:mod:`limitlab.report.study_report`) renders every section and the claims table.
 
 ``protocol(ctx) -> list[dict]`` (optional)
     Paper-vs-ours rows ``{item, paper, ours, status, note}`` of this experiment; the study's protocol table lists
@@ -100,15 +98,10 @@ def load(experiment: str) -> ModuleType:
 
 
 def experiment_of(module: ModuleType) -> Experiment:
-    """A module's ``EXPERIMENT``; for a module still on the old ``report_section`` contract, its adapter."""
+    """A module's ``EXPERIMENT``."""
     found = getattr(module, "EXPERIMENT", None)
     if isinstance(found, Experiment):
         return found
-    if callable(getattr(module, "report_section", None)):
-        from limitlab.studies.scaling.legacy import adapt  # a module not yet on the contract
-
-        name = module.__name__.rsplit(".", 1)[1]
-        return adapt(name, TITLES[name], module.report_section)
     raise ValueError(f"{module.__name__} defines no EXPERIMENT (a limitlab.report.sections.Experiment)")
 
 
