@@ -136,7 +136,8 @@ def digit_maps(runs: pd.DataFrame) -> list[dict]:
             if not isinstance(vec, list):
                 continue
             arr = np.array([np.nan if v is None else v for v in vec], dtype=float)
-            arr = np.pad(arr, (0, max(0, (max(task.test_digits) + 1) * k - len(arr))), constant_values=np.nan)
+            size = (max(task.test_digits) + 1) * k
+            arr = np.pad(arr, (0, max(0, size - len(arr))), constant_values=np.nan)[:size]
             mats.append(arr.reshape(-1, k)[task.test_digits])
         if mats:
             with warnings.catch_warnings():  # a cell no seed scored stays NaN
