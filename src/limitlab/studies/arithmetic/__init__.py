@@ -15,7 +15,7 @@ STUDY = Study(
     protocol=protocol,
     preset_notes={
         "smoke": "4 tiny runs (APE addition, mod 100, mod 101, remainder scratchpad mod 7), seconds on a CPU",
-        "quick": "9 runs: APE on D≤4 addition, mod 100 and mod 101 addition, 3 seeds each (+ study.encodings: "
+        "quick": "15 runs: APE on D≤4 addition, mod 100 and mod 101 addition, 5 seeds each (+ study.encodings: "
                  "reversed addition per encoding; study.remainder_modulus: the remainder scratchpad)",
         "paper": "the paper's runs (mini-GPT) × 7 encodings × 3 seeds, for a GPU",
         "beyond": "Abacus on reversed addition (≤20 → 100 digits) and the mod-101 remainder scratchpad, for a GPU",
