@@ -83,25 +83,22 @@ def _show_lengths(sec: Section, runs: pd.DataFrame, long: pd.DataFrame, predicte
     table = A.curves(long)
     sec.results["lengths"] = table.to_dict("records")
     for exp, g in table.groupby("experiment", sort=True):
-        fig = new_figure(6.5, 3.6)
-        ax = fig.subplots()
-        for i, (pos, gp) in enumerate(g.groupby("position", sort=True)):
-            gp = gp.sort_values("digits")
-            color = COLORS[i % len(COLORS)]
-            line_with_band(ax, gp["digits"], gp["mean"], gp["ci_low"], gp["ci_high"], label=f"{pos}", color=color)
-            if gp["trunc_mean"].notna().any():
-                line_with_band(ax, gp["digits"], gp["trunc_mean"], gp["trunc_low"], gp["trunc_high"],
-                               label=f"{pos}, vs truncated target", color=color, marker=None, alpha=0.08)
-                ax.lines[-1].set_linestyle("--")
-        if predicted and g["predicted"].notna().any():
-            first = g[g["position"] == g["position"].iloc[0]].sort_values("digits")
-            ax.plot(first["digits"], first["predicted"], ls=":", color="black", lw=1.4,
-                    label="truncated function (exact rate)")
-        ax.set(xlabel="test digit count n", ylabel="exact match", ylim=(-0.03, 1.03))
+        low_rates = g["predicted"][(g["predicted"] > 0) & (g["predicted"] < 0.05)] if predicted else g["predicted"][:0]
+        small = len(low_rates) > 0
+        fig = new_figure(10.5 if small else 6.5, 3.6)
+        axes = np.atleast_1d(fig.subplots(1, 2 if small else 1))
+        for ax in axes:
+            _draw_lengths(ax, g, predicted)
+        ax = axes[0]
+        ax.set(ylim=(-0.03, 1.03))
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_title(f"{exp}: solid = true target, dashed = truncated target", fontsize=9)
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+        if small:  # the truncated function's rate (~1/p′) is invisible on a 0–100% axis
+            top = 4 * float(low_rates.max())
+            axes[1].set_ylim(-0.05 * top, top)
+            axes[1].set_title(f"zoom: 0–{100 * top:.1f}%", fontsize=9)
+            axes[1].yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
         seeds = int(g["n"].max())
         sec.figure(f"{sec.key}_lengths_{_safe(exp)}.png", fig,
                    f"{exp}: exact match vs test digit count n per position encoding, mean and 95% band over {seeds} "
@@ -115,6 +112,25 @@ def _show_lengths(sec: Section, runs: pd.DataFrame, long: pd.DataFrame, predicte
         sec.table(rows, caption="Exact match per test digit count n: mean and 95% t-interval over seeds",
                   **({"percent": ["truncated fn exact rate"]} if predicted else {}))
     _digit_figures(sec, A.digit_maps(runs))
+
+
+def _draw_lengths(ax, g: pd.DataFrame, predicted: bool) -> None:
+    """Exact match per digit count with its band, per encoding; dashed: against the truncated target; dotted:
+    the truncated function's exact rate."""
+    for i, (pos, gp) in enumerate(g.groupby("position", sort=True)):
+        gp = gp.sort_values("digits")
+        color = COLORS[i % len(COLORS)]
+        line_with_band(ax, gp["digits"], gp["mean"], gp["ci_low"], gp["ci_high"], label=f"{pos}", color=color)
+        if gp["trunc_mean"].notna().any():
+            line_with_band(ax, gp["digits"], gp["trunc_mean"], gp["trunc_low"], gp["trunc_high"],
+                           label=f"{pos}, vs truncated target", color=color, marker=None, alpha=0.08)
+            ax.lines[-1].set_linestyle("--")
+    if predicted and g["predicted"].notna().any():
+        first = g[g["position"] == g["position"].iloc[0]].sort_values("digits")
+        ax.plot(first["digits"], first["predicted"], ls=":", color="black", lw=1.4,
+                label="truncated function (exact rate)")
+    ax.set(xlabel="test digit count n", ylabel="exact match")
+    ax.grid(alpha=0.3)
 
 
 def _digit_figures(sec: Section, maps: list[dict]) -> None:
