@@ -92,11 +92,14 @@ def test_cope_error_figure_marks_the_papers_numbers_once_in_the_legend():
 
 
 def test_arithmetic_digit_maps_have_a_colour_bar():
-    from limitlab.studies.arithmetic.report import figures
+    from limitlab.report.sections import Section
+    from limitlab.studies.arithmetic.experiments import _digit_figures
 
     maps = [{"experiment": "add", "position": p, "slots": 3, "n": [1, 2], "seeds": 1,
              "accuracy": [[1.0, 0.5, 0.2], [0.9, 0.4, 0.1]]} for p in ("learned", "abacus")]
-    fig = figures([], maps, [])["digits_add.png"]
+    sec = Section("absolute", "t")
+    _digit_figures(sec, maps)
+    fig = sec.figures["absolute_digits_add.png"]
     assert len(fig.axes) == 3 and fig.axes[-1].get_ylabel() == "digit accuracy"
 
 

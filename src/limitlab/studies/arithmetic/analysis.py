@@ -1,15 +1,18 @@
-"""The arithmetic study's numbers, from the store's DataFrame: per-length accuracy, digit-wise accuracy, the
-modulus table against 1/p′, inward vs outward OOD, and the claims against the paper.
+"""The arithmetic study's frames: one row per run, one row per (run, test digit count), and per-seed values.
 
-Every function takes the tidy frame of :func:`runs_frame` (one row per finished run with its task) and returns
-plain records, so results.json and the page show the same numbers.
+* :func:`runs_frame` — finished runs with their task rebuilt from the spec, the in-distribution exact match and
+  whether the run learned its training distribution (``learned``: at least :data:`LEARNED`);
+* :func:`per_length` — per (run, n): exact match against the true and the truncated target, the OOD kind
+  (**in distribution**: n in the training support; **outward**: n above its largest count; **inward**: n at or
+  below it but outside the support, e.g. D_ab4 at 3 digits) and the theory's exact prediction
+  (:func:`limitlab.studies.arithmetic.theory.truncation_agreement`);
+* :func:`seed_values` — one number per seed from the run groups a claim reads, keeping only seeds whose runs
+  learned their training distribution (a run that did not learn it says nothing about generalizing beyond it).
 
-* exact match per test digit count n (the ``lengths`` split), against the true and the truncated target;
-* **outward** OOD: n above the largest training n; **inward**: n at or below it but outside the training support
-  (D_ab4 at 3 digits; D4 at 1–3, where neither operand has exactly 4 digits); **in distribution**: n in the
-  training support;
-* for mod p: 1/p′ (p′ = p / gcd(p, 10^k), k the truncation depth) and the exact predicted accuracy of a model
-  that computes the truncated function on our test sequences (``truncation_agreement``, measured on the data).
+>>> long = pd.DataFrame({"seed": [0, 0, 1, 1], "digits": [5, 6, 5, 6], "exact": [0.0, 0.1, 0.0, 0.0],
+...                      "learned": [True, True, True, False]})
+>>> seed_values(long, "exact", "max")         # seed 1 did not learn: left out
+{0: 0.1}
 """
 
 from __future__ import annotations
@@ -22,16 +25,19 @@ import numpy as np
 import pandas as pd
 
 from limitlab.analysis import PROPORTION, aggregate, tidy
-from limitlab.tasks.arithmetic import ArithmeticTask, predicted_accuracy
+from limitlab.studies.arithmetic.theory import p_prime, truncation_agreement
+from limitlab.tasks.arithmetic import ArithmeticTask
 
+LEARNED = 0.9  # a run has learned its training distribution when its in-distribution exact match is at least this
 KEYS = ["experiment", "position"]
 COLUMNS = {
     "test_acc": "result.test/accuracy",
     "exact": "result.lengths/accuracy_by_length",
     "truncated": "result.lengths_truncated/accuracy_by_length",
-    "agreement": "result.lengths/truncation_agreement_by_length",
     "digits": "result.lengths/digit_accuracy_by_length",
 }
+LONG = ["run_id", "experiment", "position", "op", "modulus", "format", "train", "seed", "in_distribution", "learned",
+        "digits", "kind", "exact", "truncated", "predicted", "p_prime"]
 
 
 def _none(v: Any) -> Any:
@@ -45,47 +51,77 @@ def task_of(row: pd.Series) -> ArithmeticTask:
     return ArithmeticTask(**{k: v for k, v in fields.items() if v is not None or k in ("modulus", "truncate_digits")})
 
 
-def runs_frame(raw: pd.DataFrame) -> pd.DataFrame:
-    """One row per finished arithmetic run: tags, seed, the result vectors and its task (column ``task``)."""
-    runs = tidy(raw, COLUMNS)
-    if runs.empty:
-        return runs
-    done = raw[raw["status"] == "done"].reset_index(drop=True)
-    runs["task"] = [task_of(r) for _, r in done.iterrows()]
-    runs["modulus"] = [t.modulus for t in runs["task"]]
-    runs["k"] = [t.truncation for t in runs["task"]]
-    return runs
+def _at(vec: Any, n: int) -> float:
+    return float(vec[n]) if isinstance(vec, list) and n < len(vec) and vec[n] is not None else math.nan
+
+
+def runs_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished arithmetic run (``runs``: the report context's finished runs): tags, seed, the result
+    vectors, its task (column ``task``), ``in_distribution`` (mean exact match over the training digit counts)
+    and ``learned``."""
+    out = tidy(runs, COLUMNS)
+    if out.empty:
+        return out.assign(task=[], in_distribution=[], learned=[])
+    out["task"] = [task_of(r) for _, r in runs.reset_index(drop=True).iterrows()]
+    out["in_distribution"] = [float(np.nanmean([_at(vec, n) for n in t.train_digits if n in t.test_digits] or
+                                               [math.nan]))
+                              for vec, t in zip(out["exact"], out["task"])]
+    out["learned"] = out["in_distribution"] >= LEARNED
+    return out
 
 
 def per_length(runs: pd.DataFrame) -> pd.DataFrame:
-    """Long frame: one row per (run, test digit count n) with exact, truncated, agreement and the OOD kind."""
+    """Long frame (columns :data:`LONG`): one row per (run, test digit count n)."""
     rows = []
     for rec in runs.to_dict("records"):
         task: ArithmeticTask = rec["task"]
-        support, top = set(task.train_digits), task.max_digits
+        support, top, k = set(task.train_digits), task.max_digits, task.truncation
         for n in task.test_digits:
             kind = "in distribution" if n in support else "outward" if n > top else "inward"
-            row = {"run_id": rec["run_id"], "experiment": rec["experiment"], "position": rec["position"],
-                   "seed": rec["seed"], "digits": n, "kind": kind}
-            for name in ("exact", "truncated", "agreement"):
-                vec = rec.get(name)
-                row[name] = float(vec[n]) if isinstance(vec, list) and n < len(vec) and vec[n] is not None \
-                    else np.nan
-            rows.append(row)
-    return pd.DataFrame(rows, columns=["run_id", "experiment", "position", "seed", "digits", "kind", "exact",
-                                       "truncated", "agreement"])
+            predicted = truncation_agreement(task.op, task.modulus, k, n) if task.format != "remainder" else math.nan
+            rows.append({"run_id": rec["run_id"], "experiment": rec["experiment"], "position": rec["position"],
+                         "op": task.op, "modulus": task.modulus, "format": task.format, "train": rec["train"],
+                         "seed": rec["seed"], "in_distribution": rec["in_distribution"], "learned": rec["learned"],
+                         "digits": n, "kind": kind,
+                         "exact": _at(rec["exact"], n), "truncated": _at(rec["truncated"], n),
+                         "predicted": predicted,
+                         "p_prime": p_prime(task.modulus, k) if task.modulus is not None else math.nan})
+    return pd.DataFrame(rows, columns=LONG)
 
 
-def length_curves(long: pd.DataFrame) -> list[dict]:
-    """Mean over seeds (with a 95% t-interval clipped to [0, 1]; ``n`` = seeds) per (experiment, position, digits)."""
+def seed_values(long: pd.DataFrame, value: str, how: str = "mean") -> dict[Any, float]:
+    """{seed: ``how`` (mean, max or min) of ``value`` over the rows of that seed}, for seeds whose every run in
+    ``long`` learned its training distribution."""
+    out = {}
+    for seed, g in long.groupby("seed", sort=True):
+        if g["learned"].all() and g[value].notna().any():
+            out[seed] = float(getattr(g[value], how)())
+    return out
+
+
+def dropped(long: pd.DataFrame) -> str:
+    """A note naming the runs left out because they did not learn their training distribution ('' if none)."""
+    bad = long[~long["learned"].astype(bool)].drop_duplicates("run_id")
+    if bad.empty:
+        return ""
+    shown = ", ".join(f"{r.experiment} {r.position} seed {r.seed} ({r.in_distribution:.0%})" for r in bad.itertuples())
+    return f"left out (in-distribution exact match below {LEARNED:.0%}): {shown}"
+
+
+def curves(long: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, position, digits): exact and truncated-target match as mean with a 95% interval over
+    seeds (``mean, ci_low, ci_high`` and ``trunc_mean, trunc_low, trunc_high``), ``n`` seeds, and the theory's
+    exact prediction."""
+    by = [*KEYS, "digits"]
     if long.empty:
-        return []
-    out = aggregate(long, [*KEYS, "digits"], "exact", bounds=PROPORTION)
-    trunc = aggregate(long, [*KEYS, "digits"], "truncated", bounds=PROPORTION)[[*KEYS, "digits", "mean"]]
-    agree = long.groupby([*KEYS, "digits"], as_index=False)["agreement"].mean()
-    out = out.merge(trunc.rename(columns={"mean": "truncated"}), on=[*KEYS, "digits"], how="left")
-    out = out.merge(agree, on=[*KEYS, "digits"], how="left")
-    return out.to_dict("records")
+        return pd.DataFrame(columns=[*by, "n", "mean", "ci_low", "ci_high", "trunc_mean", "trunc_low", "trunc_high",
+                                     "predicted"])
+    exact = aggregate(long, by, "exact", bounds=PROPORTION)[[*by, "n", "mean", "ci_low", "ci_high"]]
+    trunc = aggregate(long, by, "truncated", bounds=PROPORTION).rename(
+        columns={"mean": "trunc_mean", "ci_low": "trunc_low", "ci_high": "trunc_high"})
+    pred = long.groupby(by, as_index=False)["predicted"].first()
+    out = exact.merge(trunc[[*by, "trunc_mean", "trunc_low", "trunc_high"]], on=by).merge(pred, on=by)
+    return out
 
 
 def digit_maps(runs: pd.DataFrame) -> list[dict]:
@@ -100,7 +136,8 @@ def digit_maps(runs: pd.DataFrame) -> list[dict]:
             if not isinstance(vec, list):
                 continue
             arr = np.array([np.nan if v is None else v for v in vec], dtype=float)
-            arr = np.pad(arr, (0, max(0, (max(task.test_digits) + 1) * k - len(arr))), constant_values=np.nan)
+            size = (max(task.test_digits) + 1) * k
+            arr = np.pad(arr, (0, max(0, size - len(arr))), constant_values=np.nan)[:size]
             mats.append(arr.reshape(-1, k)[task.test_digits])
         if mats:
             with warnings.catch_warnings():  # a cell no seed scored stays NaN
@@ -109,40 +146,3 @@ def digit_maps(runs: pd.DataFrame) -> list[dict]:
             out.append({"experiment": exp, "position": pos, "n": list(task.test_digits), "slots": k,
                         "accuracy": mean.tolist(), "seeds": len(mats)})
     return out
-
-
-def ood_table(long: pd.DataFrame) -> list[dict]:
-    """Mean exact match per (experiment, position) in distribution, inward and outward (mean over n, then seeds)."""
-    rows = []
-    for (exp, pos), g in long.groupby(KEYS, sort=True):
-        row: dict[str, Any] = {"experiment": exp, "position": pos, "seeds": g["seed"].nunique()}
-        for kind in ("in distribution", "inward", "outward"):
-            part = g[g["kind"] == kind]
-            row[kind] = part.groupby("seed")["exact"].mean().mean() if len(part) else None
-            row[f"{kind} n"] = sorted(part["digits"].unique().tolist())
-        out = g[g["kind"] == "outward"]
-        row["outward vs truncated"] = out.groupby("seed")["truncated"].mean().mean() if len(out) else None
-        rows.append(row)
-    return rows
-
-
-def modulus_table(runs: pd.DataFrame, long: pd.DataFrame) -> list[dict]:
-    """Per modular (experiment, position): measured accuracy in and beyond the training length next to 1/p′ and
-    the exact truncation prediction for our test sequences."""
-    rows = []
-    mod = runs[runs["modulus"].notna()]
-    for (exp, pos), g in mod.groupby(KEYS, sort=True):
-        task: ArithmeticTask = g["task"].iloc[0]
-        p, k = int(task.modulus), task.truncation
-        sub = long[(long["experiment"] == exp) & (long["position"] == pos)]
-        out, ind = sub[sub["kind"] == "outward"], sub[sub["kind"] == "in distribution"]
-        rows.append({
-            "experiment": exp, "position": pos, "op": task.op, "p": p, "format": task.format, "k": k,
-            "p_prime": p // math.gcd(p, 10**k), "one_over_p_prime": predicted_accuracy(p, k),
-            "in_distribution": ind.groupby("seed")["exact"].mean().mean() if len(ind) else None,
-            "outward": out.groupby("seed")["exact"].mean().mean() if len(out) else None,
-            "outward_predicted": out["agreement"].mean() if len(out) else None,
-            "outward_vs_truncated": out.groupby("seed")["truncated"].mean().mean() if len(out) else None,
-            "outward_n": sorted(out["digits"].unique().tolist()), "seeds": g["seed"].nunique(),
-        })
-    return rows
