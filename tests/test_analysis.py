@@ -261,32 +261,30 @@ def test_power_law_and_curve_fit_recover_known_exponents():
 
 
 def envelope(**extra):
-    return {"schema": "limitlab.toy.report/1", "study": "toy", "runs": {"total": 2, "done": 2, "used": 2},
-            "protocol": [], "claims": [], "warnings": [], "figures": {}, **extra}
+    return {"schema": "limitlab.toy.report/3", "study": "toy", "runs": {"total": 2, "done": 2, "used": 2},
+            "protocol": [], "claims": [], "warnings": [], "figures": {}, "store": "", "sections": {}, **extra}
 
 
 def test_write_report_writes_validated_json_pngs_and_page(tmp_path):
     from matplotlib.image import imread
 
-    from limitlab.report import ClaimsTable, Page, ProtocolTable, lines_with_bands, new_figure, verdict, write_report
+    from limitlab.report import Page, ProtocolTable, lines_with_bands, new_figure, write_report
 
     runs = pd.DataFrame({"model.n_layers": [2, 2], "optim.lr": [1e-3, 3e-3], "tags.variant": ["a", "b"]})
     proto = ProtocolTable(runs)
     proto.add("layers", "model.n_layers", 2, "[V]")
     proto.add("learning rate", "optim.lr", 1e-3, "[B]")
-    claims = ClaimsTable()
-    claims.add("error falls with k", "[V] abstract", "linear", verdict("slope −0.2", "agree if slope < 0", "agree"))
     fig = new_figure(4, 3)
     band = A.bootstrap_band_frame(pd.DataFrame({"f": "lin", "p": [0, 0, 1, 1], "k": [1, 2, 1, 2],
                                                 "e": [1.0, 0.4, 0.8, 0.2]}), "p", "k", "e", by=["f"], n_boot=20)
     lines_with_bands(fig.subplots(), band, "k", by="f")
-    results = envelope(protocol=proto.rows, claims=claims.rows, figures={"curve": "curve.png"},
-                       extra_section={"mse": float("nan"), "k": np.int64(3)})
+    section = {"title": "t", "presets": [], "runs": 2, "results": {"mse": float("nan"), "k": np.int64(3)}}
+    results = envelope(protocol=proto.rows, figures={"curve": "curve.png"}, sections={"main": section})
     page = Page("toy")
     page.figure("curve.png", "error vs k")
     index = write_report(tmp_path / "out", results, {"curve.png": fig}, page)
     got = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert got["extra_section"] == {"mse": None, "k": 3}  # NaN -> null, numpy -> python
+    assert got["sections"]["main"]["results"] == {"mse": None, "k": 3}  # NaN -> null, numpy -> python
     assert [r["status"] for r in got["protocol"]] == ["same", "departure"]
     assert got["protocol"][1]["ours"] == "a: 0.001; b: 0.003"
     assert imread(tmp_path / "out" / "curve.png").shape[0] > 100
@@ -295,7 +293,7 @@ def test_write_report_writes_validated_json_pngs_and_page(tmp_path):
 
 
 def test_write_report_refuses_a_bad_results_dict_and_writes_nothing(tmp_path):
-    from limitlab.report import ClaimsTable, Page, validate_results, verdict, write_report
+    from limitlab.report import Page, validate_results, write_report
 
     with pytest.raises(ValueError, match=r"invalid at schema"):
         write_report(tmp_path / "a", envelope(schema="counting v1"), {}, Page("x"))
@@ -305,11 +303,9 @@ def test_write_report_refuses_a_bad_results_dict_and_writes_nothing(tmp_path):
         validate_results(envelope(protocol=[{"item": "x", "paper": "1", "ours": "1", "status": "similar"}]))
     with pytest.raises(ValueError, match="plain file name"):
         write_report(tmp_path / "a", envelope(), {"../up.png": None}, Page("x"))
+    with pytest.raises(ValueError, match=r"invalid at sections"):
+        write_report(tmp_path / "a", envelope(sections={"main": {"title": "t"}}), {}, Page("x"))
     assert not (tmp_path / "a").exists()
-    with pytest.raises(ValueError, match="verdict must be one of"):
-        verdict("x", "y", "maybe")
-    with pytest.raises(ValueError, match="verdict must be one of"):
-        ClaimsTable().add("c", "s", "", {"ours": "x", "criterion": "y", "verdict": "yes"})
 
 
 def test_heatmap_helper_marks_missing_cells():

@@ -1,21 +1,18 @@
-"""The typed results.json every study report writes: a common envelope, checked on write.
+"""The typed results.json every study report writes (:mod:`.study_report`), checked on write.
 
-Every report's results.json carries the same top-level sections — ``schema`` (``'limitlab.<study>.report/<n>'``),
-``study``, ``runs`` (counts by status), ``protocol`` (paper vs ours), ``claims`` (verdicts), ``warnings``,
-``figures`` ({key: PNG file name}), ``store`` — plus the study's own sections. :class:`ReportResults` types the
-envelope and lets other keys through; a study subclasses it to type its own sections too (see the counting
-report). :func:`validate_results` raises a one-line ValueError naming the first bad field, so a report that would
+:class:`StudyResults` is the one schema: ``schema`` (``'limitlab.<study>.report/3'``), ``study``, ``runs`` (counts
+by status), ``protocol`` (paper vs ours), ``claims`` (every claim as data: test, thresholds, estimate, interval,
+seeds, verdict — :class:`ClaimData`), ``warnings``, ``figures``, ``store`` and ``sections`` (each experiment's
+numbers). :func:`validate_results` raises a one-line ValueError naming the first bad field, so a report that would
 write a malformed results.json fails instead. NaN and ±inf are not JSON: :func:`clean` turns them into null.
 
->>> ok = {"schema": "limitlab.toy.report/1", "study": "toy", "runs": {"total": 1, "done": 1},
-...       "protocol": [], "claims": [], "warnings": [], "figures": {}}
+>>> ok = {"schema": "limitlab.toy.report/3", "study": "toy", "runs": {"total": 1, "done": 1}, "protocol": [],
+...       "claims": [], "warnings": [], "figures": {}, "store": "", "sections": {}}
 >>> validate_results(ok).study
 'toy'
->>> validate_results({**ok, "claims": [{"claim": "c", "source": "[V]", "ours": "0.9", "criterion": "≥ 0.8",
-...                                     "verdict": "maybe"}]})
+>>> validate_results({**ok, "runs": {"total": 1, "done": -1}})
 Traceback (most recent call last):
-ValueError: results.json (ReportResults) is invalid at claims.0.verdict: Input should be 'agree', 'disagree' or \
-'not measured' (got 'maybe')
+ValueError: results.json (StudyResults) is invalid at runs.done: Input should be greater than or equal to 0 (got -1)
 """
 
 from __future__ import annotations
@@ -25,10 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["ClaimData", "ClaimRow", "ProtocolRow", "ReportResults", "RunCounts", "SectionData", "StudyResults",
-           "clean", "validate_results"]
+__all__ = ["ClaimData", "ProtocolRow", "RunCounts", "SectionData", "StudyResults", "clean", "validate_results"]
 
-Verdict = Literal["agree", "disagree", "not measured"]
 ProtocolStatus = Literal["same", "departure", "paper unknown"]
 
 
@@ -55,33 +50,6 @@ class ProtocolRow(_Strict):
     ours: str
     status: ProtocolStatus
     note: str = ""
-
-
-class ClaimRow(_Strict):
-    """One claim of the paper: where it comes from, what we measured, the criterion that decided it, the verdict."""
-
-    claim: str
-    source: str
-    scope: str = ""
-    ours: str
-    criterion: str
-    verdict: Verdict
-
-
-class ReportResults(BaseModel):
-    """The envelope of every results.json; study sections pass through (``extra='allow'``) unless a subclass types
-    them."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    schema_: str = Field(alias="schema", pattern=r"^limitlab\.[a-z0-9_]+\.report/\d+$")
-    study: str
-    runs: RunCounts
-    protocol: list[ProtocolRow]
-    claims: list[ClaimRow]
-    warnings: list[str]
-    figures: dict[str, str]
-    store: str = ""
 
 
 class ClaimData(_Strict):
@@ -161,8 +129,10 @@ def clean(obj: Any) -> Any:
     return obj
 
 
-def validate_results(results: dict[str, Any], schema: type[ReportResults] = ReportResults) -> ReportResults:
-    """``schema.model_validate(results)``, or a one-line ValueError naming the first bad field."""
+def validate_results(results: dict[str, Any], schema: type[BaseModel] | None = None) -> BaseModel:
+    """``schema.model_validate(results)`` (default :class:`StudyResults`), or a one-line ValueError naming the
+    first bad field."""
+    schema = schema or StudyResults
     try:
         return schema.model_validate(results)
     except ValidationError as e:

@@ -1,12 +1,10 @@
-"""The two tables every study report has: the protocol (paper vs ours) and the claims (with verdicts).
+"""The protocol table every study report has (paper vs ours), and :func:`show` for values in tables and prose.
 
 **Protocol.** One row per item (layers, learning rate, steps, ...): the paper's value and its source tag, *ours*
 read from the stored specs of the runs the report uses (never assumed), and a status — 'same', 'departure', or
 'paper unknown' when the sources do not say (then ours is our choice).
 
-**Claims.** One row per claim of the paper and scope: the claim, its source tag, what we measured, the criterion
-that turns the number into a verdict, and the verdict — 'agree', 'disagree', or 'not measured' when the runs in the
-store cannot decide it. Write the criterion before looking at the number.
+Claims are data: see :mod:`limitlab.claims`.
 
 >>> runs = pd.DataFrame({"optim.lr": [1e-3, 1e-3], "model.n_layers": [2, 2], "tags.variant": ["a", "b"]})
 >>> proto = ProtocolTable(runs)
@@ -16,10 +14,6 @@ store cannot decide it. Write the criterion before looking at the number.
 >>> [(r["item"], r["paper"], r["ours"], r["status"]) for r in proto.rows]
 [('layers', '2 [V]', '2', 'same'), ('learning rate', '0.0001 [B]', '0.001', 'departure'), \
 ('schedule', 'unknown', 'constant', 'paper unknown')]
->>> claims = ClaimsTable()
->>> claims.add("accuracy falls with m", "[V] abstract", "qc", verdict("slope −0.1", "agree if slope < 0", "agree"))
->>> claims.rows[0]["verdict"]
-'agree'
 """
 
 from __future__ import annotations
@@ -31,9 +25,7 @@ import pandas as pd
 
 from limitlab.analysis.frames import distinct
 
-__all__ = ["VERDICTS", "ClaimsTable", "ProtocolTable", "not_measured", "show", "verdict"]
-
-VERDICTS = ("agree", "disagree", "not measured")
+__all__ = ["ProtocolTable", "show"]
 
 
 def show(vals: Sequence) -> str:
@@ -45,31 +37,6 @@ def show(vals: Sequence) -> str:
     if not vals:
         return "—"
     return ", ".join("default" if v is None else f"{v:g}" if isinstance(v, float) else str(v) for v in vals)
-
-
-def verdict(ours: str, criterion: str, result: str) -> dict[str, str]:
-    """``{ours, criterion, verdict}`` for :meth:`ClaimsTable.add`; ``result`` must be one of :data:`VERDICTS`."""
-    if result not in VERDICTS:
-        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}; got {result!r}")
-    return {"ours": ours, "criterion": criterion, "verdict": result}
-
-
-def not_measured(ours: str, criterion: str = "—") -> dict[str, str]:
-    """A 'not measured' verdict: ``ours`` says why (no runs, too few points, every value censored, ...)."""
-    return verdict(ours, criterion, "not measured")
-
-
-class ClaimsTable:
-    """Rows ``{claim, source, scope, ours, criterion, verdict}`` in the order added."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def add(self, claim: str, source: str, scope: str, result: dict[str, str]) -> None:
-        """``result`` from :func:`verdict` / :func:`not_measured`."""
-        if result.get("verdict") not in VERDICTS:
-            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}; got {result.get('verdict')!r}")
-        self.rows.append({"claim": claim, "source": source, "scope": scope, **result})
 
 
 class ProtocolTable:

@@ -6,8 +6,8 @@ PosixPath('reports/toy/index.html')
 
 The order is fixed so that a half-written folder never looks finished: figures first, then results.json (written
 to a temporary file, flushed and renamed into place, so a reader sees the old file or the new one, never half of
-one), then index.html last. results.json is checked against ``schema`` (:class:`.schema.ReportResults` or a
-study's subclass) and made JSON-safe (NaN -> null) before anything is written.
+one), then index.html last. results.json is checked against ``schema`` (default :class:`.schema.StudyResults`)
+and made JSON-safe (NaN -> null) before anything is written.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from limitlab.report.html import Page
-from limitlab.report.schema import ReportResults, clean, validate_results
+from limitlab.report.schema import StudyResults, clean, validate_results
 
 __all__ = ["write_json", "write_report"]
 
@@ -41,7 +43,7 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 
 def write_report(out_dir: str | Path, results: dict[str, Any], figures: Mapping[str, Any], page: Page,
-                 schema: type[ReportResults] = ReportResults) -> Path:
+                 schema: type[BaseModel] = StudyResults) -> Path:
     """Write ``figures`` ({file name: matplotlib Figure}, names like 'mthr_qc.png'), results.json and index.html
     into ``out_dir`` (created if needed); returns the path of index.html. ``results`` is cleaned (NaN -> null) and
     validated against ``schema`` first: a ValueError names the first bad field and nothing is written."""
