@@ -273,8 +273,6 @@ def analyze(ctx: ReportContext) -> Section:
     curve = curve_table(ctx.store, specs)
     if curve.empty:
         sec.paragraph("No finished emergence runs with evaluations in this store.", css="note")
-        for claim in CLAIMS:
-            sec.not_measured(claim, "no finished emergence runs")
         return sec
     sec.paragraph("The same outputs scored four ways at every evaluation (each evaluation of a run is one rung of "
                   "its ladder; compute grows linearly with the step). Addition scores its n + 1 answer digits, "
