@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from limitlab.claims import AtLeast, AtMost, Claim, Measure
+from limitlab.claims import DIFFERENCE_OF_PROPORTIONS, AtLeast, AtMost, Claim, Measure
 from limitlab.report.figures import COLORS, new_figure
 from limitlab.report.sections import Experiment, ReportContext, Section
 from limitlab.report.tables import ProtocolTable
@@ -229,7 +229,8 @@ def judge(sec: Section, table: pd.DataFrame) -> None:
     smooth = per_seed[["J_token_accuracy", "J_token_probability"]].max(axis=1)
     sec.judge(EM_JUMPS, Measure.of(per_seed["J_exact_match"], (0, 1)))
     sec.judge(TOKEN_SMOOTH, Measure.of(smooth, (0, 1)))
-    sec.judge(SHARPER, Measure.paired(per_seed["J_exact_match"].to_dict(), per_seed["J_token_accuracy"].to_dict()))
+    sec.judge(SHARPER, Measure.paired(per_seed["J_exact_match"].to_dict(), per_seed["J_token_accuracy"].to_dict(),
+                                      bounds=DIFFERENCE_OF_PROPORTIONS))
     sec.judge(PL, Measure.of(per_seed["pL_error"], (0, 1)))
 
 

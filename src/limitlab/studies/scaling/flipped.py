@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from limitlab.claims import AtLeast, AtMost, Claim, Measure
+from limitlab.claims import DIFFERENCE_OF_PROPORTIONS, AtLeast, AtMost, Claim, Measure
 from limitlab.report.figures import COLORS, new_figure
 from limitlab.report.sections import Experiment, ReportContext, Section
 from limitlab.report.tables import ProtocolTable
@@ -148,9 +148,10 @@ def judge(sec: Section, seeds: pd.DataFrame) -> None:
     large = seeds[seeds["d"] == widths[-1]].set_index("seed")
     sec.judge(OVERRIDE, Measure.of(large["prior_acc_flip100"], (0, 1)), note=f"largest width d={widths[-1]}")
     sec.judge(KEEPS, Measure.of(small["prior_acc_flip100"], (0, 1)), note=f"smallest width d={widths[0]}")
-    sec.judge(BY_SIZE, Measure.paired(small["prior_acc_flip100"].to_dict(), large["prior_acc_flip100"].to_dict()),
+    sec.judge(BY_SIZE, Measure.paired(small["prior_acc_flip100"].to_dict(), large["prior_acc_flip100"].to_dict(),
+                                      bounds=DIFFERENCE_OF_PROPORTIONS),
               note=f"d={widths[0]} − d={widths[-1]}")
-    sec.judge(SUL, Measure.paired(small["sul_drop"].to_dict(), large["sul_drop"].to_dict()),
+    sec.judge(SUL, Measure.paired(small["sul_drop"].to_dict(), large["sul_drop"].to_dict(), bounds=(-2.0, 2.0)),
               note=f"d={widths[0]} − d={widths[-1]}")
 
 
