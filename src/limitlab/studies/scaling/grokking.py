@@ -42,7 +42,8 @@ GROKS = Claim(
     untested="runs outside the published regime (p 97–113, 30–50% of pairs, ≤ 2 layers, AdamW weight decay 0.5–2, "
              "lr 3e-4–3e-3) are shown, not counted; the delay is measured at the evaluation interval; no weight "
              "norm, restricted or excluded loss (Nanda's progress measures) is recorded; a run that groks after its "
-             "budget counts as not showing it")
+             "budget counts as not showing it; this existence test replaced a first 'every seed' test after a probe "
+             "had shown one slow seed (under 'every seed' the quick row reads disagree, 2 of 3)")
 
 
 def grokking_specs(p: int = 113, train_fraction: float = 0.3, steps: int = 30_000, seeds: int | Sequence[int] = 1,
