@@ -42,8 +42,9 @@ inconclusive (fewer than 3 seeds: inconclusive)'
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -125,7 +126,7 @@ class Measure:
                 f"seed{'s' * (self.n != 1)}")
 
 
-class Test:
+class Test(ABC):
     """A decision rule with its numbers. Subclasses define :meth:`criterion` (the text, from the numbers) and
     :meth:`decide` (the verdict for a measure with enough seeds)."""
 
@@ -135,11 +136,18 @@ class Test:
         """The numbers the test decides by ({'threshold': 0.9}); flags such as ``strict`` are not numbers."""
         return {k: float(v) for k, v in vars(self).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
+    @abstractmethod
     def criterion(self, quantity: str) -> str:
-        raise NotImplementedError
+        """The rule in words, with its numbers, for ``quantity``."""
 
+    @abstractmethod
     def decide(self, m: Measure) -> Verdict:
-        raise NotImplementedError
+        """The verdict for a measure with enough seeds."""
+
+
+def _ends(m: Measure) -> tuple[float, float]:
+    """The interval's ends; a measure without an interval stands at its estimate."""
+    return (m.estimate if math.isnan(m.low) else m.low, m.estimate if math.isnan(m.high) else m.high)
 
 
 @dataclass(frozen=True)
@@ -156,8 +164,7 @@ class AtLeast(Test):
                 "else inconclusive")
 
     def decide(self, m: Measure) -> Verdict:
-        low = m.estimate if math.isnan(m.low) else m.low
-        high = m.estimate if math.isnan(m.high) else m.high
+        low, high = _ends(m)
         if low > self.threshold or (low >= self.threshold and not self.strict):
             return "agree"
         if high < self.threshold:
@@ -179,8 +186,7 @@ class AtMost(Test):
                 "else inconclusive")
 
     def decide(self, m: Measure) -> Verdict:
-        low = m.estimate if math.isnan(m.low) else m.low
-        high = m.estimate if math.isnan(m.high) else m.high
+        low, high = _ends(m)
         if high < self.threshold or (high <= self.threshold and not self.strict):
             return "agree"
         if low > self.threshold:
@@ -202,8 +208,7 @@ class Within(Test):
                 f"outside; else inconclusive")
 
     def decide(self, m: Measure) -> Verdict:
-        low = m.estimate if math.isnan(m.low) else m.low
-        high = m.estimate if math.isnan(m.high) else m.high
+        low, high = _ends(m)
         if self.low <= low and high <= self.high:
             return "agree"
         if high < self.low or low > self.high:
@@ -330,7 +335,6 @@ class Claim:
     min_seeds: int = 3
     untested: str = ""
     preset: str = "quick"
-    tags: tuple[str, ...] = field(default=())
 
     @property
     def criterion(self) -> str:
