@@ -485,3 +485,18 @@ def test_cuda_baselines_match_cpu():
         got = model(xs.cuda(), ys.cuda())
         assert got.device.type == "cuda"
         assert torch.allclose(got.cpu(), model(xs, ys), atol=1e-6), model.name
+
+
+@pytest.mark.parametrize("sparsity", [None, 2])
+def test_noiseless_bayes_stays_exact_to_the_end_of_long_prompts(sparsity):
+    """Once the data fix w, every later example only confirms it: the error stays at float32 rounding up to the
+    last index (a Kalman covariance update at rounding-level σ lost definiteness here and diverged to 1e12)."""
+    from limitlab.studies.icl.baselines import from_task
+    from limitlab.studies.icl.evaluate import draw
+    from limitlab.tasks.icl_linear import ICLLinear
+
+    task = ICLLinear(d=5, n_points=16, sparsity=sparsity)
+    p = draw(task, 1280)
+    err = (from_task(task)(p.xs, p.ys).double() - p.ys.double()) ** 2 / task.normaliser()
+    fixed = 3 if sparsity else 5
+    assert err[:, fixed:].max().item() < 1e-6  # an ill-conditioned prompt at k = d: float32 rounding × its condition

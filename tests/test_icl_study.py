@@ -25,7 +25,7 @@ from limitlab.studies.icl.evaluate import (
     squared_errors,
 )
 from limitlab.studies.icl.results import NOTE_KEY, Evaluation, Group
-from limitlab.studies.icl.study import icl_specs, paper, quick, smoke
+from limitlab.studies.icl.study import icl_specs, paper, quick, repro, smoke
 from limitlab.tasks.base import TaskStack
 from limitlab.tasks.icl_common import tokens
 from limitlab.tasks.icl_linear import ICLLinear
@@ -48,6 +48,11 @@ def test_presets():
     relu = next(s for s in p if s.tags["pretrain"] == "relu")
     assert relu.task.n_points == 101 and relu.task.curriculum.points_start == 26
     assert len(smoke()) == 2 and STUDIES["icl"].save_weights
+    r = repro()
+    assert len(r) == 12 and {s.tags["pretrain"] for s in r} == {"dense", "sparse", "mix_dense_sine", "rare_sine_0.1"}
+    assert all(s.train.eval_every > 0 and s.task.d == 5 for s in r)  # the error-against-steps figure
+    rare = next(s for s in r if s.tags["pretrain"] == "rare_sine_0.1")
+    assert rare.task.weights == (0.9, 0.1) and rare.task.n_points == 16
 
 
 def test_plan_covers_the_paper_evaluations():

@@ -88,18 +88,23 @@ def gaussian_scan(features: Features, prior_var: torch.Tensor, log_prior: torch.
     p_, n, _ = xs.shape
     x, y = xs.double(), ys.double()
     s, p = prior_var.shape
-    mean_b = torch.zeros(p_, s, p, dtype=torch.float64, device=xs.device)  # posterior mean of b per z
-    cov = torch.diag_embed(prior_var).expand(p_, s, p, p).clone()  # (P, S, p, p) posterior covariance
+    sd = prior_var.double().clamp(min=0).sqrt()  # (S, p): b = sd ⊙ c with c ~ N(0, I)
+    prior_rows = torch.eye(p, dtype=torch.float64, device=xs.device).expand(p_, s, p, p)  # c ~ N(0, I)
+    rows = torch.zeros(p_, s, 0, p, dtype=torch.float64, device=xs.device)  # the examples' whitened rows
+    rhs = torch.zeros(p_, s, 0, dtype=torch.float64, device=xs.device)
+    mean_c = torch.zeros(p_, s, p, dtype=torch.float64, device=xs.device)  # posterior mean of c per z
+    root = torch.eye(p, dtype=torch.float64, device=xs.device).expand(p_, s, p, p)  # R with RᵀR = posterior precision
     log_ev = torch.zeros(p_, s, dtype=torch.float64, device=xs.device)  # log p(y_<i | x_<i, z)
     out_mean = torch.zeros(p_, n, dtype=torch.float64, device=xs.device)
     out_ev = torch.zeros(p_, n, dtype=torch.float64, device=xs.device)
     post = torch.zeros(p_, n, s, dtype=torch.float64, device=xs.device) if with_posterior else None
     for i in range(n):
         phi = features(x[:, i])  # (P, S, p)
-        c_phi = (cov @ phi[..., None])[..., 0]  # (P, S, p)
-        mu = (phi * mean_b).sum(-1)  # (P, S) predictive mean of y_i per z
-        noise = noise_var(phi, mean_b) if callable(noise_var) else noise_var  # σ², a number or (P, S)
-        var = (phi * c_phi).sum(-1).clamp(min=0) + noise  # (P, S) predictive variance
+        phi_c = phi * sd  # (P, S, p): the features of c
+        mu = (phi_c * mean_c).sum(-1)  # (P, S) predictive mean of y_i per z
+        noise = noise_var(phi, sd * mean_c) if callable(noise_var) else noise_var  # σ², a number or (P, S)
+        half = torch.linalg.solve_triangular(root.mT, phi_c[..., None], upper=False)[..., 0]  # R⁻ᵀφ (P, S, p)
+        var = (half ** 2).sum(-1) + noise  # (P, S) predictive variance: φᵀ(RᵀR)⁻¹φ + σ²
         joint = log_prior + log_ev  # (P, S): log π_z + log p(y_<i | z)
         out_ev[:, i] = torch.logsumexp(joint, dim=-1)
         weight = torch.softmax(joint, dim=-1)  # (P, S) = p(z | prefix)
@@ -108,10 +113,15 @@ def gaussian_scan(features: Features, prior_var: torch.Tensor, log_prior: torch.
             post[:, i] = weight
         resid = y[:, i, None] - mu  # (P, S)
         log_ev = log_ev - 0.5 * (torch.log(2 * math.pi * var) + resid ** 2 / var)
-        gain = c_phi / var[..., None]  # (P, S, p)
-        mean_b = mean_b + gain * resid[..., None]
-        cov = cov - gain[..., :, None] * c_phi[..., None, :]
-        cov = 0.5 * (cov + cov.mT)
+        scale = torch.as_tensor(noise, dtype=torch.float64, device=xs.device).sqrt().expand(p_, s)  # σ (P, S)
+        # the posterior of c from the whitened rows [φ_j/σ_j; I] c = [y_j/σ_j; 0] by least squares (QR): unlike the
+        # Kalman covariance update, it stays exact when σ is at float32-rounding level and the data fix b; the
+        # large rows go first, which keeps Householder QR accurate on the small prior rows
+        rows = torch.cat([rows, (phi_c / scale[..., None])[..., None, :]], dim=-2)  # (P, S, i + 1, p)
+        rhs = torch.cat([rhs, (y[:, i, None] / scale)[..., None]], dim=-1)  # (P, S, i + 1)
+        q, root = torch.linalg.qr(torch.cat([rows, prior_rows], dim=-2))  # (P, S, i + 1 + p, p), (P, S, p, p)
+        target = torch.cat([rhs, torch.zeros_like(rhs[..., :1]).expand(p_, s, p)], dim=-1)  # (P, S, i + 1 + p)
+        mean_c = torch.linalg.solve_triangular(root, (q.mT @ target[..., None]), upper=True)[..., 0]
     return (out_mean, out_ev, post) if with_posterior else (out_mean, out_ev)
 
 
@@ -139,7 +149,7 @@ class _ScanBayes(ABC):
         feats, prior_var, log_prior = self._model(d, xs.device)
         s, q = prior_var.shape
         means, evs = [], []
-        for sl in prompt_chunks(p, bytes_per_prompt=8 * s * (3 * q * q + 8 * q) + 16 * n):
+        for sl in prompt_chunks(p, bytes_per_prompt=8 * s * (3 * (q + n) * q + 8 * q) + 16 * n):
             m, e = gaussian_scan(feats, prior_var, log_prior, self._noise(), xs[sl], ys[sl])
             means.append(m)
             evs.append(e)
