@@ -19,7 +19,7 @@ STUDY = Study(
         "smoke": "8 runs (QC+MFC with BOS, d 8/16 × m 3/4, 400 steps), seconds on a CPU",
         "quick": "108 runs (QC with BOS, d 4/8/16 × m 3..16; MFC, m 3..8; QC without positions at d 8; 3 seeds), "
                  "about 9 minutes on 2 CPU cores",
-        "repro": "207 runs (QC and MFC with BOS, d 4/8/12/16/24/32 × m 3..min(24, 2d), MFC m 3..min(12, 2d); "
+        "repro": "165 runs (QC and MFC with BOS, d 4/8/12/16/32 × m 3..min(24, 2d), MFC m 3..min(12, 2d); "
                  "3 seeds, the quick recipe), about 30 minutes on 2 CPU cores",
         "paper": "720 runs (QC+MFC, 6 d × 20 m × 3 seeds, 100k steps), for a GPU",
     },

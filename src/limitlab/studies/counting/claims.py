@@ -13,7 +13,7 @@ Thresholds and where they come from:
 * **Sharp**: accuracy falls from 0.8 to 0.5 within a factor 2 in m. The paper gives no number; 2 is ours.
 * **Catastrophic OOD**: a learned model keeps at most half its test accuracy at 2·n tokens. The paper gives no
   number; 0.5 is ours.
-* **Which preset decides.** The shape, m_thr/d and MFC ≤ QC rows name the ``repro`` preset (six d from 4 to 32,
+* **Which preset decides.** The shape, m_thr/d and MFC ≤ QC rows name the ``repro`` preset (five d from 4 to 32,
   QC and MFC); a report judges them on whatever runs its store holds (quick's three d decide them too, less
   sharply). Keep one preset per store: quick and repro train the same (task, d, m, seed) cells under different
   run ids.
@@ -30,7 +30,7 @@ LINEAR_UNTESTED = ("the slope (the paper reports none; ours is in the table); a 
                    "shown, not tested: over a 4× range of d it mimics a line with an intercept); censored m_thr "
                    "(left out); AICc treats the per-seed points as independent with equal noise, so there is no "
                    "interval over seeds; the quick preset's 3 values of d cannot tell d^1.5 from a line (the repro "
-                   "preset has 6, d = 4 … 32); convergence at every d (at 3,000 steps the larger d are not)")
+                   "preset has 5, d = 4 … 32); convergence at every d (at 3,000 steps the larger d are not)")
 
 
 def _linear(task: str) -> Claim:
