@@ -15,8 +15,8 @@ Thresholds and where they come from:
   number; 0.5 is ours.
 * **Which preset decides.** The shape, m_thr/d and MFC ≤ QC rows name the ``repro`` preset (five d from 4 to 32,
   QC and MFC); a report judges them on whatever runs its store holds (quick's three d decide them too, less
-  sharply). Keep one preset per store: quick and repro train the same (task, d, m, seed) cells under different
-  run ids.
+  sharply). Keep one preset per store: quick and repro train most of the same (task, d, m, seed) cells under
+  different run ids.
 * **Constructions**: exact means accuracy 1.0 on every evaluated cell of the regime (no seeds: hand-wired).
 """
 

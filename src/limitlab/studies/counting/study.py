@@ -94,7 +94,8 @@ def repro(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("bos",), ta
     from a concave curve, and m_thr(MFC) against m_thr(QC) at each of them.
 
     Same recipe as :func:`quick` (BOS, n = 5·m, 1 head, no LayerNorm, Adam 3e-3, batch 32, 3,000 steps, 400 test
-    sequences); the runs are not quick's (their position table is sized for this grid). At each d the m grid
+    sequences); the position table is sized by each d's largest m, so only where that matches quick's (d = 8) are
+    the runs quick's own (same run ids). At each d the m grid
     stops at ``span``·d (m > 2d is far past the threshold d ≈ m the paper puts it at, and the long sequences
     are the cost); a curve still above 80% there is right-censored, never extrapolated. No NoPE runs (quick has
     them). The step count is what fits 30 minutes on 2 CPU cores, not convergence: the larger d are still learning
