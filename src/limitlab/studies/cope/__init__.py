@@ -28,7 +28,7 @@ STUDY = Study(
         "smoke": "8 tiny runs (every task; absolute/RoPE/CoPE), seconds on a CPU",
         "quick": "27 runs (flip-flop T=128, selective copy, 3-variable counting; 3 encodings × 3 seeds), est. 8 min "
                  "on 2 cores",
-        "repro": "45 runs: byte-level stdlib LMs at T = 64 tested at 2T-4T (absolute, relative, RoPE, CoPE, "
+        "repro": "30 runs: byte-level stdlib LMs at T = 64 tested at 2T-4T (absolute, relative, RoPE, CoPE, "
                  "CoPE+RoPE) and the flip-flop p_max ablation (2..64); 3 seeds; about 11 min on 2 CPU cores",
         "paper": "4 layers × 256 × 4 heads, 10k-15.7k steps, 9 encodings × 3 seeds + p_max ablation + LMs; a GPU",
     },
