@@ -256,6 +256,14 @@ def test_repro_preset_lm_extrapolation_and_p_max_ablation():
     assert {s.tags["p_max"] for s in ff if s.run_id in quick} == {16}  # the quick CoPE flip-flop runs, reused
     assert C.LM_EXTRAPOLATES.preset == "repro" and C.LM["stdlib"]["rope"].preset == "repro"
     assert C.LM["text"]["absolute"].preset == "paper"  # Wikitext needs a path: the paper preset
+    assert {s.run_id for s in STUDIES["cope"].specs("repro", {"study.corpus": "stdlib"})} == {s.run_id for s in repro}
+
+
+def test_repro_lm_on_a_given_text(tmp_path):
+    text = tmp_path / "book.txt"
+    text.write_text("a line of text\n" * 200)
+    lm = [s for s in STUDIES["cope"].specs("repro", {"study.corpus": str(text), "study.tasks": ["lm"]})]
+    assert len(lm) == 15 and {s.task.corpus for s in lm} == {str(text)} and {s.tags["corpus"] for s in lm} == {"text"}
 
 
 def test_p_max_ablation_table_and_figure():
