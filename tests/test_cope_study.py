@@ -238,3 +238,42 @@ def test_cope_map_captures_positions_of_every_layer():
         assert (pos[..., :-1] >= pos[..., 1:] - 1e-6).all()  # p_ij does not increase with the key index j
         assert ((pos.diagonal(dim1=-2, dim2=-1) > 0) & (pos.diagonal(dim1=-2, dim2=-1) <= 1)).all()  # p_ii = g_ii
     assert "positions" not in vars(model.blocks[0].attn.encodings[0])  # the capture hook is removed
+
+
+def test_repro_preset_lm_extrapolation_and_p_max_ablation():
+    from limitlab.studies.cope import claims as C
+
+    repro = STUDIES["cope"].specs("repro")
+    lm = [s for s in repro if s.tags["task"] == "text_lm"]
+    assert {s.tags["pe"] for s in lm} == {"absolute", "relative", "rope", "cope", "cope+rope"}
+    assert {s.seed for s in lm} == {0, 1, 2} and {s.task.length for s in lm} == {64}
+    assert set(lm[0].task.splits()) == {"test", "ctx2x", "ctx3x", "ctx4x"}  # evaluated at T, 2T, 3T, 4T
+    learned = next(s for s in lm if s.tags["pe"] == "absolute")
+    assert learned.model.max_len == 256  # rows for 4T exist (those past T are never trained)
+    ff = [s for s in repro if s.tags["task"] == "flip_flop"]
+    assert sorted({s.tags["p_max"] for s in ff}) == [2, 4, 8, 16, 64] and {s.tags["pe"] for s in ff} == {"cope"}
+    quick = {s.run_id for s in STUDIES["cope"].specs("quick")}
+    assert {s.tags["p_max"] for s in ff if s.run_id in quick} == {16}  # the quick CoPE flip-flop runs, reused
+    assert C.LM_EXTRAPOLATES.preset == "repro" and C.LM["stdlib"]["rope"].preset == "repro"
+    assert C.LM["text"]["absolute"].preset == "paper"  # Wikitext needs a path: the paper preset
+    assert {s.run_id for s in STUDIES["cope"].specs("repro", {"study.corpus": "stdlib"})} == {s.run_id for s in repro}
+
+
+def test_repro_lm_on_a_given_text(tmp_path):
+    text = tmp_path / "book.txt"
+    text.write_text("a line of text\n" * 200)
+    lm = [s for s in STUDIES["cope"].specs("repro", {"study.corpus": str(text), "study.tasks": ["lm"]})]
+    assert len(lm) == 15 and {s.task.corpus for s in lm} == {str(text)} and {s.tags["corpus"] for s in lm} == {"text"}
+
+
+def test_p_max_ablation_table_and_figure():
+    study = STUDIES["cope"]
+    (exp,) = [e for e in study.experiments if e.key == "p_max"]
+    errors = {f"result.{split}/error": 0.0 for split in ("test", "sparse", "dense")}
+    rows = [{"run_id": f"{p}-{s}", "status": "done", "seed": s, "tags.task": "flip_flop", "tags.pe": "cope",
+             "tags.p_max": p, "tags.ablation": None if p == 16 else "p_max",
+             **{k: 0.01 * p for k in errors}} for p in (4, 16, 64) for s in range(3)]
+    raw = pd.DataFrame(rows)
+    sec = exp.run(ReportContext(study, None, raw, raw))
+    assert [r["p_max"] for r in sec.results["rows"]] == [4, 16, 64] and "p_max.png" in sec.figures
+    assert sec.results["rows"][1]["sparse"]["mean"] == pytest.approx(16.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.image import imread
 
@@ -143,3 +144,26 @@ def test_report_on_an_empty_store(tmp_path):
     assert r["runs"]["total"] == 0 and r["figures"] == {}
     assert all(c["verdict"] == "not measured" for c in r["claims"])
     assert "No finished counting runs" in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_repro_preset_spans_five_d_with_an_m_grid_up_to_twice_d():
+    repro = STUDY.specs("repro")
+    assert {s.seed for s in repro} == {0, 1, 2} and {s.task.kind for s in repro} == {"qc", "mfc"}
+    assert sorted({s.model.d_model for s in repro}) == [4, 8, 12, 16, 32]  # ≥ 5 d up to 32
+    qc = {d: sorted({s.task.m for s in repro if s.task.kind == "qc" and s.model.d_model == d}) for d in (4, 32)}
+    assert qc == {4: [3, 4, 6, 8], 32: [3, 4, 6, 8, 12, 16, 24]}
+    assert all(s.train.steps == 3000 and s.task.bos and s.task.n == 5 * s.task.m for s in repro)  # quick's recipe
+    assert {C.MTHR_LINEAR_QC.preset, C.AT_D_MFC.preset, C.MFC_LE_QC.preset} == {"repro"}
+
+
+def test_missing_cell_warning_is_per_d():
+    from limitlab.studies.counting.experiments import _warnings
+
+    runs = A.tidy(pd.DataFrame([{"status": "done", "task.kind": "qc", "tags.variant": "bos", "model.d_model": d,
+                                 "task.m": m, "task.n": 5 * m, "seed": s, "result.test/accuracy": 1.0}
+                                for d, grid in ((4, (3, 4)), (8, (3, 4, 6, 8))) for m in grid for s in (0, 1)]))
+    assert not any("missing" in w for w in _warnings(runs, A.thresholds(runs)))  # a shorter grid at small d
+    fewer = runs[~((runs["d"] == 8) & (runs["m"] == 8) & (runs["seed"] == 1))]
+    assert any("1 of 12" in w for w in _warnings(fewer, A.thresholds(fewer)))
+    twice = pd.concat([runs, runs.iloc[:1]])
+    assert any("more than one run" in w for w in _warnings(twice, A.thresholds(twice)))

@@ -13,14 +13,14 @@ from __future__ import annotations
 from limitlab.studies.base import Study
 from limitlab.studies.cope.experiments import EXPERIMENTS
 from limitlab.studies.cope.protocol import protocol
-from limitlab.studies.cope.study import paper, quick, smoke
+from limitlab.studies.cope.study import paper, quick, repro, smoke
 
 STUDY = Study(
     name="cope",
     question="Does contextual position encoding (CoPE) beat absolute / relative / RoPE on flip-flop, selective copy, "
              "variable counting and language modelling, in and out of distribution?",
     reproduces="Golovneva et al. 2024, 'Contextual Position Encoding' (arXiv 2405.18719)",
-    presets={"smoke": smoke, "quick": quick, "paper": paper},
+    presets={"smoke": smoke, "quick": quick, "repro": repro, "paper": paper},
     experiments=EXPERIMENTS,
     protocol=protocol,
     save_weights=True,
@@ -28,6 +28,8 @@ STUDY = Study(
         "smoke": "8 tiny runs (every task; absolute/RoPE/CoPE), seconds on a CPU",
         "quick": "27 runs (flip-flop T=128, selective copy, 3-variable counting; 3 encodings × 3 seeds), est. 8 min "
                  "on 2 cores",
+        "repro": "30 runs: byte-level stdlib LMs at T = 64 tested at 2T-4T (absolute, relative, RoPE, CoPE, "
+                 "CoPE+RoPE) and the flip-flop p_max ablation (2..64); 3 seeds; about 11 min on 2 CPU cores",
         "paper": "4 layers × 256 × 4 heads, 10k-15.7k steps, 9 encodings × 3 seeds + p_max ablation + LMs; a GPU",
     },
     labels={"seed": "seed", "task": "task.name", "p_max": "model.position_options.p_max",

@@ -5,8 +5,8 @@ flip_flop          error per encoding and split vs the paper's table; CoPE vs ab
                    the ICLR fragility row
 selective_copy     the same for selective copy (in distribution, OOD dense and sparse)
 counting           variable counting vs Table 3 (quick: 3 variables, short programs; paper: 1, 3, 5)
-lm                 byte-level LMs: perplexity per context, CoPE vs baselines, extrapolation (paper preset)
-p_max              the p_max ablation on flip-flop (paper preset; no claim: the paper's numbers are not known)
+lm                 byte-level LMs: perplexity per context, CoPE vs baselines, extrapolation (repro: T = 64, CPU; paper)
+p_max              the p_max ablation on flip-flop (repro, paper; no claim: the paper's numbers are not known)
 cope_map           a stored CoPE model's attention and contextual positions on one test sequence
 =================  =========================================================================================
 
@@ -23,7 +23,7 @@ import pandas as pd
 from limitlab.claims import UNBOUNDED, Claim, Measure, fmt_number
 from limitlab.report.sections import Experiment, ReportContext, Section
 from limitlab.studies.cope import claims as C
-from limitlab.studies.cope.figures import counting_figure, error_figure, lm_figure
+from limitlab.studies.cope.figures import counting_figure, error_figure, lm_figure, pmax_figure
 from limitlab.studies.cope.results import (
     SPLITS,
     counting_rows,
@@ -198,7 +198,8 @@ def _lm(ctx: ReportContext) -> Section:
                        f"{corpus}: perplexity per byte vs evaluation context with 95% bands over seeds (left); loss "
                        "per position at the longest context, mean of seeds, moving average (right)")
     else:
-        sec.paragraph("No LM runs in this store: the paper preset trains them (a GPU).")
+        sec.paragraph("No LM runs in this store: the repro preset trains them on a CPU (T = 64), the paper preset "
+                      "on a GPU.")
     gains = []
     for corpus, by_base in C.LM.items():
         cope = lm_per_seed(runs, corpus, "cope")
@@ -238,8 +239,12 @@ def _pmax(ctx: ReportContext) -> Section:
         sec.table([{"p_max": r["p_max"], "seeds": r["seeds"], **{s: _cell(r[s], 2) for s in SPLITS["flip_flop"]}}
                    for r in rows], caption="Token error (%), mean [95% interval] over seeds; no claim: the paper's "
                                            "ablation numbers are not known to us")
+        sec.figure("p_max.png", pmax_figure(rows, SPLITS["flip_flop"]),
+                   "CoPE's flip-flop token error against p_max (log scale): mean with its 95% band over seeds, seeds "
+                   "as dots; 'sparse' is the OOD split")
     else:
-        sec.paragraph("No p_max ablation runs in this store (the paper preset runs p_max 4, 16, 64, 256).")
+        sec.paragraph("No p_max ablation runs in this store (the repro preset runs p_max 2 … 64 at the quick scale, "
+                      "the paper preset 4, 16, 64, 256).")
     sec.results["rows"] = rows
     return sec
 

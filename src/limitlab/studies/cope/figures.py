@@ -4,7 +4,8 @@
   interval, one dot per seed, and the paper's number;
 * :func:`counting_figure` — variable counting: error vs number of variables per encoding, with intervals;
 * :func:`lm_figure` — an LM corpus: perplexity vs evaluation context with bands (left) and the loss per position
-  at the longest context (right).
+  at the longest context (right);
+* :func:`pmax_figure` — the p_max ablation: error vs p_max per split, with bands and seeds.
 
 >>> rows = [{"pe": "cope", "test": {"mean": 0.0, "low": 0.0, "high": 0.0, "per_seed": [0.0, 0.0], "paper": 0.0}}]
 >>> fig = error_figure(rows, ("test",), "Flip-flop"); len(fig.axes)
@@ -21,7 +22,7 @@ import numpy as np
 
 from limitlab.report.figures import COLORS, line_with_band, new_figure
 
-__all__ = ["counting_figure", "error_figure", "lm_figure"]
+__all__ = ["counting_figure", "error_figure", "lm_figure", "pmax_figure"]
 
 
 def _yerr(mean: float, low: float, high: float) -> list[list[float]]:
@@ -126,4 +127,29 @@ def lm_figure(rows: list[dict[str, Any]], curves: dict[str, dict[str, list[float
     right.set_title(f"{corpus}: loss per position at the longest context (mean of seeds)", fontsize=8)
     if right.lines:
         right.legend(fontsize=7)
+    return fig
+
+
+def pmax_figure(rows: list[dict[str, Any]], splits: Sequence[str]) -> Any:
+    """CoPE's flip-flop token error (%) against p_max (log scale), one line per split: mean with its 95% band over
+    seeds, seeds as dots."""
+    fig = new_figure(5.6, 3.4)
+    ax = fig.subplots()
+    xs = [r["p_max"] for r in rows]
+    for k, split in enumerate(splits):
+        color = COLORS[k % len(COLORS)]
+        pts = [(x, r[split]) for x, r in zip(xs, rows) if r[split]["mean"] is not None]
+        if not pts:
+            continue
+        line_with_band(ax, [x for x, _ in pts], [s["mean"] for _, s in pts], [s["low"] for _, s in pts],
+                       [s["high"] for _, s in pts], label=split, color=color)
+        for x, s in pts:
+            ax.plot([x] * len(s["per_seed"]), s["per_seed"], "o", color=color, ms=3, alpha=0.6)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs)
+    ax.set_xticklabels([str(x) for x in xs])
+    ax.set(xlabel="p_max (CoPE's position table size)", ylabel="token error (%)")
+    ax.set_title("Flip-flop, CoPE: error vs p_max, 95% band over seeds, dots = seeds", fontsize=8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     return fig

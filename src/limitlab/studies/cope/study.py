@@ -127,6 +127,44 @@ def quick(seeds: int = 3, ff_steps: int = 600, sc_steps: int = 800, pes: Sequenc
     return out
 
 
+LM_PE = ("absolute", "relative", "rope", "cope", "cope+rope")
+
+
+def repro(seeds: int = 3, tasks: Sequence[str] = ("lm", "pmax"), lm_pes: Sequence[str] = LM_PE, lm_steps: int = 1000,
+          context: int = 64, extrapolation: Sequence[float] = (2.0, 3.0, 4.0), lm_p_max: int = 16,
+          p_max_ablation: Sequence[int] = (2, 4, 8, 16, 64), ff_steps: int = 600,
+          corpus: str = "stdlib") -> list[RunSpec]:
+    """CPU-sized versions of the paper's LM context extrapolation and its p_max ablation, ≥ 3 seeds.
+
+    * ``lm``: a byte-level LM on the Python standard library (or ``corpus``, a local text or folder: see
+      :mod:`limitlab.tasks.text_lm`) trained at context T = ``context`` and evaluated at
+      T and at each multiple in ``extrapolation`` (2T, 3T, 4T), for absolute, relative (uncapped), RoPE, CoPE
+      and CoPE+RoPE: 2 layers, width 64, 4 heads, AdamW 3e-3 (cosine, 50 warm-up steps, clip 1), batch 32,
+      ``lm_steps`` steps; CoPE's p_max = ``lm_p_max`` = T/4 (the paper: 64 at T = 1024).
+    * ``pmax``: the p_max ablation of CoPE on the quick preset's flip-flop (T = 128, 2 × 32, 600 steps),
+      tag ``ablation='p_max'``; p_max = 16 is the quick preset's own CoPE run (same spec, same run id).
+
+    docs/cope-results.md has the cost and the measurements.
+    """
+    out: list[RunSpec] = []
+    if max(extrapolation, default=1.0) * context > 100_000:
+        raise ValueError(f"the longest evaluation context ({max(extrapolation):g} × {context}) is over 100,000 bytes")
+    if "lm" in tasks:
+        lm = {"name": "text_lm", "corpus": corpus, "length": context, "extrapolation": list(extrapolation)}
+        optim = {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 0.1, "beta2": 0.95, "warmup_steps": 50,
+                 "schedule": "cosine", "grad_clip": 1.0}
+        out += specs_for(lm, lm_pes, seeds, width=64, layers=2, heads=4, steps=lm_steps, batch_size=32, optim=optim,
+                         eval_size=256, p_max=lm_p_max, cap=lm_p_max,
+                         tags={"corpus": "stdlib" if corpus == "stdlib" else "text"})
+    if "pmax" in tasks:
+        ff = {"name": "flip_flop", "length": 128}
+        shape = {"width": 32, "layers": 2, "heads": 2, "batch_size": 32, "eval_size": 512, "optim": {"lr": 3e-3},
+                 "cap": 16, "steps": ff_steps}
+        for p in p_max_ablation:
+            out += specs_for(ff, ("cope",), seeds, **shape, p_max=p, tags=None if p == 16 else {"ablation": "p_max"})
+    return out
+
+
 PAPER_SHAPE = {"width": 256, "layers": 4, "heads": 4}
 LIU_OPTIM = {"optimizer": "adamw", "lr": 3e-4, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.999,
              "warmup_steps": 50, "schedule": "cosine", "min_lr_ratio": 0.0}

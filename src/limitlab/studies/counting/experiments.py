@@ -188,11 +188,17 @@ def _warnings(runs: pd.DataFrame, thr: pd.DataFrame) -> list[str]:
     """Missing grid cells, mostly left-censored curves (under-trained runs?), non-monotone curves."""
     out = []
     for (task, variant), g in runs.groupby(["task", "variant"]):
-        expected = g["d"].nunique() * g["m"].nunique() * g["seed"].nunique()
+        # per d: the m grid may stop earlier at small d (the repro preset), so a cell is missing only when some
+        # seed has it at that d and another does not
+        expected = sum(h["m"].nunique() * g["seed"].nunique() for _, h in g.groupby("d"))
         present = len(g.drop_duplicates(["d", "m", "seed"]))
         if present < expected:
             out.append(f"{task}/{variant}: {expected - present} of {expected} (d, m, seed) cells are missing; their "
                        "curves use the points present.")
+        twice = len(g) - present
+        if twice:
+            out.append(f"{task}/{variant}: {twice} (d, m, seed) cell(s) have more than one run (two presets in one "
+                       "store?); their accuracies are averaged into one curve point.")
         t = thr[(thr["task"] == task) & (thr["variant"] == variant)]
         n_left = int((t["censored"] == "left").sum())
         if len(t) and n_left / len(t) > 0.5:

@@ -87,6 +87,33 @@ def quick(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("bos",), ta
     return specs
 
 
+def repro(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("bos",), tasks: Sequence[str] = ("qc", "mfc"),
+          ds: Sequence[int] = (4, 8, 12, 16, 32), ms: Sequence[int] = (3, 4, 6, 8, 12, 16, 24),
+          mfc_ms: Sequence[int] = (3, 4, 6, 8, 12), span: float = 2.0, steps: int = 3000) -> list[RunSpec]:
+    """The quick recipe over five embedding sizes d = 4 … 32, for QC and MFC: enough values of d to tell a line
+    from a concave curve, and m_thr(MFC) against m_thr(QC) at each of them.
+
+    Same recipe as :func:`quick` (BOS, n = 5·m, 1 head, no LayerNorm, Adam 3e-3, batch 32, 3,000 steps, 400 test
+    sequences); the position table is sized by each d's largest m, so only where that matches quick's (d = 8) are
+    the runs quick's own (same run ids). At each d the m grid
+    stops at ``span``·d (m > 2d is far past the threshold d ≈ m the paper puts it at, and the long sequences
+    are the cost); a curve still above 80% there is right-censored, never extrapolated. No NoPE runs (quick has
+    them). The step count is what fits 30 minutes on 2 CPU cores, not convergence: the larger d are still learning
+    at 3,000 steps, which biases m_thr down at large d. docs/counting-results.md has the cost and the probe.
+
+    >>> sorted({s.task.m for s in repro(seeds=1, tasks=("qc",), ds=(4,))})
+    [3, 4, 6, 8]
+    """
+    recipe = {"steps": steps, "lr": 3e-3, "batch_size": 32, "eval_size": 400, "n_per_m": 5, "n_heads": 1,
+              "norm": "none"}
+    specs = []
+    for task in tasks:
+        grid = mfc_ms if task == "mfc" else ms
+        for d in ds:
+            specs += counting_specs((d,), [m for m in grid if m <= span * d], (task,), seeds, variants, **recipe)
+    return specs
+
+
 def smoke(seeds: int | Sequence[int] = 1, variants: Sequence[str] = ("bos",), tasks: Sequence[str] = ("qc", "mfc"),
           ds: Sequence[int] = (8, 16), ms: Sequence[int] = (3, 4), steps: int = 400) -> list[RunSpec]:
     """Seconds on a CPU: the whole pipeline on a tiny grid, trained well past chance (the quick recipe, n = 4·m)."""
