@@ -96,6 +96,7 @@ def variants(c: pd.DataFrame, extra: pd.DataFrame) -> dict[str, tuple[pd.DataFra
         more = extra[extra["C"] <= held["C"] / 100]
         out["longer small runs: C ≤ C_max/100 plus the extra store's cells"] = (
             pd.concat([cut(100), more]), chinchilla)
+        out["longer small runs, Kaplan joint form"] = (pd.concat([cut(100), more]), kaplan)
     return out
 
 
