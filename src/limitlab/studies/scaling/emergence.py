@@ -290,18 +290,20 @@ def _em_vs_p(ax: Any, frame: pd.DataFrame, length: int, title: str) -> None:
 
 
 def _ladder_figure(final: pd.DataFrame) -> Any:
-    """One row per task: the final scores against width (mean, 95% band over seeds); exact match against p."""
-    groups = list(final.groupby("task", sort=True))
+    """One row per task with ≥ 2 widths: the final scores against width (mean, 95% band over seeds); exact match
+    against p."""
+    groups = [(t, c) for t, c in final.groupby("task", sort=True) if c["d"].nunique() >= 2] or \
+        list(final.groupby("task", sort=True))
     fig = new_figure(11, 3.6 * len(groups))
     axes = fig.subplots(len(groups), 2, squeeze=False)
     for row, (task, c) in enumerate(groups):
         ax = axes[row][0]
         _metric_bands(ax, c, "d", task)
         ax.set_xscale("log", base=2)
-        ax.set(xlabel="model width d (2 layers)", title=f"{task}: the same outputs scored four ways at the end of "
-               f"training, per width; mean and 95% band over {c['seed'].nunique()} seeds")
+        ax.set(xlabel="model width d (2 layers)", title=f"{task}: end of training, per width (mean, 95% band over "
+               f"{c['seed'].nunique()} seeds)")
         ax.title.set_fontsize(9)
-        _em_vs_p(axes[row][1], c, int(c["L"].iloc[0]), f"{task}: exact match vs p, one point per (width, seed)")
+        _em_vs_p(axes[row][1], c, int(c["L"].iloc[0]), f"{task}: exact match vs p, one point per run")
     return fig
 
 

@@ -153,8 +153,14 @@ def delay_figure(delays: pd.DataFrame) -> Any:
         ax.set_xscale("log")
     else:
         ax.set_xscale("symlog", linthresh=0.1)
-    ax.set(yscale="log", xlabel="weight decay (AdamW)", ylabel="delay: step held-out ≥ 0.9 / step "
-           "train ≥ 0.99", title="Delay of generalisation vs weight decay (▲: never generalised; lower bound)")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.set(yscale="log", xlabel="weight decay (AdamW)", ylabel="delay (step held-out ≥ 0.9 / train ≥ 0.99)")
+    ax.set_title("Delay vs weight decay (▲: never generalised, lower bound)", fontsize=9)
+    ax.set_xticks(sorted(delays["weight_decay"].unique()))
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     return fig
