@@ -121,7 +121,7 @@ def test_smoke_preset_trains_into_a_section(tmp_path):
     assert {s.tags["task"] for s in specs} == {"addition", "sparse_parity"} and len({s.seed for s in specs}) == 3
     section = E.EXPERIMENT.run(trained_context(specs, tmp_path / "store"))
     ladders, runs = section.results["ladders"], section.results["runs"]
-    assert len(ladders) == 6 and all(r["rungs"] == 2 and not r["counted"] for r in ladders)  # 2 widths: too few
-    assert len(runs) == 12 and all(r["evaluations"] == 10 for r in runs)
+    assert len(ladders) == 6 and not any(r["counted"] for r in ladders)  # 2 widths (parity: 1): too few
+    assert len(runs) == 9 and all(r["evaluations"] == 10 for r in runs)
     assert figures_on_page(section) and set(section.figures) == {"emergence_metrics.png", "emergence_ladder.png"}
     assert [r.claim for r in section.claims] == list(E.CLAIMS)

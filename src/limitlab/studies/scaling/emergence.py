@@ -144,8 +144,9 @@ PAPER_WIDTHS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 def smoke() -> list[RunSpec]:
     """Seconds on a CPU: two widths, 3 seeds, 2-digit addition and a 6-bit parity, 150 steps (too few widths
     for a ladder: checks the pipeline)."""
-    return emergence_specs([8, 16], tasks=("addition", "sparse_parity"), digits=2, parity_bits=6, steps=150,
-                           batch_size=32, eval_every=15, eval_size=128)
+    common = {"steps": 150, "batch_size": 32, "eval_every": 15, "eval_size": 128}
+    return (emergence_specs([8, 16], tasks=("addition",), digits=2, **common)
+            + emergence_specs([16], tasks=("sparse_parity",), parity_bits=6, **common))
 
 
 def quick(seeds: int = 3, widths: Sequence[int] = QUICK_WIDTHS) -> list[RunSpec]:
