@@ -68,27 +68,33 @@ def test_addition_metrics_on_perfect_and_one_wrong_outputs():
     assert m["digit_accuracy"][0].tolist() == [[16.0, 0.0, 16.0, 16.0]]
 
 
-def _records(token_acc: list[float], length: int, em: list[float] | None = None) -> list[dict]:
-    """Evaluation records every 100 steps with per-token accuracy p, exact match p^L (or ``em``), CE = −log p."""
-    em = em if em is not None else [p ** length for p in token_acc]
-    return [{"step": 100 * (i + 1), "test/accuracy": e, "test/token_accuracy": p,
-             "test/loss": -float(torch.tensor(max(p, 1e-6)).log()), "test/edit_distance": (1 - p) * length}
-            for i, (p, e) in enumerate(zip(token_acc, em))]
+def _records(p: float, em: float, length: int, steps: int = 2000) -> list[dict]:
+    """A run's evaluations every 100 steps, ending at per-token accuracy p and exact match em (CE = −log p)."""
+    return [{"step": s, "test/accuracy": em * s / steps, "test/token_accuracy": p * s / steps,
+             "test/loss": -float(torch.tensor(max(p * s / steps, 1e-6)).log()),
+             "test/edit_distance": (1 - p * s / steps) * length} for s in range(100, steps + 1, 100)]
 
 
 def _verdicts(token_acc: list[float], length: int = 5, seeds: int = 3, em=None) -> dict[str, str]:
-    specs = E.emergence_specs([32], digits=length - 2, seeds=seeds, steps=2000, eval_every=100)
+    """The four verdicts for a width ladder whose final per-token accuracy is ``token_acc`` (one per width) and
+    exact match p^L (or ``em``)."""
+    widths = [8 * (i + 1) for i in range(len(token_acc))]
+    em = em if em is not None else [p ** length for p in token_acc]
+    specs = E.emergence_specs(widths, digits=length - 2, seeds=seeds, steps=2000, eval_every=100)
     assert all(E.answer_len(s) == length for s in specs)
-    ctx = memory_context(specs, {s.run_id: _records([min(1.0, p + 0.002 * s.seed) for p in token_acc], length, em)
-                                 for s in specs})
-    section = E.EXPERIMENT.run(ctx)
+    final = {d: (p, e) for d, p, e in zip(widths, token_acc, em)}
+    records = {}
+    for s in specs:
+        p, e = final[s.model.d_model]
+        records[s.run_id] = _records(min(1.0, p + 0.002 * s.seed), e, length)
+    section = E.EXPERIMENT.run(memory_context(specs, records))
     assert figures_on_page(section)
     return {r.claim.id.rsplit(".", 1)[1]: r.verdict for r in section.claims}
 
 
 def test_claims_on_synthetic_ladders():
     assert doctest.testmod(E).failed == 0
-    linear = [0.05 * i for i in range(21)][1:]  # p rises by 0.05 a rung: smooth; EM = p^L
+    linear = [0.05 * i for i in range(21)][1:]  # p rises by 0.05 a width: smooth; EM = p^L
     v = _verdicts(linear, length=20)  # a long answer: p^20 covers most of its range in the last rungs
     assert v == {"em_jumps": "agree", "token_smooth": "agree", "sharper": "agree", "p_power_l": "agree"}
     v = _verdicts(linear, length=5)  # p^5 of a smooth p is not sharp enough on 20 rungs to jump
@@ -100,6 +106,7 @@ def test_claims_on_synthetic_ladders():
     assert v["p_power_l"] == "disagree"
     assert set(_verdicts(linear, length=20, seeds=2).values()) == {"inconclusive"}  # two seeds
     assert set(_verdicts([0.3 + 0.001 * i for i in range(20)]).values()) == {"not measured"}  # EM never rises
+    assert set(_verdicts(linear[-9:], length=5).values()) == {"not measured"}  # 9 widths: too few rungs
 
 
 def test_spec_checks():
@@ -113,8 +120,8 @@ def test_smoke_preset_trains_into_a_section(tmp_path):
     specs = E.smoke()
     assert {s.tags["task"] for s in specs} == {"addition", "sparse_parity"} and len({s.seed for s in specs}) == 3
     section = E.EXPERIMENT.run(trained_context(specs, tmp_path / "store"))
-    ladders = section.results["ladders"]
-    assert len(ladders) == 6 and all(r["rungs"] == 10 for r in ladders)
-    assert not any(r["counted"] for r in ladders if r["task"] == "sparse_parity")  # one token: never counted
-    assert figures_on_page(section) and set(section.figures) == {"emergence_metrics.png"}
+    ladders, runs = section.results["ladders"], section.results["runs"]
+    assert len(ladders) == 6 and not any(r["counted"] for r in ladders)  # 2 widths (parity: 1): too few
+    assert len(runs) == 9 and all(r["evaluations"] == 10 for r in runs)
+    assert figures_on_page(section) and set(section.figures) == {"emergence_metrics.png", "emergence_ladder.png"}
     assert [r.claim for r in section.claims] == list(E.CLAIMS)

@@ -4,12 +4,14 @@ inconclusive, runs outside the published regime not counted), and the smoke pres
 from __future__ import annotations
 
 import doctest
+from typing import Any
 
 import torch
 
 from limitlab.rng import TEST, StackRNG
 from limitlab.studies.scaling import evals
 from limitlab.studies.scaling import grokking as G
+from limitlab.studies.scaling import grokking_sweep as S
 from limitlab.tasks.base import TaskStack
 from limitlab.tasks.modular_addition import ModularAdditionTask, split_order
 from tests.scaling_contexts import figures_on_page, memory_context, trained_context
@@ -35,10 +37,37 @@ def test_modular_addition_split_is_fixed_and_disjoint():
 
 
 def _curve(memorise: int, generalise: int | None, steps: int = 5000) -> list[dict]:
-    """Evaluation records every 100 steps: train accuracy 1 from ``memorise``, held-out 1 from ``generalise``."""
+    """Evaluation records every 100 steps: train accuracy 1 from ``memorise``, held-out 1 from ``generalise``; the
+    weight norm falls from 40 to 20 as held-out accuracy rises."""
     return [{"step": s, "train/accuracy": 1.0 if s >= memorise else 0.5,
-             "test/accuracy": 1.0 if generalise is not None and s >= generalise else 0.02}
+             "test/accuracy": 1.0 if generalise is not None and s >= generalise else 0.02,
+             "weight_norm": 20.0 if generalise is not None and s >= generalise else 40.0}
             for s in range(100, steps + 1, 100)]
+
+
+def _sweep(curves: dict[float, list[tuple[int, int | None]]]) -> Any:
+    """The weight-decay claim's row for {weight decay: one (memorise, generalise) per seed}."""
+    specs, records = [], {}
+    for wd, per_seed in curves.items():
+        for spec, c in zip(G.grokking_specs(seeds=len(per_seed), weight_decays=(wd,), steps=4000), per_seed):
+            specs.append(spec)
+            records[spec.run_id] = _curve(*c, steps=4000)
+    section = G.EXPERIMENT.run(memory_context(specs, records))
+    assert figures_on_page(section) and "grokking_delay_vs_wd.png" in section.figures
+    return section.claims[1]
+
+
+def test_weight_decay_claim_on_synthetic_sweeps():
+    assert doctest.testmod(S).failed == 0
+    faster = _sweep({0.3: [(1000, None), (900, None), (1000, 3800)], 1.0: [(1000, 3400)] * 3,
+                     3.0: [(800, 1200), (700, 1400), (900, 1500)]})
+    assert faster.verdict == "agree" and faster.claim.id == "scaling.grokking.weight_decay"
+    assert "≥ ×4.0" in faster.ours and "wd 0.3" in faster.ours and "wd 3" in faster.ours
+    slower = _sweep({0.3: [(1000, 1200), (900, 1100), (1000, 1300)], 3.0: [(800, 3200), (700, 3000), (900, 3500)]})
+    assert slower.verdict == "disagree"
+    # both ends censored: the bounds say nothing, so the pairs count 0 and nothing is decided
+    assert _sweep({0.3: [(1000, None)] * 3, 3.0: [(800, None)] * 3}).verdict == "inconclusive"
+    assert _sweep({0.3: [(1000, None)] * 2, 3.0: [(800, 1200)] * 2}).verdict == "inconclusive"  # two seeds
 
 
 def _verdict(curves: list[tuple[int, int | None]], lr: float = 1e-3) -> tuple[str, str]:
@@ -72,4 +101,7 @@ def test_smoke_preset_trains_into_a_section(tmp_path):
     section = G.EXPERIMENT.run(trained_context(specs, tmp_path / "store"))
     assert section.results["runs"] and all(r["steps"] == 120 for r in section.results["runs"])
     assert section.claims[0].verdict == "not measured"  # p = 7 is not the published regime
-    assert figures_on_page(section) and set(section.figures) == {"grokking_curves.png"}
+    assert figures_on_page(section) and set(section.figures) == {"grokking_curves.png", "grokking_delay_vs_wd.png"}
+    records = section.results["runs"]
+    assert all(r["final_norm"] > 0 for r in records)  # the weight norm is recorded with every evaluation
+    assert section.claims[1].verdict == "not measured"  # one weight decay: no sweep

@@ -11,7 +11,7 @@ kind         run_id     data
 start        None       {"chunk": models per forward/backward chunk}, before the first step
 progress     None       {"model_steps": models that took a step}
 log          run id     {"step", "train_loss"}
-eval         run id     {"step", "<split>/<metric>": value or list, ...}
+eval         run id     {"step", "<split>/<metric>": value or list, ..., "weight_norm": L2 norm of its weights}
 checkpoint   run id     {"state": {"step", "alive", "params", "optim"}}
 finish       run id     {"result": {...}, "weights": state dict or None, "provenance": {code, machine, finished}}
 fail         run id     {"reason": str}

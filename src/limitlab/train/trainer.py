@@ -330,16 +330,25 @@ class StackTrainer:
                 self._reported[m] = steps[m]
                 yield Event("log", spec.run_id, {"step": steps[m], "train_loss": final[m]})
 
+    def weight_norms(self) -> list[float]:
+        """Each model's L2 norm of all its parameters, sqrt(sum of squares over its slice of every tensor).
+
+        Recorded with every evaluation as ``weight_norm`` (not in the run's result): the progress measure of
+        grokking, where weight decay shrinks the memorising weights before held-out accuracy rises."""
+        with torch.no_grad():
+            squares = sum(p.detach().double().pow(2).flatten(1).sum(1) for p in self.model.parameters())
+        return squares.sqrt().tolist()
+
     def _eval_events(self, metrics: Result, due: list[bool]) -> Iterator[Event]:
-        steps = self.step.tolist()
+        steps, norms = self.step.tolist(), self.weight_norms()
         for m, spec in enumerate(self.specs):
             if due[m] and m not in self.failed:
-                yield Event("eval", spec.run_id, {"step": steps[m], **_flat(metrics, m)})
+                yield Event("eval", spec.run_id, {"step": steps[m], **_flat(metrics, m), "weight_norm": norms[m]})
 
     def _finish(self, metrics: Result) -> Iterator[Event]:
         made = provenance.record(str(self.device))  # where these numbers come from (computed where they trained)
         self._refresh_failed()
-        steps, final = self.step.tolist(), self.final_loss.tolist()
+        steps, final, norms = self.step.tolist(), self.final_loss.tolist(), self.weight_norms()
         for m, spec in enumerate(self.specs):
             if m in self.riders:
                 continue
@@ -347,7 +356,7 @@ class StackTrainer:
                 yield Event("fail", spec.run_id, {"reason": self.failed[m]})
                 continue
             flat = _flat(metrics, m)
-            yield Event("eval", spec.run_id, {"step": steps[m], **flat})
+            yield Event("eval", spec.run_id, {"step": steps[m], **flat, "weight_norm": norms[m]})
             weights = self.weights_of(m) if self.options.save_weights else None
             result = {"step": steps[m], "train_loss": final[m], **flat}
             yield Event("finish", spec.run_id, {"result": result, "weights": weights, "provenance": made})

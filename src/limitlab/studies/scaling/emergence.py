@@ -10,9 +10,11 @@ evaluation every ``eval_every`` steps. Every evaluation scores the same outputs 
 and Schaeffer's prediction **p^L** (EM if the L tokens were right independently). Schaeffer's argument: if p rises
 smoothly, EM ≈ p^L is flat near zero and then steep, so it *looks* emergent.
 
-**The ladder** is a run's evaluations in step order (training compute C grows linearly with the step): each
-evaluation is one rung, and a run counts as a ladder only with ≥ 10 rungs on which exact match rises by ≥ 0.5
-(it crosses the transition). The numeric definitions, fixed before any run:
+**The ladder** is a ladder of model widths at one training length (Schaeffer's axis is model size): per task and
+seed, each run's final evaluation is one rung, in order of width. A (task, seed) counts as a ladder only with
+≥ 10 widths over which exact match rises by ≥ 0.5 (it crosses the transition), and with a multi-token answer.
+Each run is also evaluated every ``eval_every`` steps; those curves (the same metrics over training time) are
+drawn and tabled, not counted. The numeric definitions, fixed before any run:
 
 * ``jump share`` J of a metric = its largest rise between neighbouring rungs / its range over the ladder;
 * the metric **jumps** when J ≥ 0.5 (half its whole change in one rung); it is **smooth** when J ≤ 0.25 (the
@@ -42,35 +44,38 @@ from limitlab.spec import RunSpec
 from limitlab.studies.scaling.evals import eval_curves, experiment_runs, plot_band, seed_band
 
 NAME = "emergence"
-MIN_RUNGS, MIN_RISE = 10, 0.5  # a run's evaluations form a ladder with this many rungs, EM rising this much
+MIN_RUNGS, MIN_RISE = 10, 0.5  # a ladder has this many widths (rungs), exact match rising this much over them
 JUMPS, SMOOTH, PL_ERROR = 0.5, 0.25, 0.1
 METRICS = ("exact_match", "token_accuracy", "token_probability", "edit_score", "predicted_em")
 LABELS = {"exact_match": "exact match", "token_accuracy": "per-token accuracy p",
           "token_probability": "per-token probability exp(−CE)", "edit_score": "1 − edit distance / L",
           "predicted_em": "p^L"}
 _PAPER, _WHERE = "Schaeffer et al. 2023", "Sec. 2–3, Fig. 2–3"
-_UNTESTED = ("the ladder is training length at one width (evaluations of one run), not model size; addition "
-             "with a reversed answer only; runs whose exact match rises by < 0.5 or with < 10 evaluations are left "
-             "out; sparse parity (one answer token) is shown, not counted")
+_UNTESTED = ("the ladder is model width at one training length and depth (not parameters at compute-optimal "
+             "training); addition with a reversed answer only; ladders whose exact match rises by < 0.5 or with "
+             "< 10 widths are left out; sparse parity (one answer token) is shown, not counted")
 
 EM_JUMPS = Claim(
     "scaling.emergence.em_jumps", _PAPER, _WHERE,
     "Scored by exact match (a discontinuous metric), the ability appears abruptly",
-    "exact match's jump share J (largest rise between neighbouring evaluations / its range) per seed", AtLeast(JUMPS),
+    "exact match's jump share J over the width ladder (largest rise between neighbouring widths / its range) per "
+    "seed", AtLeast(JUMPS),
     untested=_UNTESTED)
 TOKEN_SMOOTH = Claim(
     "scaling.emergence.token_smooth", _PAPER, _WHERE,
     "The same outputs scored by continuous per-token metrics change smoothly",
-    "the larger jump share J of per-token accuracy and exp(−CE) per seed", AtMost(SMOOTH), untested=_UNTESTED)
+    "the larger jump share J of per-token accuracy and exp(−CE) over the width ladder, per seed", AtMost(SMOOTH),
+    untested=_UNTESTED)
 SHARPER = Claim(
     "scaling.emergence.sharper", _PAPER, _WHERE,
     "Exact match is sharper than per-token accuracy on the same outputs (the apparent emergence is the metric)",
-    "paired per-seed difference J(exact match) − J(per-token accuracy)", AtLeast(0.0, strict=True),
+    "paired per-seed difference J(exact match) − J(per-token accuracy) over the width ladder",
+    AtLeast(0.0, strict=True),
     untested=_UNTESTED)
 PL = Claim(
     "scaling.emergence.p_power_l", _PAPER, "Sec. 2, Eq. 1–2",
     "Exact match over an L-token answer is about p^L, p the per-token accuracy",
-    "mean |EM − p^L| over a run's evaluations, per seed", AtMost(PL_ERROR), untested=_UNTESTED)
+    "mean |EM − p^L| over the widths of the ladder, per seed", AtMost(PL_ERROR), untested=_UNTESTED)
 CLAIMS = (EM_JUMPS, TOKEN_SMOOTH, SHARPER, PL)
 
 
@@ -116,8 +121,7 @@ def emergence_specs(widths: Sequence[int], tasks: Sequence[str] = ("addition",),
                     fmt: str = "reverse", parity_bits: int = 12, parity_k: int = 3, steps: int = 2000,
                     batch_size: int = 64, lr: float = 3e-3, seeds: int | Sequence[int] = 3, n_layers: int = 2,
                     eval_every: int = 100, eval_size: int = 512) -> list[RunSpec]:
-    """(task × width × seed) runs, each evaluated every ``eval_every`` steps (its rungs); tags: experiment, task, d,
-    seed."""
+    """(task × width × seed) runs, each evaluated every ``eval_every`` steps; tags: experiment, task, d, seed."""
     if not widths:
         raise ValueError("widths is empty; give at least one model width")
     if eval_every <= 0 or steps // eval_every < MIN_RUNGS:
@@ -133,25 +137,32 @@ def emergence_specs(widths: Sequence[int], tasks: Sequence[str] = ("addition",),
     ) for task in tasks for d in widths for seed in seed_list]
 
 
+QUICK_WIDTHS = (8, 12, 16, 20, 24, 32, 40, 48, 56, 64)
+PAPER_WIDTHS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+
+
 def smoke() -> list[RunSpec]:
-    """Seconds on a CPU: one width, 3 seeds, 2-digit addition and a 6-bit parity, 150 steps, 10 rungs."""
-    return emergence_specs([16], tasks=("addition", "sparse_parity"), digits=2, parity_bits=6, steps=150,
-                           batch_size=32, eval_every=15, eval_size=128)
+    """Seconds on a CPU: two widths, 3 seeds, 2-digit addition and a 6-bit parity, 150 steps (too few widths
+    for a ladder: checks the pipeline)."""
+    common = {"steps": 150, "batch_size": 32, "eval_every": 15, "eval_size": 128}
+    return (emergence_specs([8, 16], tasks=("addition",), digits=2, **common)
+            + emergence_specs([16], tasks=("sparse_parity",), parity_bits=6, **common))
 
 
-def quick(seeds: int = 3) -> list[RunSpec]:
-    """CPU: 2 layers, 3 seeds, 2,000 steps evaluated every 100 (20 rungs): 3-digit addition (4 answer digits,
-    reversed, and END: L = 5) at d = 64, and a 3-sparse parity of 12 bits at d = 32. (At d = 32 two of three
-    addition seeds stayed below exact match 0.2 for 2,000 steps: no transition on the ladder.)"""
-    return (emergence_specs([64], tasks=("addition",), digits=3, steps=2000, seeds=seeds, eval_every=100)
+def quick(seeds: int = 3, widths: Sequence[int] = QUICK_WIDTHS) -> list[RunSpec]:
+    """CPU: 2 layers, 3 seeds, 2,000 steps evaluated every 100: 3-digit addition (4 answer digits, reversed, and
+    END: L = 5) at 10 widths 8 … 64 (the ladder), and a 3-sparse parity of 12 bits at d = 32. (Earlier runs: at
+    d = 32 two of three addition seeds stayed below exact match 0.2 for 2,000 steps, at d = 64 all three reached
+    ~1: the transition lies inside the ladder.)"""
+    return (emergence_specs(widths, tasks=("addition",), digits=3, steps=2000, seeds=seeds, eval_every=100)
             + emergence_specs([32], tasks=("sparse_parity",), parity_bits=12, steps=2000, seeds=seeds,
                               eval_every=100))
 
 
 def paper(seeds: int = 3) -> list[RunSpec]:
-    """For one GPU: widths 8 … 256, 4 layers, 20k steps of batch 256 evaluated every 500 (40 rungs), 3 seeds:
-    5-digit addition and a 3-sparse parity of 24 bits."""
-    return emergence_specs([8, 16, 24, 32, 48, 64, 128, 256], tasks=("addition", "sparse_parity"), digits=5,
+    """For one GPU: 11 widths 8 … 256, 4 layers, 20k steps of batch 256 evaluated every 500, 3 seeds: 5-digit
+    addition and a 3-sparse parity of 24 bits."""
+    return emergence_specs(PAPER_WIDTHS, tasks=("addition", "sparse_parity"), digits=5,
                            parity_bits=24, steps=20_000, batch_size=256, seeds=seeds, n_layers=4, lr=1e-3,
                            eval_every=500, eval_size=2048)
 
@@ -182,6 +193,7 @@ def curve_table(store: Any, specs: dict[str, RunSpec]) -> pd.DataFrame:
 
     def columns(spec: RunSpec) -> dict[str, Any]:
         return {"task": spec.tags.get("task", spec.task.name), "d": spec.model.d_model, "L": answer_len(spec),
+                "steps": spec.train.steps,
                 "flops_per_step": train_flops_per_token(spec) * spec.train.batch_size * spec.task.seq_len()}
 
     curve = eval_curves(store, specs, columns)
@@ -189,7 +201,7 @@ def curve_table(store: Any, specs: dict[str, RunSpec]) -> pd.DataFrame:
         return curve
     rows = [{**scores(rec, int(rec["L"])), "C": rec["flops_per_step"] * rec["step"]} for rec in
             curve.to_dict("records")]
-    keep = ["run_id", "task", "d", "seed", "step", "L"]
+    keep = ["run_id", "task", "d", "seed", "steps", "step", "L"]
     return pd.concat([curve[keep], pd.DataFrame(rows, index=curve.index)], axis=1)
 
 
@@ -203,25 +215,47 @@ def jump_share(values: Sequence[float]) -> float:
     return float(np.max(np.diff(v)) / span) if span > 1e-9 else math.nan
 
 
-def ladders(curve: pd.DataFrame) -> pd.DataFrame:
-    """Per run: rungs, EM rise, whether it counts as a ladder, each metric's jump share and mean |EM − p^L|."""
-    rows = []
-    for run_id, g in curve.groupby("run_id", sort=False):
-        g = g.sort_values("step")
-        rise = float(g["exact_match"].max() - g["exact_match"].min())
-        rows.append({"run_id": run_id, "task": g["task"].iloc[0], "d": int(g["d"].iloc[0]),
-                     "seed": int(g["seed"].iloc[0]), "L": int(g["L"].iloc[0]), "rungs": len(g), "em_rise": rise,
-                     "counted": bool(len(g) >= MIN_RUNGS and rise >= MIN_RISE and g["L"].iloc[0] > 1),
-                     **{f"J_{m}": jump_share(g[m].tolist()) for m in METRICS[:4]},
-                     "pL_error": float((g["exact_match"] - g["predicted_em"]).abs().mean())})
+def _shares(g: pd.DataFrame) -> dict[str, float]:
+    """Exact match's rise, each metric's jump share J and mean |EM − p^L| over the rows of ``g`` (in rung order)."""
+    return {"em_rise": float(g["exact_match"].max() - g["exact_match"].min()),
+            **{f"J_{m}": jump_share(g[m].tolist()) for m in METRICS[:4]},
+            "pL_error": float((g["exact_match"] - g["predicted_em"]).abs().mean())}
+
+
+def run_curves(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per run, over its evaluations in training time (shown, not counted): evaluations, EM rise, jump shares."""
+    rows = [{"run_id": run_id, "task": g["task"].iloc[0], "d": int(g["d"].iloc[0]), "seed": int(g["seed"].iloc[0]),
+             "L": int(g["L"].iloc[0]), "evaluations": len(g), **_shares(g.sort_values("step"))}
+            for run_id, g in curve.groupby("run_id", sort=False)]
     return pd.DataFrame(rows).sort_values(["task", "d", "seed"]).reset_index(drop=True) if rows else pd.DataFrame()
 
 
+def finals(curve: pd.DataFrame) -> pd.DataFrame:
+    """Each run's last evaluation (one rung of its width ladder)."""
+    return curve.sort_values("step").groupby("run_id").tail(1).sort_values(["task", "seed", "d"])
+
+
+def ladders(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, answer length, steps, seed): the width ladder of final evaluations — rungs, widths, EM rise,
+    whether it counts (≥ MIN_RUNGS widths, EM rising by ≥ MIN_RISE, a multi-token answer), each metric's jump
+    share J and mean |EM − p^L| over the widths."""
+    rows = []
+    for (task, length, steps, seed), g in finals(curve).groupby(["task", "L", "steps", "seed"], sort=True):
+        g = g.sort_values("d")
+        shares = _shares(g)
+        rows.append({"task": task, "L": int(length), "steps": int(steps), "seed": int(seed), "rungs": len(g),
+                     "widths": f"{int(g['d'].min())}–{int(g['d'].max())}",
+                     "counted": bool(len(g) >= MIN_RUNGS and shares["em_rise"] >= MIN_RISE and length > 1),
+                     **shares})
+    return pd.DataFrame(rows)
+
+
 def judge(sec: Section, table: pd.DataFrame) -> None:
-    """The four claims from the counted ladders: per seed, the mean over its counted runs."""
+    """The four claims from the counted width ladders: per seed, the mean over its counted ladders."""
     counted = table[table["counted"]] if not table.empty else table
     if counted.empty:
-        why = "no run with ≥ 10 evaluations on which exact match rises by ≥ 0.5 (the ladder misses the transition)"
+        why = (f"no width ladder with ≥ {MIN_RUNGS} widths over which exact match rises by ≥ {MIN_RISE} (too few "
+               "widths, or the ladder misses the transition)")
         for claim in CLAIMS:
             sec.not_measured(claim, why)
         return
@@ -234,40 +268,66 @@ def judge(sec: Section, table: pd.DataFrame) -> None:
     sec.judge(PL, Measure.of(per_seed["pL_error"], (0, 1)))
 
 
-def _figure(curve: pd.DataFrame) -> Any:
-    """One row per (task, width): the scores against steps with seed bands; exact match against p with p^L."""
-    groups = list(curve.groupby(["task", "d"], sort=True))
+def _metric_bands(ax: Any, frame: pd.DataFrame, x: str, task: str) -> None:
+    for i, m in enumerate(METRICS):
+        if task == "sparse_parity" and m in ("token_accuracy", "predicted_em", "edit_score"):
+            continue  # one answer token: these equal exact match
+        plot_band(ax, seed_band(frame, [], x, m), x, LABELS[m], COLORS[i], ":" if m == "predicted_em" else "-")
+    ax.set(ylabel="score (1 = perfect)", ylim=(-0.02, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+
+
+def _em_vs_p(ax: Any, frame: pd.DataFrame, length: int, title: str) -> None:
+    for i, (seed, cs) in enumerate(frame.groupby("seed")):
+        ax.plot(cs["token_accuracy"], cs["exact_match"], "o", ms=3, color=COLORS[i % len(COLORS)],
+                label=f"seed {seed}")
+    p = np.linspace(0, 1, 101)
+    ax.plot(p, p ** length, "k:", lw=1, label=f"p^{length}")
+    ax.set(xlabel="per-token accuracy p", ylabel="exact match", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title=title)
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _ladder_figure(final: pd.DataFrame) -> Any:
+    """One row per task with ≥ 2 widths: the final scores against width (mean, 95% band over seeds); exact match
+    against p."""
+    groups = [(t, c) for t, c in final.groupby("task", sort=True) if c["d"].nunique() >= 2] or \
+        list(final.groupby("task", sort=True))
     fig = new_figure(11, 3.6 * len(groups))
     axes = fig.subplots(len(groups), 2, squeeze=False)
-    for row, ((task, d), c) in enumerate(groups):
+    for row, (task, c) in enumerate(groups):
         ax = axes[row][0]
-        for i, m in enumerate(METRICS):
-            if task == "sparse_parity" and m in ("token_accuracy", "predicted_em", "edit_score"):
-                continue  # one answer token: these equal exact match
-            style = ":" if m == "predicted_em" else "-"
-            plot_band(ax, seed_band(c, [], "step", m), "step", LABELS[m], COLORS[i], style)
-        ax.set(xlabel="training step (compute ∝ step)", ylabel="score (1 = perfect)", ylim=(-0.02, 1.02),
-               title=f"{task}, d={d}: mean and 95% band over {c['seed'].nunique()} seeds")
+        _metric_bands(ax, c, "d", task)
+        ax.set_xscale("log", base=2)
+        ax.set(xlabel="model width d (2 layers)", title=f"{task}: end of training, per width (mean, 95% band over "
+               f"{c['seed'].nunique()} seeds)")
         ax.title.set_fontsize(9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
-        ax = axes[row][1]
-        for i, (seed, cs) in enumerate(c.groupby("seed")):
-            ax.plot(cs["token_accuracy"], cs["exact_match"], "o", ms=3, color=COLORS[i % len(COLORS)],
-                    label=f"seed {seed}")
-        p = np.linspace(0, 1, 101)
-        length = int(c["L"].iloc[0])
-        ax.plot(p, p ** length, "k:", lw=1, label=f"p^{length}")
-        ax.set(xlabel="per-token accuracy p", ylabel="exact match", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02),
-               title=f"{task}, d={d}: exact match vs p at every evaluation")
+        _em_vs_p(axes[row][1], c, int(c["L"].iloc[0]), f"{task}: exact match vs p, one point per run")
+    return fig
+
+
+def _curve_figure(curve: pd.DataFrame) -> Any:
+    """Training time at the smallest, middle and largest width of each task: scores against steps (bands)."""
+    picked = []
+    for _, g in curve.groupby("task", sort=True):
+        widths = sorted(g["d"].unique())
+        picked += [(g["task"].iloc[0], d) for d in dict.fromkeys([widths[0], widths[len(widths) // 2], widths[-1]])]
+    fig = new_figure(11, 3.2 * ((len(picked) + 1) // 2))
+    axes = fig.subplots((len(picked) + 1) // 2, 2, squeeze=False).ravel()
+    for ax, (task, d) in zip(axes, picked):
+        c = curve[(curve["task"] == task) & (curve["d"] == d)]
+        _metric_bands(ax, c, "step", task)
+        ax.set(xlabel="training step", title=f"{task}, d={d}: over training, {c['seed'].nunique()} seeds")
         ax.title.set_fontsize(9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    for ax in axes[len(picked):]:
+        ax.set_visible(False)
     return fig
 
 
 def analyze(ctx: ReportContext) -> Section:
-    """The section: curves with seed bands, EM vs p, the per-run ladder table, the four claims."""
+    """The section: the width ladder (scores against width, EM vs p), the training curves, the tables, the claims."""
     sec = Section(NAME, "Emergence vs metric")
     runs, specs = experiment_runs(ctx, NAME)
     sec.uses(runs)
@@ -275,25 +335,31 @@ def analyze(ctx: ReportContext) -> Section:
     if curve.empty:
         sec.paragraph("No finished emergence runs with evaluations in this store.", css="note")
         return sec
-    sec.paragraph("The same outputs scored four ways at every evaluation (each evaluation of a run is one rung of "
-                  "its ladder; compute grows linearly with the step). Addition scores its n + 1 answer digits, "
-                  "least significant first, and the end token (L tokens); the dotted line is Schaeffer's p^L. "
-                  f"Fixed before the runs: a metric jumps when one rung covers ≥ {JUMPS} of its range, is smooth "
-                  f"when no rung covers more than {SMOOTH}; a run is a ladder with ≥ {MIN_RUNGS} evaluations on "
-                  f"which exact match rises by ≥ {MIN_RISE}.")
-    sec.figure("emergence_metrics.png", _figure(curve), "Left: exact match, per-token accuracy, exp(−CE), 1 − edit "
-               "distance / L and p^L against training steps, mean and 95% band over seeds. Right: exact match "
-               "against per-token accuracy at every evaluation, with p^L")
+    sec.paragraph("The same outputs scored four ways: exact match, per-token accuracy p, exp(−CE) and 1 − edit "
+                  "distance / L, with Schaeffer's p^L (dotted). Addition scores its n + 1 answer digits, least "
+                  "significant first, and the end token (L tokens). The ladder is model width: each run's final "
+                  f"evaluation is one rung. Fixed before the runs: a metric jumps when one rung covers ≥ {JUMPS} of "
+                  f"its range, is smooth when no rung covers more than {SMOOTH}; a (task, seed) is a ladder with "
+                  f"≥ {MIN_RUNGS} widths over which exact match rises by ≥ {MIN_RISE}.")
     table = ladders(curve)
-    sec.table(table.drop(columns=["run_id"]).to_dict("records"),
-              caption="Per run: evaluations (rungs), exact match's rise over them, whether it counts as a ladder, "
-                      "each metric's jump share J, and mean |EM − p^L|")
+    sec.figure("emergence_ladder.png", _ladder_figure(finals(curve)), "Left: exact match, per-token accuracy, "
+               "exp(−CE), 1 − edit distance / L and p^L at the end of training against model width, mean and 95% "
+               "band over seeds. Right: exact match against per-token accuracy, one point per run, with p^L")
+    sec.table(table.to_dict("records"), caption="Per width ladder (task, seed): rungs (widths), exact match's rise "
+              "over them, whether it counts, each metric's jump share J over the widths, and mean |EM − p^L|")
+    sec.figure("emergence_metrics.png", _curve_figure(curve), "The same metrics over training time for the "
+               "smallest, middle and largest width: mean and 95% band over seeds (shown, not counted)")
+    per_run = run_curves(curve)
+    sec.table(per_run.drop(columns=["run_id"]).to_dict("records"),
+              caption="Per run, over its evaluations in training time (shown, not counted): evaluations, exact "
+                      "match's rise, each metric's jump share J between neighbouring evaluations, mean |EM − p^L|")
     if "sparse_parity" in set(table["task"]):
         sec.paragraph("Sparse parity has one answer token: its exact match is its per-token accuracy, and only "
                       "exp(−CE) is a continuous counterpart. It is shown for what it is — a task whose single "
                       "output flips abruptly — and is not counted for or against Schaeffer's argument, which is "
                       "about multi-token answers.", css="note")
-    sec.results["ladders"] = table.drop(columns=["run_id"]).to_dict("records")
+    sec.results["ladders"] = table.to_dict("records")
+    sec.results["runs"] = per_run.drop(columns=["run_id"]).to_dict("records")
     judge(sec, table)
     return sec
 
@@ -305,7 +371,7 @@ def protocol(ctx: ReportContext) -> list[dict[str, Any]]:
         return []
     table = ProtocolTable(runs, group=None)
     table.add("scale axis", None, "model size (BIG-Bench / GPT-3 families)", "[Schaeffer]", same=False,
-              values=["training steps of one width (evaluations every train.eval_every)"])
+              values=["model width at a fixed number of steps (2 layers)"])
     table.add("metrics", None, "exact match vs token edit distance, Brier", "[Schaeffer]", same=False,
               values=["exact match vs per-token accuracy, exp(−CE), 1 − edit distance / L, p^L"])
     table.add("width", "model.d_model", "—", known=False)

@@ -1,5 +1,6 @@
 """Figures of the multitask section: per-subtask loss curves over steps (one panel per size; mean over seeds with
-a 95% band) and the final per-subtask loss against model size (mean over seeds with a band). Returns
+a 95% band), the final per-subtask loss against model size (mean over seeds with a band), and the learning order:
+the step at which the largest model learns each subtask against the subtask's frequency. Returns
 ``{name: (Figure, caption)}``; the section names the files ``multitask_<name>.png``."""
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def figures(runs: list[dict[str, Any]], curves: dict[str, pd.DataFrame]) -> dict
         first = frames[0]  # a mean over seeds would smear each run's jumps: one seed's subtask curves
         for j in range(K):
             if f"loss_{j}" in first:
-                ax.plot(first["step"], first[f"loss_{j}"], color=colours[j], lw=1, label=f"subtask {j}")
+                shown = j % max(1, K // 8) == 0 or j == K - 1  # a legend of at most ~9 entries
+                ax.plot(first["step"], first[f"loss_{j}"], color=colours[j], lw=1,
+                        label=f"subtask {j}" if shown else None)
         b = _band(frames, "loss")
         line_with_band(ax, b["step"], b["mean"], b["ci_low"], b["ci_high"], color="black", marker=None,
                        label="overall (mixture)")
@@ -59,12 +62,40 @@ def figures(runs: list[dict[str, Any]], curves: dict[str, pd.DataFrame]) -> dict
         a = agg[agg["subtask"] == j].sort_values("size")
         x = [ns[sizes.index(s)] for s in a["size"]]
         line_with_band(ax, x, a["mean"], a["ci_low"], a["ci_high"], color="black" if j < 0 else colours[j],
-                       label="overall" if j < 0 else f"subtask {j}", alpha=0.12)
+                       label="overall" if j < 0 else (f"subtask {j}" if j % max(1, K // 8) == 0 else None),
+                       alpha=0.12)
     ax.set(xscale="log", xlabel="N (parameters)", ylabel="final test loss (nats)", title="loss vs model size")
     ax.legend(fontsize=6, ncol=2)
     out["by_size"] = (fig, f"final per-subtask loss vs model size (mean over {n_seeds} seed(s), band: 95% "
                            "interval) and the overall loss (black)")
+    out["order"] = (_order_figure(runs), "learning order: the step at which the largest model's accuracy on a "
+                                         "subtask first reaches 90%, against the subtask's frequency in the training "
+                                         "mixture, one marker per seed (▲ at the top: never within the run)")
     return out
+
+
+def _order_figure(runs: list[dict[str, Any]]) -> Any:
+    """Learning step of each subtask (largest size, every seed) against its frequency, log–log."""
+    biggest = max(r["size"] for r in runs)
+    fig = new_figure(5.5, 3.8)
+    ax = fig.add_subplot()
+    top = max((r["steps"] for r in runs), default=1) * 1.3
+    for i, r in enumerate(sorted((r for r in runs if r["size"] == biggest), key=lambda r: r["seed"])):
+        freq = [x["frequency"] for x in r["subtasks"] if "frequency" in x]
+        step = [x["learned_step"] for x in r["subtasks"] if "frequency" in x]
+        learned = [(f, s) for f, s in zip(freq, step) if s is not None]
+        never = [f for f, s in zip(freq, step) if s is None]
+        colour = f"C{i}"
+        if learned:
+            ax.scatter(*zip(*learned), color=colour, s=18, label=f"seed {r['seed']}")
+        if never:
+            ax.scatter(never, [top] * len(never), color=colour, marker="^", s=18)
+    ax.axhline(top / 1.3, color="grey", ls=":", lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="subtask frequency in the training mixture",
+           ylabel="step learned (accuracy ≥ 0.9)", title="learning order vs frequency (largest model)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return fig
 
 
 
