@@ -193,9 +193,12 @@ def analyze(ctx: ReportContext) -> Section:
                    "against training steps, one column per weight decay: mean over seeds with its 95% band; thin: "
                    "each seed's held-out accuracy")
     delays = run_delays(table)
-    sec.figure("grokking_delay_vs_wd.png", delay_figure(delays),
-               "Delay ratio against weight decay, each seed (▲: held-out accuracy never reached 0.9; drawn at its "
-               "lower bound, budget / step of train ≥ 0.99)")
+    if (delays["delay"] > 0).any():  # a log axis needs one run that memorised (train ≥ 0.99)
+        sec.figure("grokking_delay_vs_wd.png", delay_figure(delays),
+                   "Delay ratio against weight decay, each seed (▲: held-out accuracy never reached 0.9; drawn at "
+                   "its lower bound, budget / step of train ≥ 0.99)")
+    else:
+        sec.paragraph(f"No run reached train accuracy {TRAIN_LEVEL}: no delay to draw against weight decay.")
     sec.table(table.drop(columns=["run_id", "family"]).to_dict("records"),
               caption=f"Per run: first step with train accuracy ≥ {TRAIN_LEVEL} and held-out accuracy ≥ {TEST_LEVEL} "
                       f"(NaN: not reached), their ratio (the delay; 0 when held-out never got there), final and "

@@ -28,7 +28,8 @@ def tokens(spec: RunSpec) -> int:
 
 LABELS: dict[str, str | Callable[[RunSpec], Any]] = {
     "seed": "seed", "d": "model.d_model", "d_model": "model.d_model", "n_layers": "model.n_layers",
-    "steps": "train.steps", "lr": "optim.lr", "p": "task.p", "train_fraction": "task.train_fraction",
+    "steps": "train.steps", "lr": "optim.lr", "weight_decay": "optim.weight_decay", "p": "task.p",
+    "train_fraction": "task.train_fraction",
     "subtasks": "task.subtasks", "zipf": "task.zipf",
     "n_params": lambda s: counts(s).total,
     "n_params_nonembedding": lambda s: counts(s).nonembedding,
