@@ -30,7 +30,8 @@ VARIANTS = {  # name: (changes to the quick run, seeds)
     "weight decay 1.0": ({"weight_decay": 1.0}, (0, 1, 2)),
     "width 128": ({"d_model": 128}, (0, 1, 2)),
     "8k steps": ({"steps": 8000}, (0, 1, 2)),
-    "4 layers, width 128, lr 1e-3": ({"d_model": 128, "n_layers": 4, "lr": 1e-3}, (0,)),
+    "4 layers, width 128, lr 1e-3": ({"d_model": 128, "n_layers": 4, "lr": 1e-3}, (0, 1, 2)),
+    "4 layers, width 128 (quick's lr 3e-3)": ({"d_model": 128, "n_layers": 4}, (0,)),
 }
 
 
