@@ -63,3 +63,23 @@ def test_training_section_draws_the_trend_with_the_threshold():
     curve = sec.results["curves"]["dense"]
     assert curve["step"] == [100, 200, 400] and np.allclose(curve["mean"], [0.4, 0.2, 0.11])
     assert np.allclose(curve["max"][-1], 0.12) and len(sec.figures) == 1
+
+
+def test_two_protocols_on_one_pretraining_name_are_named_in_a_warning():
+    """quick and repro runs in one store: both are grouped ('dense', 'dense#2') and the report says which decides."""
+    from limitlab.studies.icl.results import evaluate
+
+    one = _specs()
+    two = icl_specs(["dense"], 3, d=5, n_linear=11, n_nonlinear=11, model={"n_layers": 2, "n_heads": 1,
+                    "d_model": 8}, lr=1e-3, steps=400, batch_size=4, curriculum=False)
+    specs = one + two
+    runs = pd.DataFrame({"run_id": [s.run_id for s in specs]})
+
+    ctx = ReportContext(STUDIES["icl"], _Store(specs), runs, runs, None, {})
+
+    def no_weights(run_id):
+        raise ValueError("no stored weights")
+
+    ctx.load_model = no_weights  # the warning comes from the grouping, before any model is loaded
+    ev = evaluate(ctx)
+    assert any("more than one protocol pretrained on dense (groups dense, dense#2)" in w for w in ev.warnings)

@@ -106,6 +106,12 @@ def evaluate(ctx: ReportContext, progress: Callable[[str], None] | None = None) 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     start = time.monotonic()
     groups, warnings = find_groups(ctx), []
+    twins = sorted({g.pretrain for g in groups if "#" in g.label})
+    if twins:  # e.g. quick and repro runs in one store: the claims read the first group of each name
+        warnings.append(f"more than one protocol pretrained on {', '.join(twins)} (groups "
+                        f"{', '.join(g.label for g in groups if g.pretrain in twins)}); the claims judge the first "
+                        "of each; report one preset's runs with --where (e.g. --where model.n_layers=4) or keep "
+                        "presets in separate stores")
     for g in groups:
         t0 = time.monotonic()
         models, kept, why = [], [], ""
