@@ -211,3 +211,13 @@ def test_help_is_fast_because_it_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip().endswith("False"), out.stderr
     assert "(default: quick)" in out.stdout  # and it shows the defaults
+
+
+def test_python_dash_m_prints_a_commands_error_in_one_line(tmp_path):
+    """`python -m limitlab.cli` runs the module as __main__: a command's CliError must still be caught (it was a
+    traceback, because __main__.CliError is another class than the limitlab.cli.CliError the commands raise)."""
+    assert main(["run", "counting", "--preset", "smoke", *TINY, "--store", str(tmp_path), "--quiet"]) == 0
+    proc = limitlab("report", "counting", "--store", str(tmp_path), "--where", "model.d_model=999", "--out",
+                    str(tmp_path / "out"), check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("limitlab: error: no runs of study 'counting' match")

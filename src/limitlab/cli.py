@@ -298,5 +298,7 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
     print(f"limitlab: warning: {message}", file=sys.stderr)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m limitlab.cli: run the imported module's main, so that its CliError is the
+    from limitlab.cli import main as imported_main  # class the commands raise (here it would be __main__.CliError)
+
+    sys.exit(imported_main())
