@@ -94,7 +94,8 @@ def _order_figure(runs: list[dict[str, Any]]) -> Any:
     ax.set(xscale="log", yscale="log", xlabel="subtask frequency in the training mixture",
            ylabel="step learned (accuracy ≥ 0.9)", title="learning order vs frequency (largest model)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # no subtask learned: nothing to name
+        ax.legend(fontsize=7)
     return fig
 
 
