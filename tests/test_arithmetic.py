@@ -23,6 +23,8 @@ CASES = [
     dict(format="remainder", modulus=101), dict(format="remainder", modulus=13, op="mul"),
     dict(format="plain", width=12), dict(format="plain", width=12, op="mul"), dict(format="plain", width=12, modulus=7),
     dict(format="detailed", width=6),
+    dict(format="aligned", width=12), dict(format="aligned", width=12, op="mul"),
+    dict(format="aligned", width=12, modulus=101),
 ]
 
 
@@ -35,9 +37,12 @@ def reference(task: ArithmeticTask, a: int, b: int) -> str:
     w = len(str(p - 1)) if p else 0
     if p:
         res %= p
-    if task.format in ("fixed", "plain"):
+    if task.format in ("fixed", "plain", "aligned"):
         wc = w if p else task.width + 1
         answer = f"{res:0{wc}d}"
+        if task.format == "aligned":  # every number least significant digit first, zero-padded
+            ra, rb = f"{a:0{task.width}d}"[::-1], f"{b:0{task.width}d}"[::-1]
+            return f"^{ra}{sym}{rb}={answer[::-1]};"
         return f"^{a:0{task.width}d}{sym}{b:0{task.width}d}={answer[::-1] if task.format == 'fixed' else answer};"
     if task.format == "detailed":
         carry, steps = 0, ""
@@ -73,6 +78,8 @@ def operands(task: ArithmeticTask, text: str) -> tuple[int, int]:
     sa, sb = body.split("+" if task.op == "add" else "*")
     if task.format in ("fixed", "plain", "detailed"):
         return int(sa), int(sb)
+    if task.format == "aligned":
+        return int(sa[::-1]), int(sb[::-1])
     if task.format == "remainder":
         step = 1 + len(str(task.modulus - 1))
         return int(sa[::step]), int(sb[::step])

@@ -16,6 +16,8 @@ a = 1234, b = 5678 (``width=6`` instead of the paper's 20 to fit the table); sco
     fixed       add mod 101     ^001234+005678=440;            6912 mod 101 = 44 -> "044", reversed
     plain       add             ^001234+005678=0006912;        as fixed, the answer most significant first
     reversed    add             ^4321+8765=2196;               LSB first, natural lengths (padding after)
+    aligned     add             ^432100+876500=2196000;        LSB first, zero-padded to width: digit i of a,
+                                                               b and the answer sit at fixed distances
     reversed    mul             ^4321*8765=2566007;            7006652 reversed
     scratchpad  add             ^4321+8765=1100|2196;          carry out of every position, then the sum
     scratchpad  mul             ^4321*8765=27890000|25269000|25663800|25660070;
@@ -75,8 +77,8 @@ from limitlab.rng import StackRNG
 from limitlab.tasks import arithmetic_digits as D
 from limitlab.tasks.base import Batch, Metric, Task, TaskStack, group_sums
 
-FIXED_WIDTH = ("fixed", "plain", "detailed")  # operands zero-padded to ``width`` digits
-TRUNCATABLE = ("fixed", "plain", "reversed")  # formats that write just the answer (a truncated target applies)
+FIXED_WIDTH = ("fixed", "plain", "aligned", "detailed")  # operands zero-padded to ``width`` digits
+TRUNCATABLE = ("fixed", "plain", "aligned", "reversed")  # formats that write just the answer (a truncated target applies)
 
 
 def predicted_accuracy(modulus: int, truncate_digits: int) -> float:
@@ -91,13 +93,13 @@ def answer_width(modulus: int) -> int:
 
 
 class ArithmeticTask(Task):
-    """a ∘ b (mod p) in one of six formats; see the module docstring for the layout and the metrics."""
+    """a ∘ b (mod p) in one of seven formats; see the module docstring for the layout and the metrics."""
 
     name = "arithmetic"
     varying = frozenset({"train_digits", "both_exact", "uniform", "truncate_digits"})  # sequence lengths pad
     op: Literal["add", "mul"] = "add"
     modulus: int | None = Field(None, ge=2, description="reduce the result mod p; None = exact result")
-    format: Literal["fixed", "plain", "reversed", "scratchpad", "remainder", "detailed"] = "fixed"
+    format: Literal["fixed", "plain", "aligned", "reversed", "scratchpad", "remainder", "detailed"] = "fixed"
     width: int = Field(20, ge=1, le=200, description="fixed, plain, detailed: operand digits (answer: width + 1)")
     train_digits: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], description="digit counts n drawn")
     both_exact: bool = Field(False, description="D_ab n: both operands exactly n digits (else one of them)")
@@ -309,10 +311,12 @@ def _layout(fmt: str, op: str, modulus: int | None, a, b, answer, stack: TaskSta
     """The segments of every sequence of the batch in format ``fmt``."""
     opt = D.token(D.PLUS if op == "add" else D.TIMES, a)
     bos, eq, end = D.token(D.BOS, a), D.token(D.EQ, a), D.token(D.END, a, scored=True)
-    if fmt in ("fixed", "plain"):
+    if fmt in ("fixed", "plain", "aligned"):
         w = stack.shared.width
         ans_len = answer_width(modulus) if modulus is not None else w + 1
         ans = _pad_to(answer, ans_len)[..., :ans_len]  # (M, B, ans_len) least significant first
+        if fmt == "aligned":  # everything least significant first: a_i, b_i, answer_i at fixed distances
+            return [bos, D.digits(a), opt, D.digits(b), eq, D.digits(ans, scored=True), end]
         return [bos, D.digits(a.flip(-1)), opt, D.digits(b.flip(-1)), eq,
                 D.digits(ans if fmt == "fixed" else ans.flip(-1), scored=True), end]
     if fmt == "detailed":  # per digit from the units up: a_i b_i carry_in s_i; the final carry; '|'; the sum
