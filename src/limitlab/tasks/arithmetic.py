@@ -78,7 +78,7 @@ from limitlab.tasks import arithmetic_digits as D
 from limitlab.tasks.base import Batch, Metric, Task, TaskStack, group_sums
 
 FIXED_WIDTH = ("fixed", "plain", "aligned", "detailed")  # operands zero-padded to ``width`` digits
-TRUNCATABLE = ("fixed", "plain", "aligned", "reversed")  # formats that write just the answer (a truncated target applies)
+TRUNCATABLE = ("fixed", "plain", "aligned", "reversed")  # formats writing just the answer (truncatable)
 
 
 def predicted_accuracy(modulus: int, truncate_digits: int) -> float:
