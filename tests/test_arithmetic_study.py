@@ -20,7 +20,7 @@ STUDY = STUDIES["arithmetic"]
 
 
 def test_presets_expand_to_valid_specs():
-    assert set(STUDY.presets) == {"smoke", "quick", "paper", "beyond"}
+    assert set(STUDY.presets) == {"smoke", "quick", "repro", "paper", "beyond"}
     paper = STUDY.specs("paper")
     assert {s.model.position for s in paper} == set(PAPER_POSITIONS)
     assert {(s.model.n_layers, s.model.n_heads, s.model.d_model) for s in paper} == {(6, 6, 384)}
@@ -36,6 +36,12 @@ def test_presets_expand_to_valid_specs():
     more = STUDY.specs("quick", {"study.encodings": ["abacus", "rope"], "study.remainder_modulus": 11})
     assert {s.tags["experiment"] for s in more} - {s.tags["experiment"] for s in quick} == {
         "add/D≤4/reversed", "modadd11/D≤4/remainder"}
+    repro = STUDY.specs("repro")
+    assert {s.seed for s in repro} == {0, 1, 2} and len(repro) == len({s.run_id for s in repro})
+    assert {s.task.format for s in repro} == {"aligned"}
+    assert {s.model.position for s in repro} == {"learned", "rope", "t5", "none", "abacus"}
+    assert {s.tags["experiment"] for s in repro} == {
+        "add/D≤4/aligned", "add/D_ab4/aligned", "mul/D12/aligned", "modadd100/D12/aligned", "modadd101/D12/aligned"}
     beyond = STUDY.specs("beyond")
     abacus = [s for s in beyond if s.model.position == "abacus"]
     assert abacus and max(abacus[0].task.test_digits) == 100 and max(abacus[0].task.train_digits) == 20
@@ -75,13 +81,14 @@ def test_truncation_rate_tends_to_one_over_p_prime():
 
 # ---- every claim's criterion on synthetic runs of the quick preset's specs ---------------------------------------
 
-def _context(results) -> ReportContext:
-    """A report context holding the quick preset's runs (3 seeds) with ``results(experiment, seed) -> (exact,
-    truncated)``
-    (accuracy per test digit count n = 1..9; ``truncated`` None: same as exact)."""
+def _context(results, preset: str = "quick") -> ReportContext:
+    """A report context holding the preset's runs (3 seeds) with ``results(experiment, seed) -> (exact,
+    truncated)`` (accuracy per test digit count n = 1..max; ``truncated`` None: same as exact); for the repro
+    preset ``results(experiment, seed, position)``."""
     rows = []
-    for spec in STUDY.specs("quick", {"study.seeds": 3}):
-        exact, trunc = results(spec.tags["experiment"], spec.seed)
+    for spec in STUDY.specs(preset, {"study.seeds": 3}):
+        args = (spec.tags["experiment"], spec.seed) + ((spec.model.position,) if preset == "repro" else ())
+        exact, trunc = results(*args)
         trunc = exact if trunc is None else trunc
         rows.append({**spec.flat(), "run_id": spec.run_id, "status": "done",
                      "result.test/accuracy": 1.0,
@@ -92,8 +99,8 @@ def _context(results) -> ReportContext:
     return ReportContext(STUDY, None, runs, runs)
 
 
-def _verdicts(results) -> dict[str, str]:
-    ctx = _context(results)
+def _verdicts(results, preset: str = "quick") -> dict[str, str]:
+    ctx = _context(results, preset)
     return {r.claim.id: r.verdict for e in STUDY.experiments for r in e.run(ctx).claims}
 
 
@@ -153,6 +160,40 @@ def test_claims_are_inconclusive_when_seeds_straddle_or_are_too_few():
     v = _verdicts(unlearned)
     assert v[C.MOD_RATE.id] == v[C.MOD100_VS_101.id] == "inconclusive"  # 2 seeds left, 3 needed
     assert v[C.MOD100.id] == "agree"
+
+
+def _repro_picture(exp, seed, position):
+    """Xu et al.'s claim (1): a relative encoding generalizes addition outward (RoPE), multiplication fails with
+    every encoding, learned positions have the D_ab4 inward hole; NoPE never learns (left out)."""
+    if position == "none":
+        return [0.05] * (4 if exp.startswith("mul") else 9), None
+    if exp.startswith("mul"):
+        return [1.0, 0.95, 0.0, 0.01 * seed], None
+    if exp.startswith("modadd"):
+        return ([1.0] * 9 if "100" in exp else [1.0, 1.0, *(truncation_agreement("add", 101, 2, n)
+                                                                 for n in range(3, 10))]), None
+    if "D_ab" in exp:
+        return ([0.5 + 0.1 * seed] * 3 if position == "learned" else [1.0] * 3) + [1.0] * 6, None
+    return [1.0] * 4 + [1.0 if position == "rope" else 0.1 * seed] * 5, None
+
+
+def test_repro_claims_judge_encodings_and_multiplication():
+    v = _verdicts(_repro_picture, "repro")
+    for claim in (C.REL_ADD, C.MUL_NOT, C.ADD_VS_MUL, C.INWARD_HOLE, C.MOD100, C.MOD100_VS_101, C.MOD_RATE):
+        assert v[claim.id] == "agree", claim.id
+    ctx = _context(_repro_picture, "repro")
+    section = next(e for e in STUDY.experiments if e.key == "encodings").run(ctx)
+    rows = {(r["experiment"], r["position"]): r for r in section.results["summary"]}
+    assert rows[("add/D≤4/aligned", "none")]["learned (≥ 90% in distribution)"] == "0 of 3"
+    assert rows[("add/D≤4/aligned", "none")]["outward"] == "—"  # not learned: not counted
+    assert rows[("add/D≤4/aligned", "rope")]["outward"].startswith("100.0%")
+    assert rows[("add/D_ab4/aligned", "learned")]["inward"].startswith("60.0%")
+
+    def rope_fails(exp, seed, position):  # no encoding generalizes addition: claim (1) disagrees
+        exact, trunc = _repro_picture(exp, seed, position)
+        return (exact[:4] + [0.0] * 5, trunc) if exp == "add/D≤4/aligned" else (exact, trunc)
+
+    assert _verdicts(rope_fails, "repro")[C.REL_ADD.id] == "disagree"
 
 
 def test_claims_name_their_numbers_and_what_they_leave_out():
