@@ -41,7 +41,8 @@ def test_presets_expand_to_valid_specs():
     assert {s.task.format for s in repro} == {"aligned"}
     assert {s.model.position for s in repro} == {"learned", "rope", "t5", "none", "abacus"}
     assert {s.tags["experiment"] for s in repro} == {
-        "add/D≤4/aligned", "add/D_ab4/aligned", "mul/D12/aligned", "modadd100/D12/aligned", "modadd101/D12/aligned"}
+        "add/D≤4/aligned", "add/D_ab4/aligned", "modadd100/D12/aligned", "modadd101/D12/aligned"}
+    assert len(repro) == 39 and {s.task.op for s in STUDY.specs("repro", {"study.mul_steps": 10})} == {"add", "mul"}
     beyond = STUDY.specs("beyond")
     abacus = [s for s in beyond if s.model.position == "abacus"]
     assert abacus and max(abacus[0].task.test_digits) == 100 and max(abacus[0].task.train_digits) == 20
@@ -86,7 +87,8 @@ def _context(results, preset: str = "quick") -> ReportContext:
     truncated)`` (accuracy per test digit count n = 1..max; ``truncated`` None: same as exact); for the repro
     preset ``results(experiment, seed, position)``."""
     rows = []
-    for spec in STUDY.specs(preset, {"study.seeds": 3}):
+    sets = {"study.seeds": 3, **({"study.mul_steps": 10} if preset == "repro" else {})}
+    for spec in STUDY.specs(preset, sets):
         args = (spec.tags["experiment"], spec.seed) + ((spec.model.position,) if preset == "repro" else ())
         exact, trunc = results(*args)
         trunc = exact if trunc is None else trunc
