@@ -231,3 +231,14 @@ def test_smoke_trains_and_reports(tmp_path):
 
     runs = RunStore(store).to_dataframe("arithmetic")
     assert (runs["result.test/token_accuracy"] > 0.3).all()  # past chance (1/17) after 40 steps
+
+
+def test_a_d_ab_run_is_judged_on_its_own_training_distribution():
+    from limitlab.studies.arithmetic.analysis import _in_distribution
+    from limitlab.tasks.arithmetic import ArithmeticTask
+
+    exact = [None, 0.0, 0.0, 0.0, 0.95]  # the 4-digit length split lets the other operand be shorter
+    dab = ArithmeticTask(format="aligned", width=10, train_digits=[4], both_exact=True, test_digits=[1, 2, 3, 4])
+    assert _in_distribution(exact, dab, 0.02) == 0.02  # never learned D_ab4 itself: not counted as learned
+    d4 = dab.model_copy(update={"both_exact": False})
+    assert _in_distribution(exact, d4, 0.02) == 0.95

@@ -57,17 +57,25 @@ def _at(vec: Any, n: int) -> float:
 
 def runs_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per finished arithmetic run (``runs``: the report context's finished runs): tags, seed, the result
-    vectors, its task (column ``task``), ``in_distribution`` (mean exact match over the training digit counts)
+    vectors, its task (column ``task``), ``in_distribution`` (exact match on the training distribution)
     and ``learned``."""
     out = tidy(runs, COLUMNS)
     if out.empty:
         return out.assign(task=[], in_distribution=[], learned=[])
     out["task"] = [task_of(r) for _, r in runs.reset_index(drop=True).iterrows()]
-    out["in_distribution"] = [float(np.nanmean([_at(vec, n) for n in t.train_digits if n in t.test_digits] or
-                                               [math.nan]))
-                              for vec, t in zip(out["exact"], out["task"])]
+    out["in_distribution"] = [_in_distribution(vec, t, acc) for vec, t, acc in
+                              zip(out["exact"], out["task"], out.get("test_acc", [math.nan] * len(out)))]
     out["learned"] = out["in_distribution"] >= LEARNED
     return out
+
+
+def _in_distribution(exact: Any, task: ArithmeticTask, test_accuracy: float) -> float:
+    """Exact match on the training distribution: the mean of the length split over the training digit counts, or,
+    for D_ab n (both operands exactly n digits), the test split itself — the length split's n-digit sequences let
+    the other operand be shorter, which a D_ab run never saw."""
+    if task.both_exact:
+        return float(test_accuracy) if test_accuracy is not None else math.nan
+    return float(np.nanmean([_at(exact, n) for n in task.train_digits if n in task.test_digits] or [math.nan]))
 
 
 def per_length(runs: pd.DataFrame) -> pd.DataFrame:
