@@ -319,9 +319,11 @@ def _encoding_summary(sec: Section, long: pd.DataFrame) -> None:
     if not rows:
         return
     sec.results["summary"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    sec.table(sec.results["summary"], caption="Exact match per encoding: in distribution, beyond the training length "
+    sec.table(sec.results["summary"], caption="Exact match per encoding on the length split: at the training digit "
+              "counts (in distribution; for D_ab the other operand may be shorter there), beyond the training length "
               "(outward) and inside it but off the training support (inward: D_ab4 at 1–3 digits); mean over the "
-              "digit counts of each kind, then over seeds (95% t-interval), from the seeds that learned")
+              "digit counts of each kind, then over seeds (95% t-interval), from the seeds that learned their "
+              "training distribution")
     bars = [r for r in rows if not str(r["experiment"]).split("/")[1].startswith("D_ab")]
     exps = sorted({r["experiment"] for r in bars})
     positions = sorted({r["position"] for r in bars})
