@@ -55,6 +55,22 @@ GROKS = Claim(
              "had shown one slow seed (under 'every seed' the quick row reads disagree, 2 of 3)")
 
 
+SEEDS = 3
+
+GROKS_EVERY_SEED = Claim(
+    "scaling.grokking.every_seed", "Power et al. 2022; Nanda et al. 2023", "Power Fig. 1; Nanda Fig. 1",
+    "Grokking is the rule in the published setting, not one lucky run: held-out accuracy rises to ~100% long after "
+    "training accuracy has reached ~100% in every seed",
+    f"delay ratio of each seed of one setting of the published regime (all but the seed equal; the setting with "
+    f"the most seeds at ≥ {DELAY}): first step with held-out accuracy ≥ {TEST_LEVEL} / first step with train "
+    f"accuracy ≥ {TRAIN_LEVEL}, 0 if held-out never reaches {TEST_LEVEL}",
+    Exists(DELAY, count=SEEDS), min_seeds=SEEDS,
+    untested=f"'long after' is a delay ratio ≥ {DELAY} (held-out 0.9 takes at least as many steps again as "
+             "memorising did): Nanda et al.'s full-batch runs show ×7–10 and Power et al.'s more, while our "
+             "minibatches and lr 3e-3 compress it, and a ratio ≤ 1.5 is the 'rise together' picture; seeds of "
+             "different settings are not pooled; a run that groks after its budget counts as not showing it")
+
+
 def grokking_specs(p: int = 113, train_fraction: float = 0.3, steps: int = 30_000, seeds: int | Sequence[int] = 1,
                    d_model: int = 128, n_heads: int = 4, lrs: Sequence[float] = (1e-3,),
                    weight_decays: Sequence[float] = (1.0,), batch_size: int | None = None, eval_every: int = 250,
@@ -177,6 +193,7 @@ def analyze(ctx: ReportContext) -> Section:
         sec.paragraph("No finished grokking runs with train and held-out evaluations in this store.", css="note")
         sec.not_measured(GROKS, "no finished grokking runs")
         sec.not_measured(SHORTER_WITH_WD, "no finished grokking runs")
+        sec.not_measured(GROKS_EVERY_SEED, "no finished grokking runs")
         return sec
     table = per_run(curve, specs)
     s = next(iter(specs.values()))
@@ -217,7 +234,20 @@ def analyze(ctx: ReportContext) -> Section:
     else:
         sec.judge(SHORTER_WITH_WD, Measure(measure.estimate, measure.low, measure.high, measure.n, measure.values,
                                            f"{swept}: {text}"))
+    _judge_every_seed(sec, regime)
     return sec
+
+
+def _judge_every_seed(sec: Section, regime: pd.DataFrame) -> None:
+    """The every-seed claim on the published-regime setting with the most seeds at delay ≥ DELAY (ties: the first
+    setting in order)."""
+    if regime.empty:
+        sec.not_measured(GROKS_EVERY_SEED, "no run of the published regime")
+        return
+    hits = regime.assign(hit=regime["delay_ratio"] >= DELAY).groupby("setting", sort=True)["hit"].sum()
+    best = str(hits.idxmax())
+    runs = regime[regime["setting"] == best]
+    sec.judge(GROKS_EVERY_SEED, Measure.count(runs["delay_ratio"].tolist(), text=f"{best}: {_shown(runs)}"))
 
 
 def protocol(ctx: ReportContext) -> list[dict[str, Any]]:
@@ -240,4 +270,5 @@ def protocol(ctx: ReportContext) -> list[dict[str, Any]]:
     return table.rows
 
 
-EXPERIMENT = Experiment(NAME, "Emergence in time: grokking", (GROKS, SHORTER_WITH_WD), analyze)
+EXPERIMENT = Experiment(NAME, "Emergence in time: grokking", (GROKS, SHORTER_WITH_WD, GROKS_EVERY_SEED),
+                        analyze)
