@@ -52,7 +52,7 @@ GROKS = Claim(
              "is drawn, not tested, and no restricted or excluded loss (Nanda's other progress measures) is "
              "recorded; a run that groks after its "
              "budget counts as not showing it; this existence test replaced a first 'every seed' test after a probe "
-             "had shown one slow seed (under 'every seed' the quick row reads disagree, 2 of 3)")
+             "at p = 113 had shown one slow seed; the every-seed test is now its own row, scaling.grokking.every_seed")
 
 
 SEEDS = 3
