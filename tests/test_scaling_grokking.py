@@ -105,3 +105,32 @@ def test_smoke_preset_trains_into_a_section(tmp_path):
     records = section.results["runs"]
     assert all(r["final_norm"] > 0 for r in records)  # the weight norm is recorded with every evaluation
     assert section.claims[1].verdict == "not measured"  # one weight decay: no sweep
+
+
+def _every_seed(curves: dict[float, list[tuple[int, int | None]]], lr: float = 1e-3) -> Any:
+    """The every-seed claim's row for {weight decay: one (memorise, generalise) per seed}."""
+    specs, records = [], {}
+    for wd, per_seed in curves.items():
+        for spec, c in zip(G.grokking_specs(seeds=len(per_seed), lrs=(lr,), weight_decays=(wd,), steps=5000),
+                           per_seed):
+            specs.append(spec)
+            records[spec.run_id] = _curve(*c)
+    row = G.EXPERIMENT.run(memory_context(specs, records)).claims[2]
+    assert row.claim.id == "scaling.grokking.every_seed"
+    return row
+
+
+def test_every_seed_claim_on_synthetic_curves():
+    row = _every_seed({1.0: [(1000, 3400), (1000, 2100), (900, 3300)]})
+    assert row.verdict == "agree" and "3 of 3 runs" in row.ours and "wd 1" in row.ours
+    assert _every_seed({1.0: [(1000, 3400), (1000, 3500), (1300, 2000)]}).verdict == "disagree"  # ×1.5: too soon
+    assert _every_seed({1.0: [(1000, 3400), (1000, None), (900, 3300)]}).verdict == "disagree"  # never, in budget
+    assert _every_seed({1.0: [(1000, 3400), (1000, 3500)]}).verdict == "inconclusive"  # two seeds only
+    # 4 runs reach ×2 in the regime, but no one setting has 3 seeds that do: seeds of settings are not pooled
+    mixed = _every_seed({1.0: [(1000, 3400), (1000, 3500), (1300, 2000)], 2.0: [(800, 2400), (900, 2000),
+                                                                                  (700, 800)]})
+    assert mixed.verdict == "disagree"
+    # the best setting is the one judged: wd 0.3 is outside the regime and wd 2 has every seed at ≥ ×2
+    best = _every_seed({0.3: [(700, None)] * 3, 1.0: [(1000, 1500)] * 3, 2.0: [(800, 2400), (900, 2000), (700, 1500)]})
+    assert best.verdict == "agree" and "wd 2" in best.ours
+    assert _every_seed({1.0: [(500, 600)] * 3}, lr=1e-2).verdict == "not measured"  # outside the regime
