@@ -118,7 +118,7 @@ def analyze_board(ctx: ReportContext) -> Section:
     for key, family in FAMILIES.items():
         sec.heading(f"{family.title} ({key})")
         group = scores[scores["task"] == key]
-        left_out = {e: why for e in everyone if (why := excluded(key, e)) is not None}
+        left_out = {} if group.empty else {e: why for e in everyone if (why := excluded(key, e)) is not None}
         crit = ("≥ " if family.higher_better else "≤ ") + f"{family.criterion:g}"
         sec.paragraph(f"Score: {family.unit} ({'higher' if family.higher_better else 'lower'} is better); ID "
                       f"criterion {crit}; OOD: {family.ood_text}.")
