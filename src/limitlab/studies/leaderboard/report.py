@@ -162,9 +162,33 @@ def analyze_board(ctx: ReportContext) -> Section:
                      "ID rank": _rank({k: rec[f"{k}_id"] for k in ("mean_rank", "low", "high")})})
     sec.table(rows, caption="Overall, best OOD rank first")
     results["overall"] = {split: frame.to_dict("records") for split, frame in per_split.items()}
+    if len(scores):
+        sec.figure("leaderboard_ranks.png", rank_figure(ranks, per_split, n_boot),
+                   "Mean rank per task, scaled to 0 (best of the task's encodings) … 1 (worst), in distribution "
+                   "(left) and out of distribution (right); rows in overall OOD order, best on top; grey: not on "
+                   "that task (or no OOD split).")
     sec.results.update(results)
     ctx.notes["leaderboard"] = {"scores": scores, "ranks": ranks, "overall": per_split}
     return sec
+
+
+def rank_figure(ranks: dict[str, dict[str, pd.DataFrame]], per_split: dict[str, pd.DataFrame], n_boot: int) -> Any:
+    """Two heatmaps (ID, OOD): encodings × tasks, each task's mean ranks scaled to [0, 1], and the overall rank."""
+    from limitlab.report.figures import heatmap, new_figure
+
+    order = list(per_split["ood"]["encoding"]) or list(per_split["id"]["encoding"])
+    order += [e for e in per_split["id"]["encoding"] if e not in order]
+    fig = new_figure(11, 0.35 * len(order) + 2)
+    for ax, split in zip(fig.subplots(1, 2), ("id", "ood")):
+        columns = {}
+        for task, by_split in ranks.items():
+            if split in by_split:
+                table = rank_table(by_split[split], n_boot).set_index("encoding")["mean_rank"]
+                n = by_split[split].groupby("seed")["encoding"].count().max()
+                columns[task] = (table - 1) / max(n - 1, 1)
+        pivot = pd.DataFrame(columns).reindex(order[::-1])
+        heatmap(ax, pivot, title=f"{split.upper()}: scaled mean rank (0 = best)", cmap="viridis_r")
+    return fig
 
 
 def _int(value: Any) -> str:
