@@ -146,3 +146,25 @@ def test_paper_pairs_agree_disagree_inconclusive():
     assert tau == pytest.approx(1.0) and n == 3
     tau, _ = P.kendall(order, {"a": 3.0, "b": 2.0, "c": 1.0})
     assert tau == pytest.approx(-1.0) and math.isnan(P.kendall(order, {"a": 1.0})[0])
+
+
+def test_cost_reads_the_bench(tmp_path, capsys):
+    from limitlab.cli import main
+
+    assert main(["bench", "--preset", "leaderboard/smoke", "--preset-stacks", "1", "--seconds", "0.05",
+                 "--repeat", "1", "--no-loop", "--threads", "1", "--json"]) == 0
+    bench = json.loads(capsys.readouterr().out)
+    labels = bench["rows"][0]["labels"]
+    assert labels["task"] in ("counting", "flip_flop") and labels["tags"]["encoding"] == labels["position"]
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(bench))
+    specs = [s for s in BOARD.specs("smoke", {"study.seeds": 1}) if s.tags["encoding"] in ("learned",
+                                                                                          labels["position"])]
+    store = RunStore(tmp_path / "store")
+    train_sweep(specs, store, TrainOptions(log_every=10**9))
+    out = tmp_path / "report"
+    BOARD.report(store, out, BOARD.report_options(bench=str(path)))
+    cost = json.loads((out / "results.json").read_text())["sections"]["cost"]["results"]
+    timed = [r for r in cost["cost"] if r["ms_per_step"] is not None and not math.isnan(r["ms_per_step"])]
+    assert [(r["task"], r["encoding"]) for r in timed] == [(labels["task"], labels["position"])]
+    assert timed[0]["ms_per_step"] > 0 and "CPU" in cost["bench_device"]
