@@ -138,7 +138,10 @@ def test_paper_pairs_agree_disagree_inconclusive():
     order = P.PaperOrder("Toy 2024", "Table 1", "flip_flop", "ood", (("a",), ("b",), ("c",)), "")
     scores = pd.DataFrame({"encoding": ["a", "b", "c"] * 3, "seed": [0, 0, 0, 1, 1, 1, 2, 2, 2],
                            "ood": [0.9, 0.5, 0.6, 0.95, 0.5, 0.4, 0.92, 0.55, 0.9], "ok": True})
-    verdicts = {r["paper says"]: r["verdict"] for r in P.task_pairs(order, scores, higher_better=True)}
+    rows = P.task_pairs(order, scores, higher_better=True)
+    verdicts = {r["paper says"]: r["verdict"] for r in rows}
+    assert rows[0]["ours"] == pytest.approx((0.4 + 0.45 + 0.37) / 3)  # a − b, the mean over seeds
+    assert rows[0]["low"] < rows[0]["ours"] < rows[0]["high"]
     assert verdicts == {"a ahead of b": "agree", "a ahead of c": "inconclusive", "b ahead of c": "inconclusive"}
     flipped = {r["paper says"]: r["verdict"] for r in P.task_pairs(order, scores, higher_better=False)}
     assert flipped["a ahead of b"] == "disagree"

@@ -82,9 +82,8 @@ def pair_verdict(diffs: list[float]) -> tuple[float, float, float, str]:
     vals = [d for d in diffs if not math.isnan(d)]
     if len(vals) < 2:
         return (float(np.mean(vals)) if vals else math.nan, math.nan, math.nan, "inconclusive")
-    mean, low, high = t_interval(vals)
-    if np.isnan(low):  # every difference equal: no spread
-        low = high = mean
+    mean = float(np.mean(vals))
+    _, low, high = t_interval(vals)  # (std, low, high); equal differences give low = high = mean
     verdict = "agree" if low > 0 else "disagree" if high < 0 else "inconclusive"
     return mean, low, high, verdict
 
