@@ -299,6 +299,9 @@ def run(args: argparse.Namespace) -> dict:
             row = measure(stack.specs[-cap:], **common)  # the longest runs: the stack's padded length (no vmap:
             # its plain models would not skip the padding)
             row["preset_stack_models"] = len(stack.specs)
+            first = stack.specs[0]  # a stack is one model shape: one encoding, one task kind
+            row["labels"] = {"task": first.task.name, "position": first.model.position,
+                             "tags": {k: v for k, v in first.tags.items() if k != "seed"}}
             report["rows"].append(row)
         seeds = len({s.seed for s in specs})
         report["preset"] = {"name": args.preset, "runs": len(specs), "stacks": len(stacks), "seeds": seeds,

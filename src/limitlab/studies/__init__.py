@@ -13,6 +13,7 @@ from limitlab.studies.base import Study
 from limitlab.studies.cope import STUDY as COPE
 from limitlab.studies.counting import STUDY as COUNTING
 from limitlab.studies.icl import STUDY as ICL
+from limitlab.studies.leaderboard import STUDY as LEADERBOARD
 from limitlab.studies.scaling import STUDY as SCALING
 from limitlab.studies.tasks import STUDY as TASKS
 
@@ -23,6 +24,7 @@ STUDIES: dict[str, Study] = {
     ARITHMETIC.name: ARITHMETIC,
     ICL.name: ICL,
     TASKS.name: TASKS,
+    LEADERBOARD.name: LEADERBOARD,
 }
 
 __all__ = ["STUDIES", "Study", "find_study"]
