@@ -28,6 +28,8 @@ from limitlab.report.sections import Experiment, ReportContext, Section
 from limitlab.report.tables import ProtocolTable
 from limitlab.studies.arithmetic import analysis as A
 from limitlab.studies.arithmetic import claims as C
+from limitlab.studies.arithmetic.summary import encoding_summary
+from limitlab.studies.arithmetic.summary import with_interval as _ci
 
 SECTIONS = ("absolute", "modulus", "encodings", "scratchpad")
 
@@ -65,14 +67,6 @@ def _frames(ctx: ReportContext, section: Section) -> tuple[pd.DataFrame, pd.Data
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name.replace("≤", "le")).strip("-")
-
-
-def _pct(x: Any) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
-
-
-def _ci(mean: float, low: float, high: float) -> str:
-    return _pct(mean) if math.isnan(low) else f"{_pct(mean)} [{_pct(low)}, {_pct(high)}]"
 
 
 def _show_lengths(sec: Section, runs: pd.DataFrame, long: pd.DataFrame, predicted: bool) -> None:
@@ -275,7 +269,7 @@ def encodings(ctx: ReportContext) -> Section:
         pos = max(by_pos, key=lambda p: np.mean(list(by_pos[p].values())))
         return by_pos[pos], f"best encoding: {pos}; {A.dropped(rows)}".rstrip("; ")
 
-    _encoding_summary(sec, long)
+    encoding_summary(sec, long)
     plain = ~out["train"].astype(str).str.startswith("D_ab")  # D_ab runs are the inward test, not these claims
     add = out[(out["op"] == "add") & (out["position"] != "learned") & plain]
     mul = out[(out["op"] == "mul") & plain]
@@ -298,59 +292,6 @@ def encodings(ctx: ReportContext) -> Section:
     else:
         sec.not_measured(C.ABACUS, A.dropped(abacus) or "no Abacus runs tested at 100 digits")
     return sec
-
-
-def _encoding_summary(sec: Section, long: pd.DataFrame) -> None:
-    """Per encoding and experiment: in-distribution, outward and inward exact match (mean and 95% interval over the
-    seeds that learned their training distribution), a table and the paper's figure: outward exact match per
-    encoding, addition beside multiplication."""
-    rows = []
-    for (exp, pos), g in long[long["format"] != "remainder"].groupby(A.KEYS, sort=True):
-        row: dict[str, Any] = {"experiment": exp, "position": pos,
-                               "learned (≥ 90% in distribution)": f"{int(g.drop_duplicates('run_id')['learned'].sum())}"
-                                                                  f" of {g['run_id'].nunique()}"}
-        for kind in ("in distribution", "outward", "inward"):
-            part = g[g["kind"] == kind]
-            values = A.seed_values(part, "exact") if len(part) else {}
-            m = Measure.of(list(values.values()), PROPORTION) if values else None
-            row[kind] = _ci(m.estimate, m.low, m.high) if m else "—"
-            row[f"_{kind}"] = (m.estimate, m.low, m.high) if m else (math.nan,) * 3
-        rows.append(row)
-    if not rows:
-        return
-    sec.results["summary"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    sec.table(sec.results["summary"], caption="Exact match per encoding on the length split: at the training digit "
-              "counts (in distribution; for D_ab the other operand may be shorter there), beyond the training length "
-              "(outward) and inside it but off the training support (inward: D_ab4 at 1–3 digits); mean over the "
-              "digit counts of each kind, then over seeds (95% t-interval), from the seeds that learned their "
-              "training distribution")
-    bars = [r for r in rows if not str(r["experiment"]).split("/")[1].startswith("D_ab")]
-    exps = sorted({r["experiment"] for r in bars})
-    positions = sorted({r["position"] for r in bars})
-    if len(positions) < 2 or not exps:
-        return
-    fig = new_figure(1.1 * len(positions) + 2.5, 3.4)
-    ax = fig.subplots()
-    step = 0.8 / len(exps)
-    for j, exp in enumerate(exps):
-        vals = {r["position"]: r["_outward"] for r in bars if r["experiment"] == exp}
-        x = np.arange(len(positions)) + (j - (len(exps) - 1) / 2) * step
-        mean = np.array([vals.get(p, (math.nan,) * 3)[0] for p in positions])
-        low = np.array([vals.get(p, (math.nan,) * 3)[1] for p in positions])
-        high = np.array([vals.get(p, (math.nan,) * 3)[2] for p in positions])
-        err = np.vstack([mean - low, high - mean])
-        ax.bar(x, np.nan_to_num(mean), step * 0.9, yerr=np.nan_to_num(err), capsize=3, label=exp,
-               color=COLORS[j % len(COLORS)])
-        for xi, mi in zip(x, mean):
-            if math.isnan(mi):
-                ax.text(xi, 0.02, "not\nlearned", ha="center", fontsize=6, rotation=90)
-    ax.set_xticks(np.arange(len(positions)), positions)
-    ax.set(ylim=(0, 1.05), ylabel="outward exact match", title="Beyond the training length, per encoding")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3, axis="y")
-    sec.figure("encodings_outward.png", fig, "Outward exact match per position encoding (mean over the outward "
-               "digit counts, then seeds; bars: 95% interval), addition beside multiplication; 'not learned': no "
-               "seed reached 90% in distribution")
 
 
 def scratchpad(ctx: ReportContext) -> Section:
