@@ -41,7 +41,9 @@ INWARD_HOLE = Claim(
     "distribution (72.6% vs 100%)",
     "the paired per-seed difference in-distribution − inward exact match of learned-PE D_ab runs", AtLeast(0.1),
     untested="the size of the paper's gap (27 points); encodings other than learned (shown, not judged, in the "
-             "encodings section); repro: the aligned format", preset="repro")
+             "encodings section); repro: the aligned format. Changed after the first repro run: a D_ab run counts as "
+             "learned by its exact match on D_ab itself (the test split), not on the 4-digit length split",
+    preset="repro")
 MOD100 = Claim(
     "arithmetic.mod_divides_generalizes", XU, "abstract, claim (2); notebooks: mod 50/100 at 100% to 9 digits",
     "Modular arithmetic with p dividing 10^k (mod 100) generalizes to longer operands",
