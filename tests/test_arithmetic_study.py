@@ -42,7 +42,8 @@ def test_presets_expand_to_valid_specs():
     assert {s.model.position for s in repro} == {"learned", "rope", "t5", "none", "abacus"}
     assert {s.tags["experiment"] for s in repro} == {
         "add/D≤4/aligned", "add/D_ab4/aligned", "modadd100/D12/aligned", "modadd101/D12/aligned"}
-    assert len(repro) == 39 and {s.task.op for s in STUDY.specs("repro", {"study.mul_steps": 10})} == {"add", "mul"}
+    assert len(repro) == 33 and {s.task.op for s in STUDY.specs("repro", {"study.mul_steps": 10})} == {"add", "mul"}
+    assert {s.model.position for s in repro if s.task.both_exact} == {"learned", "rope"}
     beyond = STUDY.specs("beyond")
     abacus = [s for s in beyond if s.model.position == "abacus"]
     assert abacus and max(abacus[0].task.test_digits) == 100 and max(abacus[0].task.train_digits) == 20

@@ -127,6 +127,25 @@ def test_counting_bad_input():
         VariableCountingTask(max_statements=10, max_tokens=99)
 
 
+def test_counting_long_split_holds_only_programs_longer_than_training():
+    task = VariableCountingTask(n_vars=2, max_statements=10, max_tokens=25, long_statements=20)
+    assert list(task.splits()) == ["test", "long"]
+    long = task.splits()["long"]
+    assert long.seq_len() == 3 * 20 + 2 and long.splits() == {"test": long}
+    b = draw(long, batch=64)
+    lengths = b.extras["n_statements"]
+    assert lengths.min() >= 11 and lengths.max() <= 20 and len(lengths.unique()) > 5
+    assert all(run_program(decode_program(x, 2)) == t.item() for x, t in zip(b.inputs[0], b.targets[0, :, 0]))
+    with pytest.raises(ValueError, match="long_statements=10 must exceed max_statements=10"):
+        VariableCountingTask(max_statements=10, long_statements=10)
+
+
+def test_counting_without_a_long_split_keeps_its_run_id():
+    """The field came after runs were stored: unset, it stays out of the spec (and the run id)."""
+    assert "long_statements" not in VariableCountingTask().model_dump()
+    assert VariableCountingTask(long_statements=600).model_dump()["long_statements"] == 600
+
+
 def test_counting_shorter_length_refuses_a_program_that_does_not_fit():
     roomy = VariableCountingTask(max_statements=40, max_tokens=100)
     b = draw(roomy, batch=16)

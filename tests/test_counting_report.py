@@ -146,10 +146,10 @@ def test_report_on_an_empty_store(tmp_path):
     assert "No finished counting runs" in (tmp_path / "report" / "index.html").read_text()
 
 
-def test_repro_preset_spans_five_d_with_an_m_grid_up_to_twice_d():
+def test_repro_preset_spans_six_d_with_an_m_grid_up_to_twice_d():
     repro = STUDY.specs("repro")
     assert {s.seed for s in repro} == {0, 1, 2} and {s.task.kind for s in repro} == {"qc", "mfc"}
-    assert sorted({s.model.d_model for s in repro}) == [4, 8, 12, 16, 32]  # ≥ 5 d up to 32
+    assert sorted({s.model.d_model for s in repro}) == [4, 8, 12, 16, 32, 64]  # ≥ 5 d, up to 64
     qc = {d: sorted({s.task.m for s in repro if s.task.kind == "qc" and s.model.d_model == d}) for d in (4, 32)}
     assert qc == {4: [3, 4, 6, 8], 32: [3, 4, 6, 8, 12, 16, 24]}
     assert all(s.train.steps == 3000 and s.task.bos and s.task.n == 5 * s.task.m for s in repro)  # quick's recipe

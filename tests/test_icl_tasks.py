@@ -187,3 +187,25 @@ def test_registry_and_runspec_round_trip():
     again = RunSpec.model_validate_json(spec.model_dump_json())
     assert again.run_id == spec.run_id and again.task.curriculum.dims_start == 2
     assert math.isclose(spec.task.scale(), 0.5 * 3 + 0.5 * 2)
+
+
+def test_a_fixed_length_curriculum_trains_on_the_prefix_with_the_same_loss():
+    from limitlab.nn.model import ModelConfig, StackedTransformer
+    from limitlab.tasks.icl_common import active_sizes, to_batch
+
+    cur = Curriculum(dims_start=2, dims_inc=1, points_start=3, points_inc=0, interval=10)
+    task = ICLLinear(d=4, n_points=6, curriculum=cur)
+    stack, rng, step = TaskStack([task, task]), StackRNG([0, 1]), torch.tensor([0, 25])
+    short = stack.sample(rng, 8, step)
+    assert short.inputs.shape == (2, 8, 6, 4) and short.valid is None and short.mask.all()
+    dims, points = active_sizes(stack, step, rng.device)
+    full = to_batch(stack, draw_prompts(ICLLinear, stack, rng, 8, step, dims), points, rng, step)
+    assert full.inputs.shape == (2, 8, 12, 4) and full.valid[..., 6:].logical_not().all()
+    assert torch.equal(full.inputs[:, :, :6], short.inputs) and torch.equal(full.targets[..., :3], short.targets)
+    for causal in (True, False):  # invalid tokens are masked as keys, so even a bidirectional model agrees
+        cfg = ModelConfig(n_layers=2, n_heads=2, d_model=16, max_len=12, causal=causal)
+        model = StackedTransformer(cfg, n_models=2, vocab_size=0, n_outputs=1, input_dim=4)
+        model.reset_parameters(seeds=[0, 1])
+        sums = [ICLLinear.metrics(model(b.inputs, b.positions, valid=b.valid), b)["loss"] for b in (full, short)]
+        assert torch.equal(sums[0][1], sums[1][1])  # the same scored tokens
+        assert torch.allclose(sums[0][0], sums[1][0], rtol=1e-5)  # the same loss

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 from torch.nn import functional as F
 
 from limitlab.rng import StackRNG
@@ -84,6 +84,16 @@ class Task(BaseModel):
     name: ClassVar[str]
     regression: ClassVar[bool] = False  # default loss/metrics: squared error instead of cross-entropy/accuracy
     varying: ClassVar[frozenset[str]] = frozenset()  # fields that may differ within a stack
+    # optional fields added after runs were stored: dumped only when set, so older specs keep their run ids
+    added_later: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in self.added_later:
+            if getattr(self, key) == type(self).model_fields[key].default:
+                data.pop(key, None)
+        return data
 
     @abstractmethod
     def vocab_size(self) -> int:

@@ -164,7 +164,7 @@ class ICLTask(Task):
     def sample(cls, stack: TaskStack, rng: StackRNG, batch_size: int, step: int | torch.Tensor) -> Batch:
         dims, points = active_sizes(stack, step, rng.device)
         prompts = draw_prompts(cls, stack, rng, batch_size, step, dims)
-        return to_batch(stack, prompts, points, rng, step)
+        return to_batch(stack, trained_prefix(stack, prompts, step), points, rng, step)
 
     @classmethod
     def metrics(cls, out: torch.Tensor, batch: Batch) -> dict[str, Metric]:
@@ -184,6 +184,30 @@ def active_sizes(stack: TaskStack, step: int | torch.Tensor, device: torch.devic
         return (torch.full((m,), d, dtype=torch.int64, device=device),
                 torch.full((m,), n, dtype=torch.int64, device=device))
     return cur.at(step.to(device), d, n)
+
+
+def trained_prefix(stack: TaskStack, p: Prompts, step: int | torch.Tensor) -> Prompts:
+    """Training prompts cut to the pairs a fixed-length curriculum uses (others unchanged).
+
+    A curriculum that never adds points (``points_inc = 0``) trains on the first ``points_start`` of the
+    task's n pairs for the whole run; evaluation uses all n (the longer prompts are then out of distribution).
+    The pairs past ``points_start`` would be invalid tokens, which no real token attends to (``Batch.valid``), so
+    dropping them trains the same model on a shorter shape that still never changes from step to step:
+
+        task n = 6, points_start = 3:   x1 y1 x2 y2 x3 y3 | x4 y4 x5 y5 x6 y6   (full shape, right half invalid)
+        training batch:                 x1 y1 x2 y2 x3 y3                       (2·3 tokens, all valid)
+
+    A growing curriculum keeps the full shape, so that a step's shape is fixed (CUDA graphs capture it).
+    """
+    cur = stack.shared.curriculum
+    n = p.ys.shape[-1]
+    if cur is None or cur.points_inc or not isinstance(step, torch.Tensor) or cur.points_start >= n:
+        return p
+    k = cur.points_start
+
+    def cut(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t[:, :, :k]  # keep the first k pairs of (M, B, n, ...)
+    return Prompts(cut(p.xs), cut(p.ys), cut(p.qx), cut(p.qy), cut(p.scored), p.family)
 
 
 def draw_prompts(cls: type[ICLTask], stack: TaskStack, rng: StackRNG, batch_size: int, step: int | torch.Tensor,
@@ -291,8 +315,9 @@ def to_batch(stack: TaskStack, p: Prompts, points: torch.Tensor, rng: StackRNG, 
     groups = {} if p.family is None else {"family": p.family}
     if p.qx is None:
         mask = in_use.expand(m, b, n)
-        valid = None  # no curriculum, or evaluation: every token is real
-        if stack.shared.curriculum is not None and isinstance(step, torch.Tensor):
+        valid = None  # no curriculum, evaluation, or a fixed-length curriculum's prefix: every token is real
+        cur = stack.shared.curriculum
+        if cur is not None and isinstance(step, torch.Tensor) and (cur.points_inc or cur.points_start < n):
             valid = (torch.arange(2 * n, device=dev) < 2 * points[:, None, None]).expand(m, b, 2 * n)
         return Batch(tokens(p.xs, p.ys, fmt), p.ys, mask, readout, valid, groups)
     # one scored index per sequence: the query replaces x at that index; later tokens are invalid

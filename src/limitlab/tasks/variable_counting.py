@@ -26,9 +26,14 @@ statement is ever dropped. ``max_tokens`` gives a shorter length (the paper pres
 a ValueError naming its length (RAM's collator left-truncates at 512 tokens, losing early statements in ~14% of
 samples). ``extras['n_statements']`` carries each program's length (for tests). Groups: ``answer`` (accuracy
 per answer value).
+
+Splits: ``test`` (the training distribution) and, when ``long_statements`` is set, ``long``: programs of
+``max_statements`` + 1 … ``long_statements`` statements, longer than any trained on (the paper has no such test).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 from pydantic import Field, model_validator
@@ -52,6 +57,9 @@ class VariableCountingTask(Task):
     max_value: int = Field(10, ge=1, le=1000, description="values are capped here; answers are 0 … max_value")
     op_weights: tuple[float, float, float] = Field((1.0, 7.0, 50.0), description="set : increment : pass")
     max_tokens: int | None = Field(None, ge=3, description="sequence length; default: the longest possible program")
+    long_statements: int | None = Field(None, ge=2, le=100_000, description="adds the 'long' split: programs of "
+                                        "max_statements + 1 … long_statements statements (out of distribution)")
+    added_later: ClassVar[frozenset[str]] = frozenset({"long_statements"})
 
     @model_validator(mode="after")
     def _check(self) -> VariableCountingTask:
@@ -60,12 +68,23 @@ class VariableCountingTask(Task):
         if self.max_tokens is not None and self.max_tokens > OP_TOKENS * self.max_statements + 2:
             raise ValueError(f"max_tokens={self.max_tokens} exceeds the longest possible program "
                              f"({OP_TOKENS * self.max_statements + 2} tokens); leave it unset")
+        if self.long_statements is not None and self.long_statements <= self.max_statements:
+            raise ValueError(f"long_statements={self.long_statements} must exceed max_statements="
+                             f"{self.max_statements} (the long split holds longer programs than training)")
         if any(w < 0 for w in self.op_weights) or self.op_weights[0] + self.op_weights[2] <= 0:
             raise ValueError(f"op_weights={self.op_weights} must be >= 0 with set + pass > 0")
         return self
 
     def vocab_size(self) -> int:
         return FIRST_VAR + self.n_vars
+
+    def splits(self) -> dict[str, Task]:
+        """'test', and with ``long_statements`` the 'long' split: programs longer than any trained on."""
+        out: dict[str, Task] = {"test": self}
+        if self.long_statements is not None:
+            out["long"] = self.model_copy(update={"min_statements": self.max_statements + 1, "max_tokens": None,
+                                                  "max_statements": self.long_statements, "long_statements": None})
+        return out
 
     def seq_len(self) -> int:
         return self.max_tokens if self.max_tokens is not None else OP_TOKENS * self.max_statements + 2

@@ -17,8 +17,9 @@ STUDY = Study(
         "smoke": "4 tiny runs (APE addition, mod 100, mod 101, remainder scratchpad mod 7), seconds on a CPU",
         "quick": "15 runs: APE on D≤4 addition, mod 100 and mod 101 addition, 5 seeds each (+ study.encodings: "
                  "reversed addition per encoding; study.remainder_modulus: the remainder scratchpad)",
-        "repro": "39 runs, 3 seeds, aligned format: D≤4 addition with learned, RoPE, T5, NoPE, Abacus; D_ab4 "
-                 "(inward) without NoPE; mod 100 / 101 with learned and RoPE (study.mul_steps adds multiplication)",
+        "repro": "33 runs, 3 seeds, aligned format: D≤4 addition with learned, RoPE, T5, NoPE, Abacus; D_ab4 "
+                 "(inward) with learned and RoPE; mod 100 / 101 with learned and RoPE (study.mul_steps adds "
+                 "multiplication)",
         "paper": "the paper's runs (mini-GPT) × 7 encodings × 3 seeds, for a GPU",
         "beyond": "Abacus on reversed addition (≤20 → 100 digits) and the mod-101 remainder scratchpad, for a GPU",
     },

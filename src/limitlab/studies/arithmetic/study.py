@@ -159,7 +159,7 @@ REPRO_ENCODINGS = ("learned", "rope", "t5", "none", "abacus")
 
 
 def repro(seeds: int | Sequence[int] = 3, encodings: Sequence[str] = REPRO_ENCODINGS,
-          inward_encodings: Sequence[str] = ("learned", "rope", "t5", "abacus"),
+          inward_encodings: Sequence[str] = ("learned", "rope"),
           mod_encodings: Sequence[str] = ("learned", "rope"), steps: int = 2000, mul_steps: int = 0,
           d_model: int = 64, n_layers: int = 4, lr: float = 3e-3) -> list[RunSpec]:
     """Claims (1) and (2) of Xu et al. at CPU scale, every number least significant digit first (``aligned``):
@@ -169,7 +169,8 @@ def repro(seeds: int | Sequence[int] = 3, encodings: Sequence[str] = REPRO_ENCOD
     * addition trained on D≤4 (operand width 10), tested at 1..9 digits (outward: 5..9), per encoding in
       ``encodings``;
     * addition trained on D_ab4 (both operands exactly 4 digits), tested at 1..9 (inward: 1..3), per encoding in
-      ``inward_encodings``;
+      ``inward_encodings`` (learned positions, the paper's, and RoPE: T5 and Abacus did not learn D_ab4 in 2,000
+      steps at this size, docs/arithmetic-results.md);
     * addition mod 100 and mod 101 trained on D12, tested at 1..9 digits on 9,000 sequences (the truncated
       function of mod 101 is right on ~1% of them), per encoding in ``mod_encodings``;
     * (``mul_steps`` > 0; default 0: left out) multiplication trained on D≤2 (operand width 7), tested at 1..4

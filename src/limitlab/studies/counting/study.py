@@ -88,9 +88,9 @@ def quick(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("bos",), ta
 
 
 def repro(seeds: int | Sequence[int] = 3, variants: Sequence[str] = ("bos",), tasks: Sequence[str] = ("qc", "mfc"),
-          ds: Sequence[int] = (4, 8, 12, 16, 32), ms: Sequence[int] = (3, 4, 6, 8, 12, 16, 24),
+          ds: Sequence[int] = (4, 8, 12, 16, 32, 64), ms: Sequence[int] = (3, 4, 6, 8, 12, 16, 24),
           mfc_ms: Sequence[int] = (3, 4, 6, 8, 12), span: float = 2.0, steps: int = 3000) -> list[RunSpec]:
-    """The quick recipe over five embedding sizes d = 4 … 32, for QC and MFC: enough values of d to tell a line
+    """The quick recipe over six embedding sizes d = 4 … 64, for QC and MFC: enough values of d to tell a line
     from a concave curve, and m_thr(MFC) against m_thr(QC) at each of them.
 
     Same recipe as :func:`quick` (BOS, n = 5·m, 1 head, no LayerNorm, Adam 3e-3, batch 32, 3,000 steps, 400 test

@@ -29,12 +29,12 @@ from limitlab.studies.leaderboard.tasks import FAMILIES
 
 # The arithmetic recipe, one place per preset. quick: the arithmetic study's repro recipe (4 × 64, lr 3e-3,
 # 2,000 steps), the smallest measured one where RoPE and T5 learn aligned addition in distribution
-# (docs/arithmetic-results.md).
+# (docs/arithmetic-results.md), at operand width 8 (tested at 1–7 digits, the 60-minute budget) instead of 10.
 ARITHMETIC: dict[str, dict[str, Any]] = {
     "smoke": {"n_layers": 1, "n_heads": 2, "d_model": 32, "lr": 3e-3, "steps": 40, "batch_size": 32,
               "eval_size": 90, "warmup": 10},
     "quick": {"n_layers": 4, "n_heads": 4, "d_model": 64, "lr": 3e-3, "steps": 2000, "batch_size": 64,
-              "eval_size": 900, "warmup": 50},
+              "eval_size": 700, "warmup": 50, "width": 8},
     "paper": {"n_layers": 6, "n_heads": 6, "d_model": 384, "lr": 1e-3, "steps": 10_000, "batch_size": 64,
               "eval_size": 1800, "warmup": 100},
 }
@@ -55,7 +55,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {  # preset -> family -> the famil
         "selective_copy": {"task_options": {"vocab": 4, "n_tokens": 3, "blanks": 6, "dense_blanks": 3,
                                             "sparse_blanks": 12}, "width": 16, "layers": 1, "heads": 2, "steps": 40,
                            "batch_size": 16, "eval_size": 64, "optim": {"lr": 3e-3}, "p_max": 8},
-        "variable_counting": {"task_options": {"n_vars": 1, "max_statements": 6, "max_value": 5}, "width": 16,
+        "variable_counting": {"task_options": {"n_vars": 1, "max_statements": 6, "max_value": 5,
+                                                "long_statements": 12}, "width": 16,
                               "layers": 1, "heads": 2, "steps": 40, "batch_size": 16, "eval_size": 64,
                               "optim": {"lr": 3e-3}, "p_max": 21},
         "icl": {"d": 3, "n_train": 6, "p_max": 8, "model": {"n_layers": 1, "n_heads": 2, "d_model": 16}, "lr": 3e-3,
@@ -69,8 +70,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {  # preset -> family -> the famil
         "flip_flop": {"task_options": {"length": 128}, "steps": 600, "p_max": 16, **_CPU},
         "selective_copy": {"task_options": {"vocab": 8, "n_tokens": 8, "blanks": 32, "dense_blanks": 16,
                                             "sparse_blanks": 64}, "steps": 800, "p_max": 16, **_CPU},
-        "variable_counting": {"task_options": {"n_vars": 3, "max_statements": 32}, "steps": 1000, "p_max": 99,
-                              **_CPU},
+        "variable_counting": {"task_options": {"n_vars": 3, "max_statements": 32, "long_statements": 64},
+                              "steps": 1000, "p_max": 99, **_CPU},
         "icl": {"d": 5, "n_train": 11, "p_max": 16, "model": {"n_layers": 2, "n_heads": 4, "d_model": 64},
                 "lr": 1e-3, "steps": 2000, "batch_size": 64, "warmup": 100, "interval": 250, "eval_size": 128},
         "lm": {"task_options": {"length": 32, "extrapolation": [2.0, 3.0, 4.0]}, "width": 64, "layers": 2,
@@ -84,7 +85,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {  # preset -> family -> the famil
         "selective_copy": {"task_options": {"vocab": 16, "n_tokens": 16, "blanks": 256}, "width": 256, "layers": 4,
                            "heads": 4, "steps": 10_000, "batch_size": 16, "eval_size": 2000, "optim": _LIU,
                            "p_max": 64},
-        "variable_counting": {"task_options": {"n_vars": 3, "max_statements": 512, "max_tokens": 768},
+        "variable_counting": {"task_options": {"n_vars": 3, "max_statements": 512, "max_tokens": 768,
+                                                "long_statements": 1024},
                               "width": 256, "layers": 4, "heads": 4, "steps": 15_700, "batch_size": 64,
                               "eval_size": 2000, "optim": {"optimizer": "adam", "lr": 7e-5}, "p_max": 512,
                               "model": {"norm": "post", "activation": "relu"}},
