@@ -108,7 +108,8 @@ def main() -> None:
             print(f"**{name}**\n\n{task_table(task)}\n")
     print(f"**Overall**\n\n{overall_table(board['overall'])}\n")
     tasks = [name for name, task in board["tasks"].items() if task["scores"]]
-    print(f"**Estimated memory per model (MB)**\n\n{cost_table(sections['cost']['results']['cost'], tasks)}\n")
+    title = "Memory per model, MB (planner estimate) · step time per model-step (bench, when given)"
+    print(f"**{title}**\n\n{cost_table(sections['cost']['results']['cost'], tasks)}\n")
     print(f"**Papers**\n\n{papers_tables(sections['papers']['results'])}")
     if args.store:
         print(f"\n**Seconds per stack of 3 seeds**\n\n{stack_seconds(args.store, tasks)}")

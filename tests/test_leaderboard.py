@@ -171,3 +171,18 @@ def test_cost_reads_the_bench(tmp_path, capsys):
     timed = [r for r in cost["cost"] if r["ms_per_step"] is not None and not math.isnan(r["ms_per_step"])]
     assert [(r["task"], r["encoding"]) for r in timed] == [(labels["task"], labels["position"])]
     assert timed[0]["ms_per_step"] > 0 and "CPU" in cost["bench_device"]
+
+
+def test_quick_tests_every_task_out_of_distribution():
+    from limitlab.studies.leaderboard.presets import board
+    from limitlab.studies.leaderboard.tasks import FAMILIES
+
+    assert all(family.ood_score is not None for family in FAMILIES.values())
+    specs = {s.tags["task"]: s for s in board("quick", [0], ["variable_counting", "arithmetic", "icl"], ["learned"])}
+    program = specs["variable_counting"].task
+    assert set(program.splits()) == {"test", "long"} and program.splits()["long"].min_statements == 33
+    assert specs["variable_counting"].model.max_len >= program.splits()["long"].seq_len()
+    digits = specs["arithmetic"].task
+    assert max(digits.train_digits) == 4 and list(digits.test_digits) == list(range(1, 8))
+    icl = specs["icl"].task
+    assert icl.curriculum.points_inc == 0 and 2 * icl.curriculum.points_start == icl.n_points
