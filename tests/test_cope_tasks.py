@@ -142,8 +142,12 @@ def test_counting_long_split_holds_only_programs_longer_than_training():
 
 def test_counting_without_a_long_split_keeps_its_run_id():
     """The field came after runs were stored: unset, it stays out of the spec (and the run id)."""
+    from limitlab.studies.cope.study import quick
+
     assert "long_statements" not in VariableCountingTask().model_dump()
     assert VariableCountingTask(long_statements=600).model_dump()["long_statements"] == 600
+    first = next(s for s in quick() if s.task.name == "variable_counting")
+    assert first.run_id == "1618c047748e9139"  # its id in stores trained before the field existed
 
 
 def test_counting_shorter_length_refuses_a_program_that_does_not_fit():

@@ -186,6 +186,14 @@ def active_sizes(stack: TaskStack, step: int | torch.Tensor, device: torch.devic
     return cur.at(step.to(device), d, n)
 
 
+def fixed_training_points(stack: TaskStack, step: int | torch.Tensor) -> int | None:
+    """In training, the pairs per prompt of a curriculum that never adds points; None for any other case."""
+    cur = stack.shared.curriculum
+    if cur is None or cur.points_inc or not isinstance(step, torch.Tensor):
+        return None
+    return cur.points_start
+
+
 def trained_prefix(stack: TaskStack, p: Prompts, step: int | torch.Tensor) -> Prompts:
     """Training prompts cut to the pairs a fixed-length curriculum uses (others unchanged).
 
@@ -199,11 +207,9 @@ def trained_prefix(stack: TaskStack, p: Prompts, step: int | torch.Tensor) -> Pr
 
     A growing curriculum keeps the full shape, so that a step's shape is fixed (CUDA graphs capture it).
     """
-    cur = stack.shared.curriculum
-    n = p.ys.shape[-1]
-    if cur is None or cur.points_inc or not isinstance(step, torch.Tensor) or cur.points_start >= n:
+    k = fixed_training_points(stack, step)
+    if k is None or k >= p.ys.shape[-1]:
         return p
-    k = cur.points_start
 
     def cut(t: torch.Tensor | None) -> torch.Tensor | None:
         return None if t is None else t[:, :, :k]  # keep the first k pairs of (M, B, n, ...)
@@ -316,8 +322,8 @@ def to_batch(stack: TaskStack, p: Prompts, points: torch.Tensor, rng: StackRNG, 
     if p.qx is None:
         mask = in_use.expand(m, b, n)
         valid = None  # no curriculum, evaluation, or a fixed-length curriculum's prefix: every token is real
-        cur = stack.shared.curriculum
-        if cur is not None and isinstance(step, torch.Tensor) and (cur.points_inc or cur.points_start < n):
+        fixed = fixed_training_points(stack, step)
+        if stack.shared.curriculum is not None and isinstance(step, torch.Tensor) and (fixed is None or fixed < n):
             valid = (torch.arange(2 * n, device=dev) < 2 * points[:, None, None]).expand(m, b, 2 * n)
         return Batch(tokens(p.xs, p.ys, fmt), p.ys, mask, readout, valid, groups)
     # one scored index per sequence: the query replaces x at that index; later tokens are invalid
